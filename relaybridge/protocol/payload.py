@@ -1,0 +1,31 @@
+"""The event payload size limit (relay-protocol.md §2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ProtocolError
+
+#: Relay measures ``json.dumps(payload)`` encoded as UTF-8.
+MAX_PAYLOAD_BYTES = 65_536
+
+
+def payload_size(payload: Mapping[str, Any]) -> int:
+    """Size of ``payload`` in bytes, measured the way Relay measures it."""
+    return len(json.dumps(payload).encode("utf-8"))
+
+
+class PayloadTooLarge(ProtocolError):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"payload is {size} bytes; Relay accepts at most {MAX_PAYLOAD_BYTES}")
+        self.size = size
+
+
+def check_payload_size(payload: Mapping[str, Any]) -> int:
+    """Return the payload's size, or raise :class:`PayloadTooLarge`."""
+    size = payload_size(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(size)
+    return size
