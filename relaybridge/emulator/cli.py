@@ -1,0 +1,157 @@
+"""Command line of the local Relay, shared by ``python -m relaybridge.emulator``
+and the ``relay_emulator`` management command.
+
+The first line on standard output is always ``listening on ws://HOST:PORT``
+(flushed), so a parent process can start the emulator on port 0 and learn the
+port. Everything else goes to standard error through logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from .config import (
+    AGENT_TOKEN_PREFIX,
+    APP_TOKEN_PREFIX,
+    DEFAULT_APP_TOKEN,
+    BadTokenMode,
+    EmulatorConfig,
+    build_token_table,
+    parse_allow_spec,
+)
+from .limits import PLANS
+from .server import RelayEmulator
+
+DEFAULT_PORT = 8765
+LISTENING_PREFIX = "listening on "
+
+
+class Output(Protocol):
+    """Where the ``listening on`` line goes (stdout, or Django's command output)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    add("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    add(
+        "--app-token",
+        action="append",
+        default=[],
+        metavar="TOKEN[=APP_ID]",
+        help="accept this app token (repeatable); default: $RELAY_APP_TOKEN or a demo token",
+    )
+    add(
+        "--agent-token",
+        action="append",
+        default=[],
+        metavar="TOKEN[=AGENT_ID]",
+        help="register an external agent that may connect on /v1/ws/agent (repeatable)",
+    )
+    add(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="APP_ID=AGENT[,AGENT…]",
+        help="restrict an app to these agents (others get NOT_ALLOWED)",
+    )
+    add("--plan", choices=sorted(PLANS), default="starter", help="rate-limit plan")
+    add("--bad-token", choices=[m.value for m in BadTokenMode], default=BadTokenMode.CLOSE_4001)
+    add("--queue-offline", action="store_true", help="queue events for offline agents")
+    add("--token-delay-ms", type=float, default=30.0, help="delay between streamed tokens")
+    add(
+        "--agent-delay-ms",
+        action="append",
+        default=[],
+        metavar="AGENT_ID=MS",
+        help="per-agent token delay override (repeatable)",
+    )
+    add("--agent-ping-interval", type=float, default=30.0, metavar="SECONDS")
+    add(
+        "--event-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="answer AGENT_TIMEOUT for events without a terminal frame after this long",
+    )
+    add("--agents", default=None, metavar="ID[,ID…]", help="built-in agents to offer (default all)")
+    add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> EmulatorConfig:
+    app_specs = list(args.app_token) or [env.get("RELAY_APP_TOKEN") or DEFAULT_APP_TOKEN]
+    delays: dict[str, float] = {}
+    for spec in args.agent_delay_ms:
+        agent_id, sep, ms = spec.partition("=")
+        if not sep:
+            raise ValueError(f"expected AGENT_ID=MS, got {spec!r}")
+        delays[agent_id] = float(ms)
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        app_tokens=build_token_table(app_specs, APP_TOKEN_PREFIX, "app"),
+        agent_tokens=build_token_table(args.agent_token, AGENT_TOKEN_PREFIX, "agent"),
+        allowed_agents=dict(parse_allow_spec(spec) for spec in args.allow),
+        plan=PLANS[args.plan],
+        bad_token=BadTokenMode(args.bad_token),
+        queue_offline=args.queue_offline,
+        token_delay_ms=args.token_delay_ms,
+        agent_delay_ms=delays,
+        agent_ping_interval_s=args.agent_ping_interval,
+        event_timeout_s=args.event_timeout,
+        builtin_agents=(
+            None if args.agents is None else frozenset(a for a in args.agents.split(",") if a)
+        ),
+    )
+
+
+async def serve_until_signalled(config: EmulatorConfig, out: Output) -> None:
+    """Run until SIGINT or SIGTERM, then close every connection cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with RelayEmulator(config) as relay:
+        out.write(f"{LISTENING_PREFIX}{relay.base_url}\n")
+        out.flush()
+        await stop.wait()
+        logging.getLogger(__name__).info("shutting down")
+
+
+def run(config: EmulatorConfig, log_level: str, out: Output = sys.stdout) -> None:
+    logging.basicConfig(
+        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve_until_signalled(config, out))
+    except OSError as exc:  # typically the port is taken
+        logging.getLogger(__name__).error(
+            "cannot listen on %s:%s: %s", config.host, config.port, exc.strerror or exc
+        )
+        raise SystemExit(1) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m relaybridge.emulator",
+        description="A local Relay: app and agent WebSocket endpoints with scripted agents.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, os.environ)
+    except ValueError as exc:
+        parser.error(str(exc))
+    run(config, args.log_level)
+    return 0
