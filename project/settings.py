@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "relaybridge",
+    "project.tasks",
 ]
 
 MIDDLEWARE = [
@@ -70,3 +71,56 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 USE_TZ = True
 TIME_ZONE = "UTC"
+
+LOGIN_URL = "admin:login"
+
+# --- Redis or the embedded default -------------------------------------------------
+# One Redis serves the channel layer, the cache (agent list, worker status), the
+# Celery broker and relaybridge's stream buffer. Without it everything stays inside
+# one process, which is what the one-command demo runs.
+REDIS_URL = os.environ.get("REDIS_URL") or None
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # No broker server: tasks run in the process that queues them.
+    CELERY_BROKER_URL = "memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- relaybridge -----------------------------------------------------------------------
+# The app token and Relay's URL come only from the environment (RELAY_APP_TOKEN,
+# RELAY_URL); never put either here.
+RELAYBRIDGE_COMMENT_MODEL = "tasks.Comment"
+RELAYBRIDGE_REDIS_URL = REDIS_URL
+# Mentions work before a relay worker has ever run discovery: these are the
+# emulator's built-in agents.
+RELAYBRIDGE_AGENTS = ["athena", "klyve", "offline", "broken", "sleepy", "stall", "slow"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "relaybridge": {"handlers": ["console"], "level": os.environ.get("RELAYBRIDGE_LOG", "INFO")}
+    },
+}

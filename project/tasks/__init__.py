@@ -1,0 +1,1 @@
+"""The example host app: tasks and their comments, the reference relaybridge host."""

@@ -1,0 +1,267 @@
+"""The host-comment adapter: the one seam between relaybridge and the host's models.
+
+relaybridge owns no tasks or comments. The host names its comment model
+(``RELAYBRIDGE_COMMENT_MODEL``) and an adapter class (``RELAYBRIDGE_ADAPTER``, a
+dotted path) that answers every question relaybridge asks about them: a comment's
+text, its thread (the object whose page shows the stream, e.g. a task), the
+thread's stable Relay id, the payload context, who may watch a thread, and how an
+agent's reply is saved.
+
+:class:`DefaultCommentAdapter` covers the common shape -- a comment with a text
+field, a foreign key to its thread, a nullable author and an ``agent_id`` -- through
+settings alone (``RELAYBRIDGE_BODY_FIELD``, ``_THREAD_FIELD``, ``_AUTHOR_FIELD``,
+``_AGENT_FIELD``, ``_CREATED_FIELD``, ``_THREAD_TITLE_FIELD``, ``_THREAD_ID_PREFIX``).
+Anything else: subclass it (or :class:`CommentAdapter`) and point
+``RELAYBRIDGE_ADAPTER`` at the class. Override :meth:`CommentAdapter.can_view` to
+apply the host's own permissions to the live stream.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.db import models
+from django.utils.module_loading import import_string
+
+from .agents import agent_name
+from .conf import relay_settings
+
+if TYPE_CHECKING:
+    from .models import AgentRun
+
+
+class Sender(TypedDict):
+    id: str
+    name: str
+
+
+class HistoryEntry(TypedDict):
+    author: str
+    text: str
+
+
+class PayloadContext(TypedDict):
+    task_title: str
+    sender: Sender
+    comments: list[HistoryEntry]
+
+
+class CommentAdapter:
+    """What relaybridge needs from the host. Subclasses implement the abstract methods."""
+
+    def comment_model(self) -> type[models.Model]:
+        return apps.get_model(relay_settings.COMMENT_MODEL)
+
+    def check(self) -> list[str]:
+        """Problems with the host's models, reported by system check relaybridge.E003."""
+        return []
+
+    def text(self, comment: Any) -> str:
+        raise NotImplementedError
+
+    def thread_for(self, comment: Any) -> Any:
+        raise NotImplementedError
+
+    def thread_id(self, thread: Any) -> str:
+        """Relay's ``thread_id``: stable, so the agent keeps context across mentions."""
+        raise NotImplementedError
+
+    def thread_key(self, thread: Any) -> str:
+        """relaybridge's key for the thread's channel-layer group and its URL."""
+        raise NotImplementedError
+
+    def thread_by_key(self, key: str) -> Any | None:
+        raise NotImplementedError
+
+    def thread_title(self, thread: Any) -> str:
+        return str(thread)
+
+    def sender(self, comment: Any) -> Sender:
+        raise NotImplementedError
+
+    def requested_by(self, comment: Any) -> Any | None:
+        """The user who asked (a comment's author), recorded on its runs."""
+        return None
+
+    def is_agent_comment(self, comment: Any) -> str | None:
+        """The agent id when an agent wrote ``comment``, else None."""
+        raise NotImplementedError
+
+    def history(self, comment: Any, limit: int) -> list[HistoryEntry]:
+        """Up to ``limit`` comments before ``comment`` in its thread, oldest first."""
+        return []
+
+    def payload_context(self, comment: Any) -> PayloadContext:
+        return PayloadContext(
+            task_title=self.thread_title(self.thread_for(comment)),
+            sender=self.sender(comment),
+            comments=self.history(comment, relay_settings.HISTORY_COMMENTS),
+        )
+
+    def can_view(self, user: Any, thread: Any) -> bool:
+        """May ``user`` watch ``thread``'s live stream? Default: any active, signed-in user.
+
+        Hosts with per-object permissions override this; the WebSocket consumer
+        refuses everyone else.
+        """
+        return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+    def save_reply(self, run: AgentRun, text: str) -> Any:
+        """Save ``text`` as a comment by ``run.agent_id`` on the run's thread."""
+        raise NotImplementedError
+
+    def agent_display_name(self, agent_id: str) -> str:
+        return agent_name(agent_id)
+
+
+class DefaultCommentAdapter(CommentAdapter):
+    """The adapter for a comment model shaped like the example project's ``tasks.Comment``."""
+
+    def _field(self, model: type[models.Model], name: str) -> Any:
+        return model._meta.get_field(name)
+
+    def thread_model(self) -> type[models.Model]:
+        field = self._field(self.comment_model(), relay_settings.THREAD_FIELD)
+        related: type[models.Model] = field.related_model
+        return related
+
+    def check(self) -> list[str]:
+        try:
+            model = self.comment_model()
+        except (LookupError, ValueError):
+            return [f"comment model {relay_settings.COMMENT_MODEL!r} is not installed"]
+        problems = []
+        wanted = {
+            "BODY_FIELD": (relay_settings.BODY_FIELD, None),
+            "THREAD_FIELD": (relay_settings.THREAD_FIELD, models.ForeignKey),
+            "AUTHOR_FIELD": (relay_settings.AUTHOR_FIELD, models.ForeignKey),
+            "AGENT_FIELD": (relay_settings.AGENT_FIELD, models.CharField),
+        }
+        for setting, (name, kind) in wanted.items():
+            try:
+                field = self._field(model, name)
+            except FieldDoesNotExist:
+                problems.append(
+                    f"{model._meta.label} has no field {name!r} (RELAYBRIDGE_{setting})"
+                )
+                continue
+            if kind is not None and not isinstance(field, kind):
+                problems.append(f"{model._meta.label}.{name} must be a {kind.__name__}")
+        if not problems:
+            author = self._field(model, relay_settings.AUTHOR_FIELD)
+            if not author.null:
+                problems.append(
+                    f"{model._meta.label}.{author.name} must allow NULL: agents have no user"
+                )
+        return problems
+
+    def text(self, comment: Any) -> str:
+        return str(getattr(comment, relay_settings.BODY_FIELD) or "")
+
+    def thread_for(self, comment: Any) -> Any:
+        return getattr(comment, relay_settings.THREAD_FIELD)
+
+    def thread_id(self, thread: Any) -> str:
+        prefix = relay_settings.THREAD_ID_PREFIX or thread._meta.model_name
+        return f"{prefix}-{thread.pk}"
+
+    def thread_key(self, thread: Any) -> str:
+        return f"{thread._meta.app_label}.{thread._meta.model_name}.{thread.pk}"
+
+    def thread_by_key(self, key: str) -> Any | None:
+        model = self.thread_model()
+        prefix = f"{model._meta.app_label}.{model._meta.model_name}."
+        if not key.startswith(prefix):
+            return None
+        try:
+            return model._default_manager.filter(pk=key[len(prefix) :]).first()
+        except (ValueError, TypeError, ValidationError):
+            return None
+
+    def thread_title(self, thread: Any) -> str:
+        field = relay_settings.THREAD_TITLE_FIELD
+        value = getattr(thread, field, None) if field else None
+        return str(value) if value else str(thread)
+
+    def is_agent_comment(self, comment: Any) -> str | None:
+        return getattr(comment, relay_settings.AGENT_FIELD, "") or None
+
+    def requested_by(self, comment: Any) -> Any | None:
+        if self.is_agent_comment(comment):
+            return None
+        return getattr(comment, relay_settings.AUTHOR_FIELD, None)
+
+    def author_name(self, comment: Any) -> str:
+        agent_id = self.is_agent_comment(comment)
+        if agent_id:
+            return self.agent_display_name(agent_id)
+        user = getattr(comment, relay_settings.AUTHOR_FIELD, None)
+        if user is None:
+            return "Someone"
+        full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+        return str(full_name or user.get_username())
+
+    def sender(self, comment: Any) -> Sender:
+        agent_id = self.is_agent_comment(comment)
+        if agent_id:
+            return Sender(id=agent_id, name=self.author_name(comment))
+        user = getattr(comment, relay_settings.AUTHOR_FIELD, None)
+        return Sender(id=str(user.pk) if user else "", name=self.author_name(comment))
+
+    def history(self, comment: Any, limit: int) -> list[HistoryEntry]:
+        if limit <= 0:
+            return []
+        model = type(comment)
+        thread_attname = self._field(model, relay_settings.THREAD_FIELD).attname
+        created = relay_settings.CREATED_FIELD
+        earlier = model._default_manager.filter(
+            **{thread_attname: getattr(comment, thread_attname)}
+        ).exclude(pk=comment.pk)
+        if created and hasattr(comment, created):
+            # Comments up to the mention: a retry hours later sees the same history.
+            earlier = earlier.filter(**{f"{created}__lte": getattr(comment, created)})
+            ordering = [f"-{created}", "-pk"]
+        else:
+            earlier = earlier.filter(pk__lt=comment.pk)
+            ordering = ["-pk"]
+        recent = list(
+            earlier.select_related(relay_settings.AUTHOR_FIELD).order_by(*ordering)[:limit]
+        )
+        recent.reverse()
+        return [HistoryEntry(author=self.author_name(c), text=self.text(c)) for c in recent]
+
+    def save_reply(self, run: AgentRun, text: str) -> Any:
+        model = self.comment_model()
+        reply = model(
+            **{
+                relay_settings.THREAD_FIELD: self.thread_for(run.comment),
+                relay_settings.AUTHOR_FIELD: None,
+                relay_settings.AGENT_FIELD: run.agent_id,
+                relay_settings.BODY_FIELD: text,
+            }
+        )
+        reply.save()
+        return reply
+
+
+@functools.cache
+def _load_adapter(path: str) -> CommentAdapter:
+    try:
+        adapter_class = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"RELAYBRIDGE_ADAPTER {path!r} cannot be imported: {exc}"
+        ) from exc
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, CommentAdapter)):
+        raise ImproperlyConfigured(
+            f"RELAYBRIDGE_ADAPTER {path!r} is not a subclass of relaybridge.adapters.CommentAdapter"
+        )
+    return adapter_class()
+
+
+def get_adapter() -> CommentAdapter:
+    """The configured adapter (one instance per dotted path)."""
+    return _load_adapter(relay_settings.ADAPTER)

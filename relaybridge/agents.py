@@ -1,0 +1,111 @@
+"""The agent directory: which agents this app may mention, from Relay's discovery.
+
+The relay worker sends ``discover`` once per connection and stores the answer here,
+in Django's cache (Redis in production), with the time it was fetched. Mentions,
+the comment box's autocomplete and the admin read it. Until discovery has run once,
+the allow-list ``RELAYBRIDGE_AGENTS`` stands in, so mentions work before a worker
+has ever connected.
+
+An agent that Relay refused (``NOT_ALLOWED``/``AGENT_NOT_FOUND``) stays listed but is
+marked ``unavailable`` until the next discovery; mentioning it still creates a run,
+which then fails visibly instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
+
+from django.core.cache import caches
+
+from .conf import relay_settings
+
+
+class AgentInfo(TypedDict):
+    agent_id: str
+    name: str
+    description: str
+    unavailable: bool
+
+
+class AgentDirectory(TypedDict):
+    fetched_at: float  # seconds since the epoch
+    agents: list[AgentInfo]
+
+
+def _cache() -> Any:
+    return caches[relay_settings.CACHE_ALIAS]
+
+
+def _agent_info(raw: Mapping[str, Any]) -> AgentInfo | None:
+    agent_id = raw.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        return None
+    name = raw.get("name")
+    description = raw.get("description")
+    return AgentInfo(
+        agent_id=agent_id,
+        name=name if isinstance(name, str) and name else agent_id,
+        description=description if isinstance(description, str) else "",
+        unavailable=bool(raw.get("unavailable", False)),
+    )
+
+
+def get_directory() -> AgentDirectory | None:
+    """The cached discovery result, or None when discovery has not run yet."""
+    value = _cache().get(relay_settings.AGENTS_CACHE_KEY)
+    if not isinstance(value, dict) or not isinstance(value.get("agents"), list):
+        return None
+    agents = [info for raw in value["agents"] if (info := _agent_info(raw)) is not None]
+    return AgentDirectory(fetched_at=float(value.get("fetched_at", 0.0)), agents=agents)
+
+
+def store_directory(
+    agents: Iterable[Mapping[str, Any]], fetched_at: float | None = None
+) -> AgentDirectory:
+    """Replace the directory with a fresh discovery answer (everyone available again)."""
+    infos = []
+    for raw in agents:
+        info = _agent_info({**raw, "unavailable": False})
+        if info is not None:
+            infos.append(info)
+    directory = AgentDirectory(
+        fetched_at=time.time() if fetched_at is None else fetched_at, agents=infos
+    )
+    # No expiry: the list is valid until the next discovery replaces it.
+    _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
+    return directory
+
+
+def mark_unavailable(agent_id: str) -> bool:
+    """Mark a discovered agent unavailable until the next discovery; False if unknown."""
+    directory = get_directory()
+    if directory is None:
+        return False
+    found = False
+    for info in directory["agents"]:
+        if info["agent_id"] == agent_id:
+            info["unavailable"] = True
+            found = True
+    if found:
+        _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
+    return found
+
+
+def known_agent_ids() -> list[str]:
+    """Agent ids a mention may name: discovered ones, else the configured allow-list."""
+    directory = get_directory()
+    if directory is not None:
+        return [info["agent_id"] for info in directory["agents"]]
+    return relay_settings.AGENTS
+
+
+def agent_name(agent_id: str) -> str:
+    """A display name: the discovered name, else the id with a capital letter."""
+    directory = get_directory()
+    if directory is not None:
+        for info in directory["agents"]:
+            if info["agent_id"] == agent_id:
+                return info["name"]
+    return agent_id[:1].upper() + agent_id[1:]

@@ -1,0 +1,17 @@
+"""relaybridge's AppConfig: ``ready()`` only registers checks and signal receivers."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RelayBridgeConfig(AppConfig):
+    name = "relaybridge"
+    verbose_name = "Relay bridge"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, receivers
+
+        checks.register_checks()
+        receivers.connect_receivers()

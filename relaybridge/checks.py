@@ -1,0 +1,164 @@
+"""System checks (``manage.py check``), registered by ``AppConfig.ready``.
+
+=====================  ===================================================================
+``relaybridge.W001``   ``RELAY_APP_TOKEN`` is not set: the local emulator stands in for Relay.
+``relaybridge.W002``   A Redis channel layer without ``RELAYBRIDGE_REDIS_URL``: stream
+                       snapshots stay in one process, so pages served elsewhere miss them.
+``relaybridge.E001``   ``RELAY_URL`` is not a ``wss://`` URL while ``DEBUG`` is off.
+``relaybridge.E002``   No ``CHANNEL_LAYERS`` default: runs cannot reach the relay worker.
+``relaybridge.E003``   The comment model is missing or lacks what the adapter needs.
+``relaybridge.E004``   A Relay token is in Django settings; tokens belong in the environment.
+``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
+``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
+``relaybridge.E007``   ``RELAY_APP_TOKEN`` holds an agent token (``rla_…``), not an app token.
+=====================  ===================================================================
+
+No check message ever contains a token's value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import PLANS, app_token, relay_settings, relay_url
+
+_TOKEN_VALUE = re.compile(r"^rl[ak]_")
+
+
+def register_checks() -> None:
+    for check in (
+        check_relay_credentials,
+        check_relay_url,
+        check_channel_layer,
+        check_adapter,
+        check_tokens_not_in_settings,
+        check_setting_values,
+    ):
+        checks.register(check, "relaybridge")
+
+
+def check_relay_credentials(**kwargs: Any) -> list[checks.CheckMessage]:
+    token = app_token()
+    if token is None:
+        return [
+            checks.Warning(
+                "RELAY_APP_TOKEN is not set: relaybridge uses its local Relay emulator.",
+                hint="Set RELAY_APP_TOKEN in the environment to talk to the real Relay.",
+                id="relaybridge.W001",
+            )
+        ]
+    if token.startswith("rla_"):
+        return [
+            checks.Error(
+                "RELAY_APP_TOKEN holds an agent token (rla_...); the app needs its app token.",
+                hint="Use the app token (rlk_...) from Relay's dashboard; agent tokens "
+                "belong to the agents.",
+                id="relaybridge.E007",
+            )
+        ]
+    return []
+
+
+def check_relay_url(**kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.DEBUG or relay_url().lower().startswith("wss://"):
+        return []
+    return [
+        checks.Error(
+            "RELAY_URL must be a wss:// URL when DEBUG is off.",
+            hint="The app token travels on this connection; only use ws:// for local testing.",
+            id="relaybridge.E001",
+        )
+    ]
+
+
+def check_channel_layer(**kwargs: Any) -> list[checks.CheckMessage]:
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    default = layers.get("default") if isinstance(layers, dict) else None
+    if not default or not default.get("BACKEND"):
+        return [
+            checks.Error(
+                "CHANNEL_LAYERS has no 'default' layer.",
+                hint="Use channels_redis.core.RedisChannelLayer (or the in-memory layer "
+                "for a single process).",
+                id="relaybridge.E002",
+            )
+        ]
+    if "redis" in str(default["BACKEND"]).lower() and not relay_settings.REDIS_URL:
+        return [
+            checks.Warning(
+                "A Redis channel layer is configured but RELAYBRIDGE_REDIS_URL is not set.",
+                hint="Set RELAYBRIDGE_REDIS_URL so every process shares the streamed text.",
+                id="relaybridge.W002",
+            )
+        ]
+    return []
+
+
+def check_adapter(**kwargs: Any) -> list[checks.CheckMessage]:
+    from .adapters import get_adapter
+
+    try:
+        adapter = get_adapter()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="relaybridge.E005")]
+    return [
+        checks.Error(
+            f"RELAYBRIDGE_COMMENT_MODEL: {problem}",
+            hint="Point RELAYBRIDGE_COMMENT_MODEL and the field settings at your comment "
+            "model, or set RELAYBRIDGE_ADAPTER to your own adapter class.",
+            id="relaybridge.E003",
+        )
+        for problem in adapter.check()
+    ]
+
+
+def check_tokens_not_in_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    offending = []
+    for name in dir(settings):
+        if not name.isupper() or not name.startswith(("RELAY_", "RELAYBRIDGE_")):
+            continue
+        value = getattr(settings, name, None)
+        looks_like_token = isinstance(value, str) and _TOKEN_VALUE.match(value)
+        if "TOKEN" in name or looks_like_token:
+            offending.append(name)
+    return [
+        checks.Error(
+            f"settings.{name} holds a Relay token (or is named like one).",
+            hint="Remove it: the app token comes only from the RELAY_APP_TOKEN environment "
+            "variable, and agent tokens never belong to the app.",
+            id="relaybridge.E004",
+        )
+        for name in offending
+    ]
+
+
+def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
+    problems = []
+    try:
+        if relay_settings.MAX_MENTIONS < 1:
+            problems.append("RELAYBRIDGE_MAX_MENTIONS must be at least 1")
+        if relay_settings.AGENT_HOP_DEPTH < 0:
+            problems.append("RELAYBRIDGE_AGENT_HOP_DEPTH must not be negative")
+        if relay_settings.HISTORY_COMMENTS < 0:
+            problems.append("RELAYBRIDGE_HISTORY_COMMENTS must not be negative")
+        if relay_settings.PLAN not in PLANS:
+            problems.append(f"RELAYBRIDGE_PLAN must be one of {sorted(PLANS)}")
+        if relay_settings.AUTH_STYLE not in ("header", "query"):
+            problems.append("RELAYBRIDGE_AUTH_STYLE must be 'header' or 'query'")
+        if relay_settings.STREAM_FLUSH_MS < 0 or relay_settings.STALL_TIMEOUT <= 0:
+            problems.append("RELAYBRIDGE_STREAM_FLUSH_MS/STALL_TIMEOUT must be positive")
+        if relay_settings.BUFFER_TTL <= 0:
+            problems.append("RELAYBRIDGE_BUFFER_TTL must be positive")
+        limits = relay_settings.plan_limits()
+        if min(limits.events_per_minute, limits.events_per_hour, limits.max_concurrent) < 1:
+            problems.append("RELAYBRIDGE_EVENTS_PER_MINUTE/_PER_HOUR/MAX_CONCURRENT must be >= 1")
+        if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
+            problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
+    except (TypeError, ValueError) as exc:
+        problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
+    return [checks.Error(problem, id="relaybridge.E006") for problem in problems]

@@ -1,0 +1,255 @@
+"""relaybridge's settings: flat ``RELAYBRIDGE_*`` names read lazily from Django settings.
+
+``relay_settings.MAX_MENTIONS`` reads ``settings.RELAYBRIDGE_MAX_MENTIONS`` at the
+moment of access (so ``override_settings`` works) and falls back to the default in
+:data:`DEFAULTS` -- the only place defaults live.
+
+The two values that identify the app to Relay come only from the environment:
+
+* ``RELAY_APP_TOKEN`` -- the app token (``rlk_…``), read by :func:`app_token`. It is
+  never put in settings, a repr, a log line, an exception message or the database.
+* ``RELAY_URL`` -- the full app endpoint URL, read by :func:`relay_url`.
+
+Without a token, relaybridge talks to its local emulator (see :func:`uses_emulator`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from django.conf import settings
+
+DEFAULT_RELAY_URL: Final = "wss://api.relay.ckgworks.com/v1/ws/app"
+RELAY_DASHBOARD_URL: Final = "https://relay.ckgworks.com"
+
+#: Relay's published plans (relay-protocol.md §5).
+PLANS: Final[dict[str, dict[str, int]]] = {
+    "starter": {"events_per_minute": 60, "events_per_hour": 3_600, "max_concurrent": 10},
+    "scale": {"events_per_minute": 300, "events_per_hour": 18_000, "max_concurrent": 50},
+}
+
+DEFAULTS: Final[dict[str, Any]] = {
+    # The host's comment model and the adapter that reads and writes it.
+    "COMMENT_MODEL": "tasks.Comment",
+    "ADAPTER": "relaybridge.adapters.DefaultCommentAdapter",
+    # Field names the default adapter uses (see adapters.DefaultCommentAdapter).
+    "BODY_FIELD": "body",
+    "THREAD_FIELD": "task",
+    "AUTHOR_FIELD": "author",
+    "AGENT_FIELD": "agent_id",
+    "CREATED_FIELD": "created_at",
+    "THREAD_TITLE_FIELD": "title",
+    "THREAD_ID_PREFIX": None,  # None: the thread model's name, e.g. "task" -> "task-42"
+    # Mentions.
+    "MAX_MENTIONS": 5,
+    "AGENTS": [],  # allow-list used until discovery has filled the cache
+    "AGENT_HOPS": False,
+    "AGENT_HOP_DEPTH": 1,
+    # Payload.
+    "HISTORY_COMMENTS": 20,
+    # Relay connection and pacing.
+    "PLAN": "starter",
+    "EVENTS_PER_MINUTE": None,  # None: the plan's value
+    "EVENTS_PER_HOUR": None,
+    "MAX_CONCURRENT": None,
+    "AUTH_STYLE": "header",  # or "query" (?token=)
+    "HEARTBEAT_INTERVAL": 30.0,
+    "HEARTBEAT_TIMEOUT": 5.0,
+    # Streaming and the worker.
+    "STREAM_FLUSH_MS": 50,
+    "STALL_TIMEOUT": 120.0,
+    "SHUTDOWN_TIMEOUT": 30.0,
+    "SWEEP_INTERVAL": 30.0,
+    "OUTBOUND_CHANNEL": "relaybridge.outbound",
+    "BUFFER_TTL": 3600,
+    "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
+    "CACHE_ALIAS": "default",
+    "AGENTS_CACHE_KEY": "relaybridge:agents",
+    # Rendering.
+    "RENDER_MAX_CHARS": 100_000,
+}
+
+_TOKEN_PATTERN: Final = re.compile(r"\brl[ak]_[A-Za-z0-9_\-]+")
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    events_per_minute: int
+    events_per_hour: int
+    max_concurrent: int
+
+
+class RelaySettings:
+    """Typed, lazy access to ``RELAYBRIDGE_*`` settings."""
+
+    def get(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown relaybridge setting {name!r}")
+        return getattr(settings, f"RELAYBRIDGE_{name}", DEFAULTS[name])
+
+    def __repr__(self) -> str:
+        return "<RelaySettings>"
+
+    @property
+    def COMMENT_MODEL(self) -> str:
+        return str(self.get("COMMENT_MODEL"))
+
+    @property
+    def ADAPTER(self) -> str:
+        return str(self.get("ADAPTER"))
+
+    @property
+    def BODY_FIELD(self) -> str:
+        return str(self.get("BODY_FIELD"))
+
+    @property
+    def THREAD_FIELD(self) -> str:
+        return str(self.get("THREAD_FIELD"))
+
+    @property
+    def AUTHOR_FIELD(self) -> str:
+        return str(self.get("AUTHOR_FIELD"))
+
+    @property
+    def AGENT_FIELD(self) -> str:
+        return str(self.get("AGENT_FIELD"))
+
+    @property
+    def CREATED_FIELD(self) -> str | None:
+        value = self.get("CREATED_FIELD")
+        return str(value) if value else None
+
+    @property
+    def THREAD_TITLE_FIELD(self) -> str | None:
+        value = self.get("THREAD_TITLE_FIELD")
+        return str(value) if value else None
+
+    @property
+    def THREAD_ID_PREFIX(self) -> str | None:
+        value = self.get("THREAD_ID_PREFIX")
+        return str(value) if value else None
+
+    @property
+    def MAX_MENTIONS(self) -> int:
+        return int(self.get("MAX_MENTIONS"))
+
+    @property
+    def AGENTS(self) -> list[str]:
+        return [str(agent) for agent in self.get("AGENTS")]
+
+    @property
+    def AGENT_HOPS(self) -> bool:
+        return bool(self.get("AGENT_HOPS"))
+
+    @property
+    def AGENT_HOP_DEPTH(self) -> int:
+        return int(self.get("AGENT_HOP_DEPTH"))
+
+    @property
+    def HISTORY_COMMENTS(self) -> int:
+        return int(self.get("HISTORY_COMMENTS"))
+
+    @property
+    def PLAN(self) -> str:
+        return str(self.get("PLAN")).lower()
+
+    @property
+    def AUTH_STYLE(self) -> str:
+        return str(self.get("AUTH_STYLE")).lower()
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float:
+        return float(self.get("HEARTBEAT_INTERVAL"))
+
+    @property
+    def HEARTBEAT_TIMEOUT(self) -> float:
+        return float(self.get("HEARTBEAT_TIMEOUT"))
+
+    @property
+    def STREAM_FLUSH_MS(self) -> int:
+        return int(self.get("STREAM_FLUSH_MS"))
+
+    @property
+    def STALL_TIMEOUT(self) -> float:
+        return float(self.get("STALL_TIMEOUT"))
+
+    @property
+    def SHUTDOWN_TIMEOUT(self) -> float:
+        return float(self.get("SHUTDOWN_TIMEOUT"))
+
+    @property
+    def SWEEP_INTERVAL(self) -> float:
+        return float(self.get("SWEEP_INTERVAL"))
+
+    @property
+    def OUTBOUND_CHANNEL(self) -> str:
+        return str(self.get("OUTBOUND_CHANNEL"))
+
+    @property
+    def BUFFER_TTL(self) -> int:
+        return int(self.get("BUFFER_TTL"))
+
+    @property
+    def REDIS_URL(self) -> str | None:
+        value = self.get("REDIS_URL")
+        return str(value) if value else None
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        return str(self.get("CACHE_ALIAS"))
+
+    @property
+    def AGENTS_CACHE_KEY(self) -> str:
+        return str(self.get("AGENTS_CACHE_KEY"))
+
+    @property
+    def RENDER_MAX_CHARS(self) -> int:
+        return int(self.get("RENDER_MAX_CHARS"))
+
+    def plan_limits(self) -> PlanLimits:
+        """The pacing limits: the plan's values, each overridable on its own."""
+        base = PLANS.get(self.PLAN, PLANS["starter"])
+
+        def pick(name: str, key: str) -> int:
+            value = self.get(name)
+            return int(value) if value is not None else base[key]
+
+        return PlanLimits(
+            events_per_minute=pick("EVENTS_PER_MINUTE", "events_per_minute"),
+            events_per_hour=pick("EVENTS_PER_HOUR", "events_per_hour"),
+            max_concurrent=pick("MAX_CONCURRENT", "max_concurrent"),
+        )
+
+
+relay_settings = RelaySettings()
+
+
+def app_token() -> str | None:
+    """The app token from ``RELAY_APP_TOKEN``, or None when unset or blank."""
+    token = os.environ.get("RELAY_APP_TOKEN", "").strip()
+    return token or None
+
+
+def relay_url() -> str:
+    """Relay's app endpoint from ``RELAY_URL`` (default: Relay's hosted endpoint)."""
+    return os.environ.get("RELAY_URL", "").strip() or DEFAULT_RELAY_URL
+
+
+def uses_emulator() -> bool:
+    """True when no app token is configured: the local emulator stands in for Relay."""
+    return app_token() is None
+
+
+def redact(text: str) -> str:
+    """``text`` with anything shaped like a Relay token (and the app token) blanked.
+
+    Applied to every message relaybridge stores or shows that came from outside,
+    because an error string is the usual way a secret leaks into a log.
+    """
+    token = app_token()
+    if token:
+        text = text.replace(token, "[redacted]")
+    return _TOKEN_PATTERN.sub("[redacted]", text)

@@ -1,0 +1,146 @@
+"""Where every submission of a :class:`~relaybridge.protocol.session.RelaySession` is.
+
+The ledger holds the state and keeps its invariants: a ref is in exactly one of
+queue, pending or accepted while active; a (agent, thread) gate is held by at
+most one sent, non-terminal ref; finished event ids are remembered (bounded) so
+late frames are recognised. The session decides; the ledger records
+(and :mod:`.correlation` matches frames against it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .outcomes import RefState, SessionCounts, Submission
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One active submission (compared by identity)."""
+
+    seq: int  # submission order, which the queue keeps
+    sub: Submission
+    state: RefState = RefState.QUEUED
+    event_id: str | None = None
+    # Abandoned while pending: stays in the pending FIFO only to absorb the
+    # accepted/refusal Relay still owes for it, so later matches stay right.
+    abandoned: bool = False
+
+
+class Ledger:
+    """The submissions of one session, indexed every way the session asks."""
+
+    def __init__(self, remember_finished: int) -> None:
+        self._remember = remember_finished
+        self._next_seq = 0
+        self.active: dict[str, Entry] = {}  # every non-terminal ref
+        self.queue: list[Entry] = []  # QUEUED, by seq
+        self.pending: list[Entry] = []  # sent on this connection, in send order
+        self.events: dict[str, Entry] = {}  # ACCEPTED, by event id
+        self.gate: dict[tuple[str, str], str] = {}  # (agent, thread) → ref in flight
+        self._finished: OrderedDict[str, str] = OrderedDict()  # event id → ref
+
+    # --- transitions ----------------------------------------------------------
+
+    def add(self, sub: Submission) -> None:
+        entry = Entry(self._next_seq, sub)
+        self._next_seq += 1
+        self.active[sub.ref] = entry
+        self.queue.append(entry)  # the newest seq sorts last
+
+    def mark_sent(self, entry: Entry) -> None:
+        """QUEUED → PENDING.
+
+        The entry stays in ``queue`` (so :attr:`in_flight` lags) until the caller
+        calls :meth:`compact_queue` after its batch: one pass instead of one
+        removal per send.
+        """
+        entry.state = RefState.PENDING
+        self.gate[entry.sub.pair] = entry.sub.ref
+        self.pending.append(entry)
+
+    def compact_queue(self) -> None:
+        self.queue = [entry for entry in self.queue if entry.state is RefState.QUEUED]
+
+    def requeue_pending(self) -> list[str]:
+        """Every live pending entry back to the queue, in submission order."""
+        refs = []
+        for entry in self.pending:
+            if entry.abandoned:
+                continue  # its answer can no longer come: forget it
+            entry.state = RefState.QUEUED
+            self.release_gate(entry)
+            bisect.insort(self.queue, entry, key=lambda e: e.seq)
+            refs.append(entry.sub.ref)
+        self.pending.clear()
+        return refs
+
+    def take_pending(self, entry: Entry) -> None:
+        self.pending.remove(entry)
+
+    def accept(self, entry: Entry, event_id: str) -> None:
+        entry.state = RefState.ACCEPTED
+        entry.event_id = event_id
+        self.events[event_id] = entry
+
+    def finish(self, entry: Entry) -> None:
+        """The entry reached a terminal frame: it is no longer active."""
+        del self.active[entry.sub.ref]
+        self.release_gate(entry)
+        if entry.event_id is not None:
+            del self.events[entry.event_id]
+            self.remember_finished(entry.event_id, entry.sub.ref)
+
+    def abandon(self, ref: str) -> bool:
+        entry = self.active.get(ref)
+        if entry is None:
+            return False
+        if entry.state is RefState.QUEUED:
+            del self.active[ref]
+            self.queue.remove(entry)
+        elif entry.state is RefState.PENDING:
+            del self.active[ref]
+            self.release_gate(entry)
+            entry.abandoned = True
+        else:
+            self.finish(entry)
+        return True
+
+    def release_gate(self, entry: Entry) -> None:
+        if self.gate.get(entry.sub.pair) == entry.sub.ref:
+            del self.gate[entry.sub.pair]
+
+    def remember_finished(self, event_id: str, ref: str) -> None:
+        self._finished[event_id] = ref
+        while len(self._finished) > self._remember:
+            self._finished.popitem(last=False)
+
+    # --- queries --------------------------------------------------------------
+
+    def ref_of_event(self, event_id: str) -> str | None:
+        """The ref of an accepted or recently finished event."""
+        entry = self.events.get(event_id)
+        return entry.sub.ref if entry is not None else self._finished.get(event_id)
+
+    def oldest_pending(self, agent_id: str | None, thread_id: str | None = None) -> Entry | None:
+        """The oldest pending entry for ``agent_id`` (and thread), else the head."""
+        for entry in self.pending:
+            if entry.sub.agent_id == agent_id and thread_id in (None, entry.sub.thread_id):
+                return entry
+        return self.pending[0] if self.pending else None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.active) - len(self.queue)
+
+    def counts(self) -> SessionCounts:
+        accepted = len(self.events)
+        return SessionCounts(
+            queued=len(self.queue), pending=self.in_flight - accepted, accepted=accepted
+        )
+
+    def in_flight_refs(self) -> list[str]:
+        entries = (e for e in self.active.values() if e.state is not RefState.QUEUED)
+        return [e.sub.ref for e in sorted(entries, key=lambda e: e.seq)]

@@ -1,0 +1,163 @@
+"""What relaybridge does about each error code (relay-protocol.md §4), as data.
+
+The table is the one place that says whether a failure is retried, how often,
+after how long, and what a person reads about it. Delays are deterministic (no
+jitter) so that the page can honestly say "retrying in 4 s": the runs of one
+deployment are few enough that synchronised retries are not a concern, unlike
+reconnects (see :mod:`relaybridge.protocol.backoff`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .codes import ErrorCode, normalize_code
+
+#: What RATE_LIMITED waits when Relay gives no hint: one full per-minute window.
+RATE_LIMIT_DEFAULT_WAIT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CodePolicy:
+    """The policy for one error code.
+
+    ``delays_s`` has one entry per allowed retry, so its length is the retry
+    budget. ``message`` is shown to people; ``{agent}`` is the agent's name.
+    """
+
+    code: str
+    message: str
+    delays_s: tuple[float, ...] = ()
+    #: Relay will refuse this agent to this app until the next discovery.
+    mark_agent_unavailable: bool = False
+    #: The agent list is stale: discover again.
+    rediscover: bool = False
+    #: A bug or a surprise: log at error level, with the raw frame.
+    loud: bool = False
+    #: About the connection (authentication), not about one event.
+    connection_level: bool = False
+
+    def __post_init__(self) -> None:
+        # Plain str and float, whatever spelling the table used.
+        object.__setattr__(self, "code", str(self.code))
+        object.__setattr__(self, "delays_s", tuple(float(d) for d in self.delays_s))
+
+    @property
+    def retryable(self) -> bool:
+        return bool(self.delays_s)
+
+    @property
+    def max_retries(self) -> int:
+        return len(self.delays_s)
+
+
+_C = ErrorCode
+_TABLE = (
+    CodePolicy(_C.AGENT_OFFLINE, "{agent} is offline", delays_s=(2, 4, 8, 16, 32)),
+    # Local pacing keeps this rare; when it happens, wait out the window.
+    CodePolicy(
+        _C.RATE_LIMITED,
+        "Relay's rate limit was reached",
+        delays_s=(RATE_LIMIT_DEFAULT_WAIT_S,) * 5,
+    ),
+    CodePolicy(_C.AGENT_TIMEOUT, "{agent} took too long to answer", delays_s=(5,)),
+    CodePolicy(_C.AGENT_ERROR, "{agent} failed while answering", delays_s=(5,)),
+    CodePolicy(
+        _C.NOT_ALLOWED, "This app is not allowed to reach {agent}", mark_agent_unavailable=True
+    ),
+    CodePolicy(_C.AGENT_NOT_FOUND, "Relay does not know {agent}", rediscover=True),
+    # Payloads are trimmed to fit before sending, so this is a bug of ours.
+    CodePolicy(_C.PAYLOAD_TOO_LARGE, "The message was too large for Relay", loud=True),
+    CodePolicy(_C.INVALID_MESSAGE, "Relay rejected the message as invalid", loud=True),
+    # Auth failures are handled by the connection loop (back off to the cap), not per run.
+    CodePolicy(_C.UNAUTHORIZED, "Relay rejected the app token", loud=True, connection_level=True),
+    CodePolicy(_C.STALLED, "{agent} stopped answering", delays_s=(5,)),
+    CodePolicy(_C.CONNECTION_LOST, "The connection to Relay was lost", delays_s=(2, 4, 8, 16, 32)),
+    CodePolicy(
+        _C.BAD_FRAME,
+        "Relay sent an answer relaybridge could not read",
+        delays_s=(5,),
+        loud=True,
+    ),
+)
+
+#: Every known code's policy, keyed by canonical code.
+POLICIES: Mapping[str, CodePolicy] = MappingProxyType({row.code: row for row in _TABLE})
+
+
+def policy_for(code: str) -> CodePolicy:
+    """The policy for ``code`` (any spelling); unknown codes fail loudly."""
+    normalized = normalize_code(code)
+    known = POLICIES.get(normalized)
+    if known is not None:
+        return known
+    return CodePolicy(normalized, "{agent} could not answer (Relay error {code})", loud=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """Whether to retry after a failure with ``code``, and when.
+
+    ``retry_number`` counts from 1 and is ``None`` when not retrying.
+    """
+
+    code: str
+    retry: bool
+    delay_s: float | None
+    retry_number: int | None
+    max_retries: int
+    policy: CodePolicy
+
+
+def decide_retry(
+    code: str, retries_so_far: int, *, retry_after_s: float | None = None
+) -> RetryDecision:
+    """Retry or fail after a failure with ``code``.
+
+    ``retries_so_far`` counts the retries already made for this run because of
+    this same code; the caller restarts the count when the code changes, so an
+    agent that was offline and then errors still gets its one error retry.
+    ``retry_after_s`` is a server hint; it replaces RATE_LIMITED's default wait.
+    """
+    policy = policy_for(code)
+    done = max(0, retries_so_far)
+    if done >= policy.max_retries:
+        return RetryDecision(policy.code, False, None, None, policy.max_retries, policy)
+    delay = float(policy.delays_s[done])
+    hint = retry_after_s if retry_after_s is not None and math.isfinite(retry_after_s) else None
+    if policy.code == ErrorCode.RATE_LIMITED and hint is not None:
+        # A hint is trusted within sane bounds: at least a second, at most an hour.
+        delay = min(max(hint, 1.0), 3600.0)
+    return RetryDecision(policy.code, True, delay, done + 1, policy.max_retries, policy)
+
+
+def describe_error(code: str, *, agent: str | None = None) -> str:
+    """The human message for ``code``, e.g. "Athena is offline"."""
+    policy = policy_for(code)
+    message = policy.message.format(agent=agent or "The agent", code=policy.code)
+    return message[0].upper() + message[1:]
+
+
+def format_delay(seconds: float) -> str:
+    """A delay for people: ``4 s``, ``2 min``, ``1 min 30 s``.
+
+    Rounded up, so that a countdown never promises less than the wait.
+    """
+    if not math.isfinite(seconds):
+        return "a while"
+    total = max(0, math.ceil(seconds))
+    minutes, secs = divmod(total, 60)
+    if not minutes:
+        return f"{secs} s"
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+def describe_decision(decision: RetryDecision, *, agent: str | None = None) -> str:
+    """E.g. "Athena is offline — retrying in 4 s" or "Athena is offline"."""
+    message = describe_error(decision.code, agent=agent)
+    if decision.retry and decision.delay_s is not None:
+        return f"{message} — retrying in {format_delay(decision.delay_s)}"
+    return message

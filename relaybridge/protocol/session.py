@@ -1,0 +1,240 @@
+"""The app side of a Relay connection as a pure state machine.
+
+:class:`RelaySession` decides; the caller does the I/O. It keeps the queue of
+submissions, sends them through the per-(agent, thread) gate, the in-flight cap
+and the pacing windows (:meth:`RelaySession.next_sends`), and turns Relay frames
+into outcomes for our runs (:meth:`RelaySession.on_frame`), matching ``accepted``
+and null-event ``error`` frames to submissions as relay-protocol.md §6 decides.
+
+Lifecycle of a submission: queued → pending (sent, on this connection) →
+accepted (has an event id) → terminal (reply, error, refusal or abandon). A ref
+is *active* until terminal; while active, submitting it again is a no-op, and
+after that it may be submitted again as a retry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from . import correlation
+from .codes import ErrorCode
+from .correlation import Correlated
+from .frames import (
+    Accepted,
+    AgentInfo,
+    Agents,
+    Discover,
+    Error,
+    Ping,
+    Pong,
+    RelayToAppFrame,
+    Reply,
+    Token,
+)
+from .ledger import Ledger
+from .outcomes import (
+    AgentsDiscovered,
+    EventFailed,
+    Outcome,
+    PongReceived,
+    RefState,
+    Requeued,
+    SendBatch,
+    SendPong,
+    SessionCounts,
+    Submission,
+    SubmissionRejected,
+    UnhandledFrame,
+)
+from .pacing import STARTER, Pacer, PlanLimits
+from .payload import check_payload_size
+from .policy import policy_for
+
+
+class RelaySession:
+    """Queue, gate, pacing and correlation for one app's Relay traffic.
+
+    ``clock`` returns seconds on a monotonic scale. ``window_margin_s`` widens
+    the pacing windows (see :mod:`relaybridge.protocol.pacing`). After a
+    ``RATE_LIMITED`` refusal nothing is sent for ``rate_limited_hold_s``: Relay's
+    limit is per app, so the next events would be refused too. The last
+    ``remember_finished`` finished event ids are kept to recognise late frames.
+    The session starts disconnected: call :meth:`on_connect` first.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        limits: PlanLimits = STARTER,
+        window_margin_s: float = 1.0,
+        rate_limited_hold_s: float = 10.0,
+        remember_finished: int = 10_000,
+    ) -> None:
+        self._clock = clock
+        self._limits = limits
+        self._pacer = Pacer(limits, window_margin_s)
+        self._rate_limited_hold_s = rate_limited_hold_s
+        self._book = Ledger(remember_finished)
+        self._connected = False
+        self._hold_until: float | None = None
+        self._agents: dict[str, AgentInfo] = {}
+        self._unavailable: set[str] = set()
+
+    # --- input from the caller ------------------------------------------------
+
+    def submit(self, submission: Submission) -> bool:
+        """Queue ``submission``; ``False`` (and nothing changes) if its ref is active.
+
+        Raises :class:`PayloadTooLarge` rather than let Relay refuse the event.
+        """
+        if submission.ref in self._book.active:
+            return False
+        check_payload_size(submission.payload)
+        self._book.add(submission)
+        return True
+
+    def next_sends(self) -> SendBatch:
+        """What to send now. Returned submissions count as sent at once.
+
+        Send their events in the order given, on the current connection. A send
+        that fails means the connection is gone: call :meth:`on_disconnect`,
+        which puts them back in the queue.
+        """
+        book = self._book
+        now = self._clock()
+        if not self._connected or not book.queue:
+            return SendBatch((), None)
+        if self._hold_until is not None:
+            if now < self._hold_until:
+                return SendBatch((), self._hold_until)
+            self._hold_until = None
+        cap = self._limits.max_in_flight
+        in_flight = book.in_flight  # kept here: the queue is compacted only after the loop
+        sent: list[Submission] = []
+        wake_at: float | None = None
+        for entry in book.queue:
+            if entry.sub.pair in book.gate:
+                continue  # its thread is busy; later entries of other threads may go
+            if cap is not None and in_flight >= cap:
+                break  # the cap and the windows bind every thread alike
+            wake_at = self._pacer.free_at(now)
+            if wake_at is not None:
+                break
+            self._pacer.record(now)
+            book.mark_sent(entry)
+            sent.append(entry.sub)
+            in_flight += 1
+        if sent:
+            book.compact_queue()
+        return SendBatch(tuple(sent), wake_at)
+
+    def on_connect(self) -> list[Discover]:
+        """A new connection is up; returns the frames to send first (one discover)."""
+        if self._connected:
+            self.on_disconnect()
+        self._connected = True
+        return [Discover()]
+
+    def on_disconnect(self) -> list[Requeued]:
+        """The connection is gone. Sent-but-unaccepted submissions go back to the queue.
+
+        They keep their place in submission order, ahead of anything submitted
+        after them. Accepted events stay known (their frames may still arrive on
+        the next connection) and so do the pacing windows.
+        """
+        self._connected = False
+        return [Requeued(ref) for ref in self._book.requeue_pending()]
+
+    def abandon(self, ref: str) -> bool:
+        """Stop tracking ``ref`` (watchdog, user stop, ended elsewhere).
+
+        Its gate and in-flight slot are released; frames that still come for it
+        are reported as :class:`LateFrame`. ``False`` if the ref was not active.
+        """
+        return self._book.abandon(ref)
+
+    def set_limits(self, limits: PlanLimits) -> None:
+        """Change the plan limits (e.g. lift them for a benchmark)."""
+        self._limits = limits
+        self._pacer.set_limits(limits)
+
+    # --- frames from Relay ----------------------------------------------------
+
+    def on_frame(self, frame: RelayToAppFrame) -> list[Outcome]:
+        """What a Relay → app frame means for our submissions."""
+        match frame:
+            case Accepted():
+                return self._after(correlation.on_accepted(self._book, frame))
+            case Error(event_id=None):
+                return self._after(correlation.on_refusal(self._book, frame))
+            case (
+                Token(event_id=str() as event_id)
+                | Reply(event_id=str() as event_id)
+                | Error(event_id=str() as event_id)
+            ):
+                return self._after(correlation.on_event_frame(self._book, frame, event_id))
+            case Agents():
+                self._agents = {info.agent_id: info for info in frame.agents}
+                self._unavailable.clear()  # discovery is the fresh word on who is reachable
+                return [AgentsDiscovered(frame.agents)]
+            case Ping():
+                return [SendPong()]
+            case Pong():
+                return [PongReceived()]
+            case _:
+                return [UnhandledFrame(frame)]
+
+    def _after(self, correlated: Correlated) -> list[Outcome]:
+        outcome, ended = correlated
+        if ended is not None and isinstance(outcome, SubmissionRejected | EventFailed):
+            if policy_for(outcome.code).mark_agent_unavailable:
+                self._unavailable.add(ended.agent_id)
+            if isinstance(outcome, SubmissionRejected) and outcome.code == ErrorCode.RATE_LIMITED:
+                self._hold_until = self._clock() + self._rate_limited_hold_s
+        return [outcome]
+
+    # --- introspection --------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def limits(self) -> PlanLimits:
+        return self._limits
+
+    @property
+    def hold_until(self) -> float | None:
+        """Until when sends are held after a ``RATE_LIMITED`` refusal."""
+        return self._hold_until
+
+    @property
+    def known_agents(self) -> Mapping[str, AgentInfo]:
+        """The agents of the last discovery, by id."""
+        return dict(self._agents)
+
+    @property
+    def unavailable_agents(self) -> frozenset[str]:
+        """Agents refused with NOT_ALLOWED since the last discovery."""
+        return frozenset(self._unavailable)
+
+    def counts(self) -> SessionCounts:
+        return self._book.counts()
+
+    def state_of(self, ref: str) -> RefState | None:
+        """Where the active ``ref`` is; ``None`` once terminal (or never seen)."""
+        entry = self._book.active.get(ref)
+        return entry.state if entry is not None else None
+
+    def event_id_of(self, ref: str) -> str | None:
+        entry = self._book.active.get(ref)
+        return entry.event_id if entry is not None else None
+
+    def queued_refs(self) -> list[str]:
+        return [entry.sub.ref for entry in self._book.queue]
+
+    def in_flight_refs(self) -> list[str]:
+        """Refs sent and not yet terminal, oldest submission first."""
+        return self._book.in_flight_refs()

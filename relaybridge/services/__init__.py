@@ -1,0 +1,64 @@
+"""Sync use-cases over the run ledger.
+
+Every status change is a conditional update (``filter(run_id=…, status__in=…)
+.update(…)``) that returns whether it happened: zero rows changed means another
+process got there first, and the caller does nothing. Callers from asyncio wrap
+these in ``sync_to_async``.
+
+Run states (DESIGN §3)::
+
+    queued → sending → accepted → streaming → replied
+                 ↘          ↘          ↘
+                  retrying (scheduled) · failed · stopped
+
+``retry_run`` takes a failed or stopped run back to ``queued``.
+"""
+
+from .payload import build_payload, fit_payload
+from .runs import (
+    RunRef,
+    active_runs,
+    create_runs,
+    get_run,
+    queue_dispatch,
+    runs_to_redispatch,
+    runs_to_sweep,
+    stalled_runs,
+)
+from .transitions import (
+    LOCAL_ERROR_CODES,
+    claim_for_sending,
+    mark_accepted,
+    mark_sent,
+    mark_stopped,
+    record_error,
+    record_first_token,
+    record_reply,
+    retry_run,
+    store_payload,
+    touch,
+)
+
+__all__ = [
+    "LOCAL_ERROR_CODES",
+    "RunRef",
+    "active_runs",
+    "build_payload",
+    "claim_for_sending",
+    "create_runs",
+    "fit_payload",
+    "get_run",
+    "mark_accepted",
+    "mark_sent",
+    "mark_stopped",
+    "queue_dispatch",
+    "record_error",
+    "record_first_token",
+    "record_reply",
+    "retry_run",
+    "runs_to_redispatch",
+    "runs_to_sweep",
+    "stalled_runs",
+    "store_payload",
+    "touch",
+]

@@ -1,0 +1,244 @@
+"""Status changes of a run, each one conditional update that reports whether it happened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any, Final
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..adapters import get_adapter
+from ..conf import redact
+from ..models import AgentRun
+from ..signals import reply_hop_depth
+from .runs import RunRef, as_uuid, queue_dispatch
+
+Status = AgentRun.Status
+
+#: Error codes relaybridge records itself (Relay's own codes are in relay-protocol.md §4).
+LOCAL_ERROR_CODES: Final = {
+    "PAYLOAD_ERROR": "The mention could not be prepared for the agent.",
+    "STALLED": "The agent stopped answering.",
+    "DISCONNECTED": "The connection to Relay was lost.",
+}
+
+_UNFINISHED: Final = (Status.QUEUED, Status.SENDING, Status.ACCEPTED, Status.STREAMING)
+# A reply is the best possible outcome, so one arriving late (after the watchdog
+# gave up, or while a retry waits) is still saved. Only a stop or an earlier reply
+# wins over it.
+_REPLYABLE: Final = (*_UNFINISHED, Status.RETRYING, Status.FAILED)
+
+
+def _transition(
+    run_id: RunRef, from_statuses: Iterable[str], to_status: str | None = None, **changes: Any
+) -> bool:
+    try:
+        ref = as_uuid(run_id)
+    except ValueError:
+        return False
+    if to_status is not None:
+        changes["status"] = to_status
+    changes.setdefault("updated_at", timezone.now())
+    rows = AgentRun.objects.filter(run_id=ref, status__in=list(from_statuses)).update(**changes)
+    return rows == 1
+
+
+def claim_for_sending(run_id: RunRef) -> AgentRun | None:
+    """``queued``/``retrying`` → ``sending`` for one dispatch attempt; None if taken."""
+    claimed = _transition(
+        run_id,
+        (Status.QUEUED, Status.RETRYING),
+        Status.SENDING,
+        attempts=F("attempts") + 1,
+        event_id=None,
+        sent_at=None,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return None
+    return AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
+
+
+def store_payload(run_id: RunRef, payload: Mapping[str, Any]) -> bool:
+    return _transition(run_id, (Status.SENDING,), payload=dict(payload))
+
+
+def mark_sent(run_id: RunRef) -> bool:
+    """The worker wrote the event to Relay (again, after a reconnect)."""
+    return _transition(run_id, (Status.SENDING,), sent_at=timezone.now())
+
+
+def mark_accepted(run_id: RunRef, event_id: str) -> bool:
+    """``sending`` → ``accepted`` with Relay's event id (False if taken or a duplicate id)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return _transition(
+                run_id,
+                (Status.SENDING,),
+                Status.ACCEPTED,
+                event_id=event_id,
+                accepted_at=now,
+                updated_at=now,
+            )
+    except IntegrityError:
+        return False
+
+
+def record_first_token(run_id: RunRef) -> bool:
+    """``accepted`` → ``streaming``, recording our time to first token."""
+    try:
+        ref = as_uuid(run_id)
+    except ValueError:
+        return False
+    run = AgentRun.objects.filter(run_id=ref).values("sent_at", "queued_at").first()
+    if run is None:
+        return False
+    now = timezone.now()
+    started = run["sent_at"] or run["queued_at"]
+    elapsed_ms = max(0, int((now - started).total_seconds() * 1000))
+    return _transition(
+        run_id,
+        (Status.ACCEPTED,),
+        Status.STREAMING,
+        first_token_at=now,
+        first_token_ms=elapsed_ms,
+        updated_at=now,
+    )
+
+
+def touch(run_id: RunRef) -> bool:
+    """Record progress on an accepted or streaming run, so the watchdog leaves it be."""
+    return _transition(run_id, (Status.ACCEPTED, Status.STREAMING))
+
+
+def _metadata_fields(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    metadata = metadata or {}
+
+    def count(key: str) -> int | None:
+        value = metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            return None
+        return int(value)
+
+    model = metadata.get("model")
+    return {
+        "tokens_used": count("tokens_used"),
+        "relay_latency_ms": count("latency_ms"),
+        "model_name": model[:200] if isinstance(model, str) else "",
+    }
+
+
+def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None = None) -> Any:
+    """Save the agent's reply as a comment, exactly once per run; None if already done.
+
+    The conditional update and the comment are one transaction: a second reply, a
+    redelivery or a second worker finds the run ``replied`` and creates nothing,
+    and a failure saving the comment leaves the run as it was.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not _transition(
+            run_id,
+            _REPLYABLE,
+            Status.REPLIED,
+            finished_at=now,
+            next_attempt_at=None,
+            error_code="",
+            error_message="",
+            partial_text="",
+            updated_at=now,
+            **_metadata_fields(metadata),
+        ):
+            return None
+        run = AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
+        token = reply_hop_depth.set(run.hop_depth + 1)
+        try:
+            reply = get_adapter().save_reply(run, text)
+        finally:
+            reply_hop_depth.reset(token)
+        AgentRun.objects.filter(pk=run.pk).update(reply_comment=reply)
+    return reply
+
+
+def record_error(
+    run_id: RunRef,
+    code: str,
+    message: str,
+    retry_in: float | None = None,
+    *,
+    partial_text: str | None = None,
+    schedule: bool = True,
+) -> bool:
+    """A failed attempt: ``retrying`` in ``retry_in`` seconds, or ``failed`` when None.
+
+    With ``schedule`` the retry's ``dispatch_run`` is queued (after commit) with that
+    countdown. ``message`` is shown to people: it is redacted and shortened.
+    """
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "error_code": code[:64],
+        "error_message": redact(message)[:2000],
+        "updated_at": now,
+    }
+    if partial_text is not None:
+        fields["partial_text"] = partial_text
+    unfinished = (*_UNFINISHED, Status.RETRYING)
+    if retry_in is None:
+        return _transition(
+            run_id, unfinished, Status.FAILED, finished_at=now, next_attempt_at=None, **fields
+        )
+    delay = max(0.0, float(retry_in))
+    changed = _transition(
+        run_id,
+        unfinished,
+        Status.RETRYING,
+        next_attempt_at=now + timedelta(seconds=delay),
+        **fields,
+    )
+    if changed and schedule:
+        queue_dispatch(run_id, countdown=delay)
+    return changed
+
+
+def mark_stopped(run_id: RunRef, partial_text: str = "") -> bool:
+    """Someone pressed Stop: the run ends now, keeping what was streamed so far."""
+    now = timezone.now()
+    return _transition(
+        run_id,
+        (*_UNFINISHED, Status.RETRYING),
+        Status.STOPPED,
+        partial_text=partial_text,
+        finished_at=now,
+        next_attempt_at=None,
+        updated_at=now,
+    )
+
+
+def retry_run(run_id: RunRef) -> bool:
+    """The Retry button: a failed or stopped run starts over and is dispatched on commit."""
+    now = timezone.now()
+    changed = _transition(
+        run_id,
+        (Status.FAILED, Status.STOPPED),
+        Status.QUEUED,
+        attempts=0,
+        event_id=None,
+        error_code="",
+        error_message="",
+        partial_text="",
+        next_attempt_at=None,
+        sent_at=None,
+        accepted_at=None,
+        first_token_at=None,
+        first_token_ms=None,
+        finished_at=None,
+        queued_at=now,
+        updated_at=now,
+    )
+    if changed:
+        queue_dispatch(run_id)
+    return changed

@@ -1,0 +1,60 @@
+"""Celery tasks: thin wrappers over :mod:`relaybridge.services`.
+
+Tasks take run ids (never model instances), are idempotent and ``acks_late``: a
+redelivered or duplicated ``dispatch_run`` finds the run already claimed and does
+nothing, so a mention is handed to the relay worker once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from celery import shared_task
+from channels.layers import get_channel_layer
+
+from . import services
+from .conf import relay_settings
+from .streams import dispatch_message
+
+logger = logging.getLogger("relaybridge")
+
+
+@shared_task(name="relaybridge.dispatch_run", acks_late=True, ignore_result=True)
+def dispatch_run(run_id: str) -> str:
+    """Claim the run, build and store its payload, hand it to the relay worker.
+
+    Returns what happened: ``"sent"``, ``"pending"`` (claimed, but the channel
+    layer did not take it: the worker's sweep of ``sending`` runs will), ``"failed"``
+    (no payload could be built) or ``"skipped"`` (someone else has the run).
+    """
+    run = services.claim_for_sending(run_id)
+    if run is None:
+        return "skipped"
+    try:
+        payload = services.build_payload(run)
+    except Exception:
+        logger.exception("could not build the payload of run %s", run.run_id)
+        services.record_error(
+            run.run_id, "PAYLOAD_ERROR", services.LOCAL_ERROR_CODES["PAYLOAD_ERROR"]
+        )
+        return "failed"
+    services.store_payload(run.run_id, payload)
+    return "sent" if hand_to_worker(str(run.run_id)) else "pending"
+
+
+def hand_to_worker(run_id: str) -> bool:
+    """Send the run id to the relay worker's intake channel; False if that failed.
+
+    Call it from sync code only (it blocks on the channel layer).
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        logger.error("no channel layer is configured; run %s waits for the sweep", run_id)
+        return False
+    try:
+        async_to_sync(layer.send)(relay_settings.OUTBOUND_CHANNEL, dispatch_message(run_id))
+    except Exception:
+        logger.exception("the channel layer refused run %s; it waits for the sweep", run_id)
+        return False
+    return True

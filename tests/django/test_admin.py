@@ -1,0 +1,70 @@
+"""The run ledger in the admin renders and is read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from project.tasks.models import Comment
+from relaybridge import services
+from relaybridge.models import AgentRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_with_runs(make_comment: Callable[..., Comment]) -> tuple[Client, AgentRun]:
+    comment = make_comment("@athena and @klyve, go")
+    run = AgentRun.objects.get(comment=comment, agent_id="athena")
+    services.claim_for_sending(run.run_id)
+    services.mark_accepted(run.run_id, "evt_admin")
+    services.record_first_token(run.run_id)
+    services.record_reply(run.run_id, "done", {"tokens_used": 10, "model": "m"})
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    return client, run
+
+
+def test_changelist_renders_with_filters_and_search(
+    admin_client_with_runs: tuple[Client, AgentRun],
+) -> None:
+    client, _ = admin_client_with_runs
+    url = reverse("admin:relaybridge_agentrun_changelist")
+    page = client.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "athena" in body and "klyve" in body and "replied" in body.lower()
+    assert "Add agent run" not in body
+    assert client.get(url, {"status__exact": "replied"}).status_code == 200
+    assert client.get(url, {"agent_id": "klyve"}).status_code == 200
+    searched = client.get(url, {"q": "evt_admin"})
+    assert searched.status_code == 200 and "athena" in searched.content.decode()
+
+
+def test_detail_is_read_only_and_nothing_can_be_added_or_deleted(
+    admin_client_with_runs: tuple[Client, AgentRun],
+) -> None:
+    client, run = admin_client_with_runs
+    change_url = reverse("admin:relaybridge_agentrun_change", args=[run.pk])
+    page = client.get(change_url)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert client.post(change_url, {"status": "failed"}).status_code == 403
+    assert client.get(reverse("admin:relaybridge_agentrun_add")).status_code == 403
+    delete_url = reverse("admin:relaybridge_agentrun_delete", args=[run.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.REPLIED
+
+
+def test_example_admin_pages_render(admin_client_with_runs: tuple[Client, Any]) -> None:
+    client, run = admin_client_with_runs
+    task_id = run.comment.task_id
+    assert client.get(reverse("admin:tasks_task_change", args=[task_id])).status_code == 200
+    assert client.get(reverse("admin:tasks_comment_changelist")).status_code == 200

@@ -1,0 +1,174 @@
+"""Group names, browser message shapes and the text-so-far buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from django.utils import timezone
+
+from project.tasks.models import Comment
+from relaybridge import services, streams
+from relaybridge.buffers import MemoryStreamBuffer, RedisStreamBuffer, get_stream_buffer
+from relaybridge.models import AgentRun
+
+VALID_GROUP = re.compile(r"^[A-Za-z0-9_.\-]{1,99}$")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "tasks.task.42",
+        "x" * 200,
+        "weird key/with:chars é",
+        "",
+        "tasks.task.0b8e1f6a-5d0b-4a3e-9e1c-2f4b7c3d9a10",
+    ],
+)
+def test_group_names_are_valid(key: str) -> None:
+    name = streams.group_name_for_thread(key)
+    assert VALID_GROUP.match(name)
+    assert name.startswith("relaybridge.thread.")
+
+
+def test_group_names_are_readable_and_distinct() -> None:
+    assert streams.group_name_for_thread("tasks.task.42") == "relaybridge.thread.tasks.task.42"
+    assert streams.group_name_for_thread("a/b") != streams.group_name_for_thread("a_b")
+    assert streams.group_name_for_thread("x" * 200) != streams.group_name_for_thread("x" * 201)
+
+
+def test_message_shapes() -> None:
+    run_id = str(uuid.uuid4())
+    assert streams.delta_event(run_id, 3, " the") == {
+        "type": "run.delta",
+        "run": run_id,
+        "seq": 3,
+        "text": " the",
+    }
+    assert streams.reply_event(run_id, 7, "<p>hi</p>", "athena") == {
+        "type": "run.reply",
+        "run": run_id,
+        "comment_id": "7",
+        "html": "<p>hi</p>",
+        "agent_id": "athena",
+    }
+    error = streams.error_event(run_id, "AGENT_OFFLINE", "Athena is offline", 4.0)
+    assert error["retry_in"] == 4.0 and error["type"] == "run.error"
+    assert streams.group_message(error) == {"type": "relaybridge.run.error", "event": error}
+    assert streams.dispatch_message(run_id) == {"type": "relaybridge.dispatch", "run_id": run_id}
+    assert set(streams.LAYER_TYPES.values()) == {
+        "relaybridge.snapshot",
+        "relaybridge.run.status",
+        "relaybridge.run.delta",
+        "relaybridge.run.reply",
+        "relaybridge.run.error",
+    }
+
+
+@pytest.mark.django_db
+def test_run_state_and_snapshot(make_comment: Callable[..., Comment]) -> None:
+    comment = make_comment("@athena hi")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    services.record_error(run.run_id, "AGENT_OFFLINE", "Agent not connected", 4, schedule=False)
+    run.refresh_from_db()
+    state = streams.run_state(run, "so far", 2)
+    assert state["run"] == str(run.run_id)
+    assert state["agent_name"] == "Athena"
+    assert state["comment_id"] == str(comment.pk)
+    assert state["status"] == "retrying"
+    assert 0 < state["retry_in"] <= 4
+    assert (state["text"], state["seq"], state["code"]) == ("so far", 2, "AGENT_OFFLINE")
+    event = streams.status_event(run)
+    assert event["type"] == "run.status" and event["retry_in"] is not None
+    assert streams.snapshot_event([state]) == {"type": "snapshot", "runs": [state]}
+
+    AgentRun.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now() - timedelta(1))
+    services.record_error(run.run_id, "AGENT_OFFLINE", "gone", None, partial_text="Hal")
+    run.refresh_from_db()
+    state = streams.run_state(run)
+    assert (state["status"], state["retry_in"], state["text"]) == ("failed", None, "Hal")
+
+
+async def exercise_buffer(buffer: Any) -> None:
+    run_id = str(uuid.uuid4())
+    assert await buffer.snapshot(run_id) == ("", 0)
+    assert await buffer.append(run_id, 1, "Hello")
+    assert await buffer.append(run_id, 2, ", wor")
+    assert not await buffer.append(run_id, 2, ", wor")  # a repeat is a no-op
+    assert not await buffer.append(run_id, 1, "stale")
+    assert await buffer.append(run_id, 3, "ld ☃")
+    assert await buffer.snapshot(run_id) == ("Hello, world ☃", 3)
+    await buffer.replace(run_id, "Hello, world! (final)", 4)
+    assert await buffer.snapshot(run_id) == ("Hello, world! (final)", 4)
+    await buffer.clear(run_id)
+    assert await buffer.snapshot(run_id) == ("", 0)
+
+
+async def test_memory_buffer() -> None:
+    await exercise_buffer(MemoryStreamBuffer(ttl=60))
+
+
+async def test_memory_buffer_expires() -> None:
+    buffer = MemoryStreamBuffer(ttl=0)
+    await buffer.append("r", 1, "x")
+    assert await buffer.snapshot("r") == ("", 0)
+
+
+def test_factory_picks_memory_without_redis(settings: Any) -> None:
+    settings.RELAYBRIDGE_REDIS_URL = None
+    assert get_stream_buffer() is get_stream_buffer()
+    assert isinstance(get_stream_buffer(), MemoryStreamBuffer)
+
+
+@pytest.fixture
+async def redis_buffer(redis_url: str) -> AsyncIterator[RedisStreamBuffer]:
+    buffer = RedisStreamBuffer(
+        aioredis.Redis.from_url(redis_url), ttl=60, prefix=f"rbtest:{uuid.uuid4().hex}"
+    )
+    yield buffer
+    await buffer.close()
+
+
+@pytest.mark.redis
+async def test_redis_buffer(redis_buffer: RedisStreamBuffer) -> None:
+    await exercise_buffer(redis_buffer)
+
+
+@pytest.mark.redis
+async def test_redis_buffer_sets_a_ttl(redis_buffer: RedisStreamBuffer) -> None:
+    await redis_buffer.append("r1", 1, "text")
+    text_key, seq_key = redis_buffer._keys("r1")
+    assert 0 < await redis_buffer.client.ttl(text_key) <= 60
+    assert 0 < await redis_buffer.client.ttl(seq_key) <= 60
+
+
+@pytest.mark.redis
+async def test_redis_buffer_concurrent_appends_keep_text_and_seq_together(
+    redis_buffer: RedisStreamBuffer,
+) -> None:
+    # Two writers racing over the same sequence numbers: each seq is applied once.
+    other = RedisStreamBuffer(redis_buffer.client, ttl=60, prefix=redis_buffer.prefix)
+
+    async def write(buffer: RedisStreamBuffer) -> int:
+        return sum([await buffer.append("r2", n, f"<{n}>") for n in range(1, 201)])
+
+    applied = await asyncio.gather(write(redis_buffer), write(other))
+    text, seq = await redis_buffer.snapshot("r2")
+    assert seq == 200
+    assert sum(applied) == 200
+    assert text == "".join(f"<{n}>" for n in range(1, 201))
+
+
+@pytest.mark.redis
+async def test_factory_picks_redis(settings: Any, redis_url: str) -> None:
+    settings.RELAYBRIDGE_REDIS_URL = redis_url
+    buffer = get_stream_buffer()
+    assert isinstance(buffer, RedisStreamBuffer)
+    await buffer.close()
