@@ -25,7 +25,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import PLANS, app_token, relay_settings, relay_url
+from .conf import app_token, relay_settings, relay_url
+from .protocol.pacing import PLANS
 
 _TOKEN_VALUE = re.compile(r"^rl[ak]_")
 
@@ -146,7 +147,7 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             problems.append("RELAYBRIDGE_AGENT_HOP_DEPTH must not be negative")
         if relay_settings.HISTORY_COMMENTS < 0:
             problems.append("RELAYBRIDGE_HISTORY_COMMENTS must not be negative")
-        if relay_settings.PLAN not in PLANS:
+        if relay_settings.PLAN.strip() not in PLANS:
             problems.append(f"RELAYBRIDGE_PLAN must be one of {sorted(PLANS)}")
         if relay_settings.AUTH_STYLE not in ("header", "query"):
             problems.append("RELAYBRIDGE_AUTH_STYLE must be 'header' or 'query'")
@@ -154,9 +155,10 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             problems.append("RELAYBRIDGE_STREAM_FLUSH_MS/STALL_TIMEOUT must be positive")
         if relay_settings.BUFFER_TTL <= 0:
             problems.append("RELAYBRIDGE_BUFFER_TTL must be positive")
-        limits = relay_settings.plan_limits()
-        if min(limits.events_per_minute, limits.events_per_hour, limits.max_concurrent) < 1:
-            problems.append("RELAYBRIDGE_EVENTS_PER_MINUTE/_PER_HOUR/MAX_CONCURRENT must be >= 1")
+        for name in ("EVENTS_PER_MINUTE", "EVENTS_PER_HOUR", "MAX_CONCURRENT"):
+            value = relay_settings.get(name)
+            if value is not None and int(value) < 1:
+                problems.append(f"RELAYBRIDGE_{name} must be >= 1 (or None: the plan's value)")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:

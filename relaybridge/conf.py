@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Final
 
 from django.conf import settings
 
+from .protocol.pacing import STARTER, PlanLimits, plan_limits
+
 DEFAULT_RELAY_URL: Final = "wss://api.relay.ckgworks.com/v1/ws/app"
 RELAY_DASHBOARD_URL: Final = "https://relay.ckgworks.com"
-
-#: Relay's published plans (relay-protocol.md §5).
-PLANS: Final[dict[str, dict[str, int]]] = {
-    "starter": {"events_per_minute": 60, "events_per_hour": 3_600, "max_concurrent": 10},
-    "scale": {"events_per_minute": 300, "events_per_hour": 18_000, "max_concurrent": 50},
-}
 
 DEFAULTS: Final[dict[str, Any]] = {
     # The host's comment model and the adapter that reads and writes it.
@@ -51,7 +47,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     # Payload.
     "HISTORY_COMMENTS": 20,
     # Relay connection and pacing.
-    "PLAN": "starter",
+    "PLAN": "starter",  # a name in relaybridge.protocol.pacing.PLANS
     "EVENTS_PER_MINUTE": None,  # None: the plan's value
     "EVENTS_PER_HOUR": None,
     "MAX_CONCURRENT": None,
@@ -72,14 +68,14 @@ DEFAULTS: Final[dict[str, Any]] = {
     "RENDER_MAX_CHARS": 100_000,
 }
 
+#: Settings that override one of the plan's limits, and the limit each overrides.
+_LIMIT_OVERRIDES: Final = {
+    "EVENTS_PER_MINUTE": "events_per_minute",
+    "EVENTS_PER_HOUR": "events_per_hour",
+    "MAX_CONCURRENT": "max_in_flight",
+}
+
 _TOKEN_PATTERN: Final = re.compile(r"\brl[ak]_[A-Za-z0-9_\-]+")
-
-
-@dataclass(frozen=True)
-class PlanLimits:
-    events_per_minute: int
-    events_per_hour: int
-    max_concurrent: int
 
 
 class RelaySettings:
@@ -210,18 +206,22 @@ class RelaySettings:
         return int(self.get("RENDER_MAX_CHARS"))
 
     def plan_limits(self) -> PlanLimits:
-        """The pacing limits: the plan's values, each overridable on its own."""
-        base = PLANS.get(self.PLAN, PLANS["starter"])
+        """The pacing limits: the plan's values, each overridable on its own.
 
-        def pick(name: str, key: str) -> int:
-            value = self.get(name)
-            return int(value) if value is not None else base[key]
-
-        return PlanLimits(
-            events_per_minute=pick("EVENTS_PER_MINUTE", "events_per_minute"),
-            events_per_hour=pick("EVENTS_PER_HOUR", "events_per_hour"),
-            max_concurrent=pick("MAX_CONCURRENT", "max_concurrent"),
-        )
+        The plans themselves live in :mod:`relaybridge.protocol.pacing`. An unknown
+        plan name falls back to ``starter`` (check ``relaybridge.E006`` reports it);
+        an override below 1 raises ``ValueError``.
+        """
+        try:
+            limits = plan_limits(self.PLAN)
+        except ValueError:
+            limits = STARTER
+        overrides = {
+            field: int(value)
+            for name, field in _LIMIT_OVERRIDES.items()
+            if (value := self.get(name)) is not None
+        }
+        return replace(limits, **overrides)
 
 
 relay_settings = RelaySettings()

@@ -15,6 +15,8 @@ from channels.layers import get_channel_layer
 
 from . import services
 from .conf import relay_settings
+from .protocol.codes import ErrorCode
+from .protocol.policy import describe_error
 from .streams import dispatch_message
 
 logger = logging.getLogger("relaybridge")
@@ -35,9 +37,8 @@ def dispatch_run(run_id: str) -> str:
         payload = services.build_payload(run)
     except Exception:
         logger.exception("could not build the payload of run %s", run.run_id)
-        services.record_error(
-            run.run_id, "PAYLOAD_ERROR", services.LOCAL_ERROR_CODES["PAYLOAD_ERROR"]
-        )
+        code = ErrorCode.PAYLOAD_ERROR
+        services.record_error(run.run_id, code, describe_error(code))
         return "failed"
     services.store_payload(run.run_id, payload)
     return "sent" if hand_to_worker(str(run.run_id)) else "pending"

@@ -1,4 +1,7 @@
-"""Relay's published plans and the per-app limiter the emulator enforces (protocol §5).
+"""The per-app limiter the emulator enforces, with Relay's plans (protocol §5).
+
+The plans' numbers come from :mod:`relaybridge.protocol.pacing`, the same ones
+the relay worker paces itself by.
 
 Only accepted events count against the windows: a refused event (offline agent,
 validation error, rate limit itself) costs nothing, so a client that retries
@@ -13,27 +16,27 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-MINUTE = 60.0
-HOUR = 3600.0
+from ..protocol import pacing
+from ..protocol.pacing import PlanLimits
+
+MINUTE = pacing.MINUTE_S
+HOUR = pacing.HOUR_S
 
 Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Rate limits for one app; ``None`` means no limit of that kind."""
+    """A named set of rate limits for one app (the numbers: :mod:`relaybridge.protocol.pacing`)."""
 
     name: str
-    events_per_minute: int | None
-    events_per_hour: int | None
-    concurrent_events: int | None
+    limits: PlanLimits
 
 
-STARTER = Plan("starter", 60, 3_600, 10)
-SCALE = Plan("scale", 300, 18_000, 50)
-UNLIMITED = Plan("unlimited", None, None, None)
-
-PLANS: dict[str, Plan] = {plan.name: plan for plan in (STARTER, SCALE, UNLIMITED)}
+PLANS: dict[str, Plan] = {name: Plan(name, limits) for name, limits in pacing.PLANS.items()}
+STARTER = PLANS["starter"]
+SCALE = PLANS["scale"]
+UNLIMITED = PLANS["unlimited"]
 
 
 @dataclass
@@ -49,15 +52,15 @@ class AppLimiter:
         """Why one more event would be refused now, or ``None`` if it may go."""
         now = self.clock()
         self._forget_before(now - HOUR)
-        plan = self.plan
-        if plan.concurrent_events is not None and self.in_flight >= plan.concurrent_events:
-            return f"Too many concurrent events (limit {plan.concurrent_events})"
-        if plan.events_per_minute is not None:
+        limits = self.plan.limits
+        if limits.max_in_flight is not None and self.in_flight >= limits.max_in_flight:
+            return f"Too many concurrent events (limit {limits.max_in_flight})"
+        if limits.events_per_minute is not None:
             last_minute = sum(1 for at in self._accepted_at if at > now - MINUTE)
-            if last_minute >= plan.events_per_minute:
-                return f"Rate limit exceeded ({plan.events_per_minute} events per minute)"
-        if plan.events_per_hour is not None and len(self._accepted_at) >= plan.events_per_hour:
-            return f"Rate limit exceeded ({plan.events_per_hour} events per hour)"
+            if last_minute >= limits.events_per_minute:
+                return f"Rate limit exceeded ({limits.events_per_minute} events per minute)"
+        if limits.events_per_hour is not None and len(self._accepted_at) >= limits.events_per_hour:
+            return f"Rate limit exceeded ({limits.events_per_hour} events per hour)"
         return None
 
     def accept(self) -> None:

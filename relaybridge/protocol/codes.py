@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     CONNECTION_LOST = "RELAYBRIDGE_CONNECTION_LOST"
     #: Relay sent a frame about a run that could not be read.
     BAD_FRAME = "RELAYBRIDGE_BAD_FRAME"
+    #: The event payload for a run could not be built (the host adapter raised).
+    PAYLOAD_ERROR = "RELAYBRIDGE_PAYLOAD_ERROR"
 
 
 #: Spellings seen in Relay's documentation for the same condition.

@@ -82,6 +82,8 @@ _TABLE = (
         delays_s=(5,),
         loud=True,
     ),
+    # The host adapter raised while building the payload: retrying would raise again.
+    CodePolicy(_C.PAYLOAD_ERROR, "The mention could not be prepared for the agent", loud=True),
 )
 
 #: Every known code's policy, keyed by canonical code.

@@ -12,6 +12,10 @@ Run states (DESIGN §3)::
                   retrying (scheduled) · failed · stopped
 
 ``retry_run`` takes a failed or stopped run back to ``queued``.
+
+Error codes recorded on runs -- Relay's and relaybridge's own (``RELAYBRIDGE_*``) --
+are :class:`relaybridge.protocol.codes.ErrorCode` members; their retry policy and
+messages are in :mod:`relaybridge.protocol.policy`.
 """
 
 from .payload import build_payload, fit_payload
@@ -26,7 +30,6 @@ from .runs import (
     stalled_runs,
 )
 from .transitions import (
-    LOCAL_ERROR_CODES,
     claim_for_sending,
     mark_accepted,
     mark_sent,
@@ -40,7 +43,6 @@ from .transitions import (
 )
 
 __all__ = [
-    "LOCAL_ERROR_CODES",
     "RunRef",
     "active_runs",
     "build_payload",

@@ -18,13 +18,6 @@ from .runs import RunRef, as_uuid, queue_dispatch
 
 Status = AgentRun.Status
 
-#: Error codes relaybridge records itself (Relay's own codes are in relay-protocol.md §4).
-LOCAL_ERROR_CODES: Final = {
-    "PAYLOAD_ERROR": "The mention could not be prepared for the agent.",
-    "STALLED": "The agent stopped answering.",
-    "DISCONNECTED": "The connection to Relay was lost.",
-}
-
 _UNFINISHED: Final = (Status.QUEUED, Status.SENDING, Status.ACCEPTED, Status.STREAMING)
 # A reply is the best possible outcome, so one arriving late (after the watchdog
 # gave up, or while a retry waits) is still saved. Only a stop or an earlier reply

@@ -120,6 +120,7 @@ def test_e004_token_in_settings(settings: Any, name: str, value: str) -> None:
         ("RELAYBRIDGE_AUTH_STYLE", "cookie"),
         ("RELAYBRIDGE_AGENT_HOP_DEPTH", -1),
         ("RELAYBRIDGE_MAX_CONCURRENT", 0),
+        ("RELAYBRIDGE_EVENTS_PER_MINUTE", 0),
         ("RELAYBRIDGE_BUFFER_TTL", 0),
         ("RELAYBRIDGE_STALL_TIMEOUT", "soon"),
         ("RELAYBRIDGE_AGENTS", ["athena", 3]),

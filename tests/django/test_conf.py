@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from relaybridge import conf
-from relaybridge.conf import PlanLimits, relay_settings
+from relaybridge.conf import relay_settings
+from relaybridge.protocol.pacing import SCALE, STARTER, UNLIMITED, PlanLimits
 
 
 def test_defaults(settings: Any) -> None:
@@ -34,6 +35,19 @@ def test_settings_are_read_at_access_time(settings: Any) -> None:
     settings.RELAYBRIDGE_PLAN = "scale"
     settings.RELAYBRIDGE_MAX_CONCURRENT = 7
     assert relay_settings.plan_limits() == PlanLimits(300, 18_000, 7)
+
+
+def test_plan_limits_are_the_protocol_plans(settings: Any) -> None:
+    for name in ("EVENTS_PER_MINUTE", "EVENTS_PER_HOUR", "MAX_CONCURRENT"):
+        if hasattr(settings, f"RELAYBRIDGE_{name}"):
+            delattr(settings, f"RELAYBRIDGE_{name}")
+    for plan, limits in (("starter", STARTER), ("Scale", SCALE), ("unlimited", UNLIMITED)):
+        settings.RELAYBRIDGE_PLAN = plan
+        assert relay_settings.plan_limits() == limits
+    settings.RELAYBRIDGE_EVENTS_PER_HOUR = 100
+    assert relay_settings.plan_limits() == PlanLimits(None, 100, None)
+    settings.RELAYBRIDGE_PLAN = "enterprise"  # unknown: starter's limits (check E006 says so)
+    assert relay_settings.plan_limits() == PlanLimits(60, 100, 10)
 
 
 def test_example_project_fallback_agents() -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from project.tasks.models import Comment
 from relaybridge import services
 from relaybridge.models import AgentRun
+from relaybridge.protocol.codes import ErrorCode
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +147,9 @@ def test_late_reply_after_failure_is_saved_but_not_after_stop(
     run: AgentRun, comment: Comment
 ) -> None:
     streaming(run)
-    assert services.record_error(run.run_id, "STALLED", "no answer", None, partial_text="Hal")
+    assert services.record_error(
+        run.run_id, ErrorCode.STALLED, "no answer", None, partial_text="Hal"
+    )
     assert status(run) == Status.FAILED and run.partial_text == "Hal"
     assert services.record_reply(run.run_id, "Hello") is not None
     assert status(run) == Status.REPLIED and run.partial_text == ""

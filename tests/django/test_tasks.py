@@ -18,6 +18,7 @@ from project.celery import app as project_celery_app
 from project.tasks.models import Comment
 from relaybridge import services
 from relaybridge.models import AgentRun
+from relaybridge.protocol.codes import ErrorCode
 from relaybridge.tasks import dispatch_run
 
 from .conftest import drain
@@ -100,7 +101,8 @@ def test_a_payload_that_cannot_be_built_fails_visibly(
     run = queued_run(make_comment)
     assert dispatch_run(str(run.run_id)) == "failed"
     run.refresh_from_db()
-    assert (run.status, run.error_code) == (AgentRun.Status.FAILED, "PAYLOAD_ERROR")
+    assert (run.status, run.error_code) == (AgentRun.Status.FAILED, ErrorCode.PAYLOAD_ERROR)
+    assert run.error_message == "The mention could not be prepared for the agent"
     assert drain() == []
 
 
@@ -152,6 +154,10 @@ def test_round_trip_through_the_redis_broker_and_a_celery_worker(
                 time.sleep(0.05)
     finally:
         task_postrun.disconnect(finished)
+        # start_worker also made the test app the process-wide default; tasks
+        # called later from other threads must reach the project's app again.
+        project_celery_app.set_default()
+        project_celery_app.set_current()
     assert sorted(outcomes) == ["sent", "skipped"]
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SENDING and run.payload is not None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from relaybridge.emulator import PLANS, SCALE, STARTER, UNLIMITED, Plan
 from relaybridge.emulator.limits import AppLimiter
+from relaybridge.protocol import pacing
+from relaybridge.protocol.pacing import PlanLimits
 from relaybridge.testing import TEST_APP_TOKEN
 
 from .conftest import MakeRelay
@@ -19,17 +21,20 @@ class FakeClock:
 
 
 def test_published_plans() -> None:
-    assert (STARTER.events_per_minute, STARTER.events_per_hour, STARTER.concurrent_events) == (
+    starter, scale = STARTER.limits, SCALE.limits
+    assert (starter.events_per_minute, starter.events_per_hour, starter.max_in_flight) == (
         60,
         3_600,
         10,
     )
-    assert (SCALE.events_per_minute, SCALE.events_per_hour, SCALE.concurrent_events) == (
+    assert (scale.events_per_minute, scale.events_per_hour, scale.max_in_flight) == (
         300,
         18_000,
         50,
     )
     assert PLANS == {"starter": STARTER, "scale": SCALE, "unlimited": UNLIMITED}
+    # The same numbers the relay worker paces itself by.
+    assert {name: plan.limits for name, plan in PLANS.items()} == pacing.PLANS
 
 
 def test_limiter_minute_window_slides() -> None:
@@ -46,7 +51,7 @@ def test_limiter_minute_window_slides() -> None:
 
 def test_limiter_hour_window_and_in_flight() -> None:
     clock = FakeClock()
-    limiter = AppLimiter(Plan("p", None, 3, 2), clock)
+    limiter = AppLimiter(Plan("p", PlanLimits(None, 3, 2)), clock)
     limiter.accept()
     limiter.accept()
     assert "concurrent" in (limiter.refusal() or "")
@@ -69,7 +74,7 @@ def test_unlimited_plan_never_refuses() -> None:
 async def test_rate_limited_per_minute(make_relay: MakeRelay) -> None:
     clock = FakeClock()
     async with (
-        make_relay(plan=Plan("tiny", 3, 100, 100), clock=clock) as relay,
+        make_relay(plan=Plan("tiny", PlanLimits(3, 100, 100)), clock=clock) as relay,
         open_peer(relay.url, TEST_APP_TOKEN) as peer,
     ):
         for n in range(3):
@@ -85,7 +90,7 @@ async def test_rate_limited_per_minute(make_relay: MakeRelay) -> None:
 async def test_limits_are_per_app_across_connections(make_relay: MakeRelay) -> None:
     async with (
         make_relay(
-            plan=Plan("tiny", 1, 100, 100),
+            plan=Plan("tiny", PlanLimits(1, 100, 100)),
             clock=FakeClock(),
             app_tokens={TEST_APP_TOKEN: "test", "rlk_other_1": "other"},
         ) as relay,
@@ -100,7 +105,7 @@ async def test_limits_are_per_app_across_connections(make_relay: MakeRelay) -> N
 
 async def test_in_flight_cap(make_relay: MakeRelay) -> None:
     async with (
-        make_relay(plan=Plan("two", None, None, 2)) as relay,
+        make_relay(plan=Plan("two", PlanLimits(None, None, 2))) as relay,
         open_peer(relay.url, TEST_APP_TOKEN) as peer,
     ):
         stalled = [await peer.submit("stall", f"s{n}", app_message()) for n in range(2)]
@@ -113,7 +118,7 @@ async def test_in_flight_cap(make_relay: MakeRelay) -> None:
 
 async def test_in_flight_frees_up_when_an_event_ends(make_relay: MakeRelay) -> None:
     async with (
-        make_relay(plan=Plan("one", None, None, 1)) as relay,
+        make_relay(plan=Plan("one", PlanLimits(None, None, 1))) as relay,
         open_peer(relay.url, TEST_APP_TOKEN) as peer,
     ):
         first = await peer.submit("klyve", "a", app_message())
@@ -123,7 +128,8 @@ async def test_in_flight_frees_up_when_an_event_ends(make_relay: MakeRelay) -> N
 
 async def test_rate_limit_is_checked_before_presence(make_relay: MakeRelay) -> None:
     async with (
-        make_relay(plan=Plan("zero", 0, None, None)) as relay,
+        make_relay(plan=Plan("one", PlanLimits(1, None, None))) as relay,
         open_peer(relay.url, TEST_APP_TOKEN) as peer,
     ):
+        assert (await peer.submit("klyve", "k", app_message()))["type"] == "accepted"
         assert (await peer.submit("offline", "t", app_message()))["code"] == "RATE_LIMITED"

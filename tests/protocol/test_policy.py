@@ -98,6 +98,13 @@ def test_local_codes_are_retryable(code: ErrorCode, count: int) -> None:
     assert len(retries(code)) == count
 
 
+def test_payload_errors_are_not_retried_and_are_loud() -> None:
+    policy = policy_for(ErrorCode.PAYLOAD_ERROR)
+    assert ErrorCode.PAYLOAD_ERROR == "RELAYBRIDGE_PAYLOAD_ERROR"
+    assert (policy.retryable, policy.loud) == (False, True)
+    assert retries(ErrorCode.PAYLOAD_ERROR) == []
+
+
 def test_every_known_code_has_a_row_and_a_message() -> None:
     assert set(POLICIES) == {code.value for code in ErrorCode}
     for code, policy in POLICIES.items():
