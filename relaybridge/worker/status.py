@@ -89,9 +89,18 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def write_status(status: WorkerStatus) -> None:
-    status.updated_at = time.time()
-    cache.set(STATUS_CACHE_KEY, status.as_dict(), timeout=STATUS_TTL_S)
+def write_status(record: dict[str, Any]) -> None:
+    """Store a snapshot (``WorkerStatus.as_dict()``) taken on the worker's event loop.
+
+    A worker without the connection (starting, standby) never hides the record of
+    the one that has it: it only fills an empty slot or refreshes its own record.
+    """
+    record = {**record, "updated_at": time.time()}
+    if record.get("state") in {"starting", "standby"}:
+        current = read_status()
+        if current is not None and current.identity != record.get("identity"):
+            return
+    cache.set(STATUS_CACHE_KEY, record, timeout=STATUS_TTL_S)
 
 
 def clear_status(identity: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from io import StringIO
@@ -51,7 +52,7 @@ def test_no_record_means_no_worker() -> None:
 
 
 def test_a_connected_worker_is_described() -> None:
-    write_status(_status())
+    write_status(_status().as_dict())
     out = StringIO()
     call_command("relay_status", stdout=out)
     text = out.getvalue()
@@ -62,7 +63,8 @@ def test_a_connected_worker_is_described() -> None:
 
 
 def test_an_auth_failure_is_reported_loudly() -> None:
-    write_status(_status(state="auth_failed", last_error="Relay refused the app token (HTTP 401)"))
+    failing = _status(state="auth_failed", last_error="Relay refused the app token (HTTP 401)")
+    write_status(failing.as_dict())
     out = StringIO()
     with pytest.raises(SystemExit) as exited:
         call_command("relay_status", "--exit-code", stdout=out)
@@ -75,8 +77,11 @@ def test_an_auth_failure_is_reported_loudly() -> None:
 
 def test_round_trip_and_tolerance_of_unknown_fields() -> None:
     status = _status()
-    write_status(status)
-    assert read_status() == status
+    before = time.time()
+    write_status(status.as_dict())
+    stored = read_status()
+    assert stored is not None and stored.updated_at >= before
+    assert dataclasses.replace(stored, updated_at=status.updated_at) == status
     cache.set(STATUS_CACHE_KEY, {**status.as_dict(), "from_a_newer_version": 1})
     assert read_status() == status
     cache.set(STATUS_CACHE_KEY, "garbage")
@@ -84,8 +89,19 @@ def test_round_trip_and_tolerance_of_unknown_fields() -> None:
 
 
 def test_a_standby_does_not_erase_the_leaders_record() -> None:
-    write_status(_status(identity="leader"))
+    write_status(_status(identity="leader").as_dict())
     clear_status("standby")
     assert read_status() is not None
     clear_status("leader")
     assert read_status() is None
+
+
+def test_a_standby_never_hides_the_leaders_record() -> None:
+    write_status(_status(identity="leader").as_dict())
+    write_status(_status(identity="standby", state="standby").as_dict())
+    record = read_status()
+    assert record is not None and record.identity == "leader"
+    clear_status("leader")
+    write_status(_status(identity="standby", state="standby").as_dict())
+    record = read_status()
+    assert record is not None and record.state == "standby"

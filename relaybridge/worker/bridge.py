@@ -1,0 +1,307 @@
+"""The BridgeWorker: leadership, intake, sweeps, the watchdog and graceful shutdown.
+
+While it holds the leadership lock the worker runs, side by side:
+
+* the :class:`RelayLink` (the Relay connection),
+* intake: run ids arriving on ``relaybridge.outbound`` become submissions,
+* the sweep: ``sending`` runs nobody submitted (a lost intake message, a worker
+  that died) and overdue ``queued``/``retrying`` runs are picked up again,
+* the watchdog: an accepted or streaming run without progress for the stall
+  timeout is failed visibly, its partial text kept,
+* lock renewal and the status record.
+
+SIGTERM stops intake and sending, lets in-flight runs finish for up to the
+shutdown timeout and closes the connection cleanly; whatever is unfinished stays
+in the ledger for the next worker. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from .. import agents, services, streams
+from ..conf import relay_settings
+from ..models import AgentRun
+from ..protocol import (
+    STARTER,
+    AgentInfo,
+    ErrorCode,
+    PayloadTooLarge,
+    PlanLimits,
+    RelaySession,
+    Submission,
+)
+from .coalesce import TokenCoalescer
+from .connection import AuthStyle, redacted
+from .leader import Leadership
+from .link import TEARDOWN_TIMEOUT_S, RelayLink
+from .runs import RunUpdates
+from .status import STATUS_REFRESH_S, WorkerStatus, clear_status, write_status
+from .waiting import in_thread, wait_event
+
+logger = logging.getLogger("relaybridge.worker")
+
+
+@dataclass
+class WorkerOptions:
+    url: str
+    token: str = field(repr=False)
+    auth_style: AuthStyle = "header"
+    limits: PlanLimits | None = None
+    flush_ms: int = 50
+    stall_timeout: float = 120.0
+    shutdown_timeout: float = 30.0
+    sweep_interval: float = 30.0
+    heartbeat_interval: float = 30.0
+    heartbeat_timeout: float = 5.0
+
+    @classmethod
+    def from_settings(cls, url: str, token: str) -> WorkerOptions:
+        style = relay_settings.AUTH_STYLE
+        return cls(
+            url=url,
+            token=token,
+            auth_style="query" if style == "query" else "header",
+            limits=relay_settings.plan_limits(),
+            flush_ms=relay_settings.STREAM_FLUSH_MS,
+            stall_timeout=relay_settings.STALL_TIMEOUT,
+            shutdown_timeout=relay_settings.SHUTDOWN_TIMEOUT,
+            sweep_interval=relay_settings.SWEEP_INTERVAL,
+            heartbeat_interval=relay_settings.HEARTBEAT_INTERVAL,
+            heartbeat_timeout=relay_settings.HEARTBEAT_TIMEOUT,
+        )
+
+
+class BridgeWorker:
+    def __init__(
+        self,
+        options: WorkerOptions,
+        *,
+        lock: Leadership,
+        layer: BaseChannelLayer | None = None,
+        buffer: streams.StreamBuffer | None = None,
+    ) -> None:
+        self.options = options
+        self.lock = lock
+        self.layer = layer or get_channel_layer()
+        if self.layer is None:
+            raise RuntimeError("relaybridge needs a channel layer (CHANNEL_LAYERS)")
+        self.buffer = buffer or streams.get_stream_buffer()
+        self.status = WorkerStatus(
+            state="starting",
+            identity=getattr(lock, "identity", "worker"),
+            pid=os.getpid(),
+            relay_url=redacted(options.url),
+        )
+        self._draining = asyncio.Event()
+        self._status_changed = asyncio.Event()
+        self._leading = False
+        self.session: RelaySession | None = None
+        self.link: RelayLink | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Begin a graceful drain (the first SIGTERM)."""
+        if not self._draining.is_set():
+            logger.info("stopping: no new runs; letting in-flight runs finish")
+            self._draining.set()
+
+    async def run(self) -> None:
+        reporter = asyncio.create_task(self._report_status())
+        try:
+            while not self._draining.is_set():
+                if await self.lock.acquire():
+                    await self._lead()
+                else:
+                    self.status.state = "standby"
+                    self._status_changed.set()
+                    await wait_event(self._draining, self.lock.ttl / 3)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.lock.release()
+            await in_thread(clear_status)(self.status.identity)
+            await self.buffer.close()
+            logger.info("relay worker stopped")
+
+    async def _lead(self) -> None:
+        logger.info("holding the Relay connection for this deployment")
+        options = self.options
+        session = RelaySession(limits=options.limits or STARTER)
+        updates = RunUpdates(self.layer, self.buffer, TokenCoalescer(options.flush_ms / 1000))
+        link = RelayLink(
+            url=options.url,
+            token=options.token,
+            auth_style=options.auth_style,
+            session=session,
+            updates=updates,
+            status=self.status,
+            on_agents=self._store_agents,
+            heartbeat_interval=options.heartbeat_interval,
+            heartbeat_timeout=options.heartbeat_timeout,
+            status_changed=self._status_changed,
+        )
+        self.session, self.link = session, link
+        self._leading = True
+        link_stop = asyncio.Event()
+        link_task = asyncio.create_task(link.run(link_stop), name="relay-link")
+        helpers = [
+            self._spawn(self._intake(), "intake"),
+            self._spawn(self._every(options.sweep_interval, self._sweep), "sweep"),
+            self._spawn(self._every(self._watchdog_interval, self._watchdog), "watchdog"),
+        ]
+        keeper = self._spawn(self._keep_lock(), "lock")
+        drain = asyncio.create_task(self._draining.wait())
+        try:
+            await asyncio.wait([keeper, drain, link_task], return_when=asyncio.FIRST_COMPLETED)
+            for task in helpers:
+                task.cancel()
+            if self._draining.is_set():
+                await self._drain(session, link)
+        finally:
+            self._leading = False
+            link_stop.set()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(link_task)
+            everything = [*helpers, keeper, drain, link_task]
+            for task in everything:
+                task.cancel()
+            await asyncio.wait(everything, timeout=TEARDOWN_TIMEOUT_S)
+            self.session = self.link = None
+
+    async def _drain(self, session: RelaySession, link: RelayLink) -> None:
+        self.status.state = "draining"
+        self._status_changed.set()
+        link.paused = True
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        # The in-flight count lives in the pure session machine, which has no event
+        # to await; a short poll is the honest way to watch it.
+        while session.counts().in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        left = session.counts().in_flight
+        if left:
+            logger.warning("%d run(s) still in flight at shutdown; the next worker resumes", left)
+
+    @property
+    def _watchdog_interval(self) -> float:
+        return max(0.05, min(5.0, self.options.stall_timeout / 4))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        return asyncio.create_task(coro, name=f"relay-{name}")
+
+    async def _every(self, interval: float, action: Any) -> None:
+        while self._leading:
+            try:
+                await action()
+            except Exception:
+                logger.exception("relay worker %s failed; trying again", action.__name__)
+            await asyncio.sleep(interval)
+
+    async def _keep_lock(self) -> None:
+        while True:
+            await asyncio.sleep(self.lock.ttl / 3)
+            if not await self.lock.renew():
+                logger.error("lost the leadership lock; giving up the Relay connection")
+                return
+
+    async def _report_status(self) -> None:
+        while True:
+            if self.session is not None:
+                counts = self.session.counts()
+                self.status.in_flight, self.status.queued = counts.in_flight, counts.queued
+            self._status_changed.clear()
+            with contextlib.suppress(Exception):
+                await in_thread(write_status)(self.status.as_dict())
+            await wait_event(self._status_changed, STATUS_REFRESH_S)
+
+    async def _store_agents(self, found: tuple[AgentInfo, ...]) -> None:
+        listed = [
+            {"agent_id": a.agent_id, "name": a.name, "description": a.description} for a in found
+        ]
+        await in_thread(agents.store_directory)(listed)
+        self.status.agents = [a.agent_id for a in found]
+        logger.info("Relay lists %d agent(s): %s", len(found), ", ".join(self.status.agents))
+
+    # --- intake, sweep, watchdog ----------------------------------------------------
+
+    async def _intake(self) -> None:
+        channel = relay_settings.OUTBOUND_CHANNEL
+        while self._leading:
+            message = await self.layer.receive(channel)
+            run_id = message.get("run_id") if isinstance(message, dict) else None
+            if isinstance(run_id, str):
+                await self.submit(run_id)
+
+    async def submit(self, run_id: str) -> bool:
+        """Queue a ``sending`` run for Relay (idempotent)."""
+        session, link = self.session, self.link
+        if session is None or link is None or session.state_of(run_id) is not None:
+            return False
+        run = await in_thread(services.get_run)(run_id)
+        if run is None or run.status != AgentRun.Status.SENDING or not run.payload:
+            return False
+        await link.updates.remember(run)
+        submission = Submission(
+            ref=run_id, agent_id=run.agent_id, thread_id=run.thread_id, payload=run.payload
+        )
+        try:
+            accepted = session.submit(submission)
+        except PayloadTooLarge as exc:
+            logger.error("run %s: %s", run_id, exc.reason)
+            await link.updates.failed(run_id, ErrorCode.PAYLOAD_TOO_LARGE, exc.reason)
+            return False
+        link.wake.set()
+        return accepted
+
+    async def _sweep(self) -> None:
+        if self.session is None:
+            return
+        stranded = await in_thread(_sending_run_ids)()
+        for run_id in stranded:
+            if self.session is not None and self.session.state_of(run_id) is None:
+                await self.submit(run_id)
+        overdue = await in_thread(_redispatch_overdue)()
+        if overdue:
+            logger.info("re-dispatched %d run(s) whose dispatch never ran", overdue)
+
+    async def _watchdog(self) -> None:
+        stalled = await in_thread(_stalled_run_ids)(self.options.stall_timeout)
+        for run_id in stalled:
+            if self.session is not None:
+                self.session.abandon(run_id)
+            if self.link is not None:
+                await self.link.updates.failed(
+                    run_id, ErrorCode.STALLED, "no answer from Relay", retry=False
+                )
+                self.link.wake.set()
+
+
+def _sending_run_ids() -> list[str]:
+    runs = AgentRun.objects.filter(status=AgentRun.Status.SENDING).exclude(payload={})
+    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:500]]
+
+
+def _redispatch_overdue() -> int:
+    from ..tasks import dispatch_run
+
+    run_ids = list(services.runs_to_redispatch(60.0).values_list("run_id", flat=True)[:500])
+    for run_id in run_ids:
+        dispatch_run.delay(str(run_id))
+    return len(run_ids)
+
+
+def _stalled_run_ids(older_than: float) -> list[str]:
+    runs = services.stalled_runs(older_than)
+    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:500]]

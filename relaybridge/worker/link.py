@@ -1,0 +1,287 @@
+"""The Relay connection: connect, reconnect, read, send and heartbeat.
+
+One :class:`RelayLink` owns the deployment's connection. It reconnects forever
+with the protocol core's backoff (auth failures back off to the cap instead of
+reconnecting hot), runs Relay's JSON heartbeat (a ``ping`` every interval; no frame
+at all within the timeout means the connection is dead), feeds every frame to the
+session state machine and hands the outcomes to :class:`RunUpdates`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from .. import services
+from ..models import AgentRun
+from ..protocol import (
+    AgentInfo,
+    AgentsDiscovered,
+    Backoff,
+    ConnectionFailed,
+    Discover,
+    Error,
+    ErrorCode,
+    EventFailed,
+    Ping,
+    Pong,
+    ProtocolError,
+    RelaySession,
+    Reply,
+    ReplyReceived,
+    SendPong,
+    SubmissionAccepted,
+    SubmissionRejected,
+    Token,
+    TokenReceived,
+    UnknownEvent,
+    parse,
+    serialize,
+)
+from ..protocol.outcomes import Outcome
+from ..protocol.policy import policy_for
+from .connection import (
+    AUTH_CLOSE_CODE,
+    AuthenticationFailed,
+    AuthStyle,
+    RelayConnectError,
+    open_relay_connection,
+    redacted,
+)
+from .runs import RunUpdates
+from .status import WorkerStatus
+from .waiting import in_thread, wait_event
+
+logger = logging.getLogger("relaybridge.worker")
+
+
+#: How long a closed connection's loops get to finish before they are left behind.
+TEARDOWN_TIMEOUT_S = 5.0
+
+
+class DeadConnection(Exception):
+    """No frame arrived within the heartbeat timeout."""
+
+
+class RelayLink:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        auth_style: AuthStyle,
+        session: RelaySession,
+        updates: RunUpdates,
+        status: WorkerStatus,
+        on_agents: Callable[[tuple[AgentInfo, ...]], Awaitable[None]],
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        status_changed: asyncio.Event | None = None,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self.auth_style = auth_style
+        self.session = session
+        self.updates = updates
+        self.status = status
+        self.on_agents = on_agents
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.backoff = backoff or Backoff()
+        #: Set on every connection state change, so the status record is rewritten now.
+        self.status_changed = status_changed or asyncio.Event()
+        #: Set whenever there may be something to send (a submission, a released gate).
+        self.wake = asyncio.Event()
+        #: While paused (draining), nothing new is sent; answers are still read.
+        self.paused = False
+        self.connections = 0
+        self._last_frame = 0.0
+
+    def __repr__(self) -> str:  # the token never appears in a repr
+        return f"<RelayLink {redacted(self.url)}>"
+
+    # --- the reconnect loop ---------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the connection until ``stop`` is set."""
+        while not stop.is_set():
+            self.status.state = "connecting"
+            logger.info("connecting to %s", redacted(self.url))
+            started = time.monotonic()
+            try:
+                ws = await open_relay_connection(self.url, self._token, auth_style=self.auth_style)
+                await self._serve(ws, stop)
+                self.backoff.connection_closed(time.monotonic() - started)
+                if stop.is_set():
+                    return
+                delay = self.backoff.next_delay()
+                self._lost("the connection to Relay closed", "backing_off", delay)
+            except AuthenticationFailed as exc:
+                delay = self.backoff.next_auth_failure_delay()
+                logger.error("%s; check RELAY_APP_TOKEN (retrying in %.0f s)", exc, delay)
+                self._lost(str(exc), "auth_failed", delay)
+            except (RelayConnectError, DeadConnection, ConnectionClosed, OSError) as exc:
+                delay = self.backoff.next_delay()
+                self._lost(str(exc) or type(exc).__name__, "backing_off", delay)
+            await wait_event(stop, delay)
+
+    def _lost(self, reason: str, state: str, delay: float) -> None:
+        if state != "auth_failed":
+            logger.warning("%s; reconnecting in %.1f s", reason, delay)
+        self.status.state = state
+        self.status.last_error = reason
+        self.status.connected_since = None
+        self.status.next_attempt_at = time.time() + delay
+        self.status_changed.set()
+
+    async def _serve(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        self.connections += 1
+        self._last_frame = time.monotonic()
+        self.status.state = "connected"
+        self.status.connected_since = time.time()
+        self.status.last_error = None
+        self.status_changed.set()
+        logger.info("connected to %s", redacted(self.url))
+        # Loops check ``closing`` as well as being cancelled: some libraries awaited
+        # inside them can swallow a cancellation (see waiting.py).
+        closing = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._read(ws), name="relay-read"),
+            asyncio.create_task(self._send_loop(ws, closing), name="relay-send"),
+            asyncio.create_task(self._heartbeat(ws, closing), name="relay-heartbeat"),
+            asyncio.create_task(stop.wait(), name="relay-stop"),
+        ]
+        try:
+            for frame in self.session.on_connect():
+                await ws.send(serialize(frame))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            closing.set()
+            self.wake.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=TEARDOWN_TIMEOUT_S)
+            if stop.is_set():
+                await ws.close(1000, "relay worker shutting down")
+            else:
+                ws.transport.abort()
+            requeued = self.session.on_disconnect()
+            if requeued:
+                logger.info("%d sent but unaccepted run(s) will be sent again", len(requeued))
+            if ws.close_code == AUTH_CLOSE_CODE:
+                raise AuthenticationFailed("Relay rejected the app token (close code 4001)")
+
+    # --- the three loops of one connection -----------------------------------------
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for message in ws:
+            self._last_frame = time.monotonic()
+            self.status.last_frame_at = time.time()
+            try:
+                frame = parse(message)
+            except ProtocolError as exc:
+                logger.warning("ignoring a malformed frame from Relay: %s", exc.reason)
+                continue
+            for outcome in self.session.on_frame(frame):
+                await self._handle(ws, outcome)
+            self.wake.set()
+
+    async def _send_loop(self, ws: ClientConnection, closing: asyncio.Event) -> None:
+        while not closing.is_set():
+            self.wake.clear()
+            wake_at = None
+            if not self.paused:
+                batch = self.session.next_sends()
+                if batch.send:
+                    refs = [submission.ref for submission in batch.send]
+                    await in_thread(_mark_sent)(refs)
+                    for submission in batch.send:
+                        await ws.send(serialize(submission.to_event()))
+                wake_at = batch.wake_at
+            await self.updates.flush_due()
+            due = [t for t in (wake_at, self.updates.coalescer.next_due()) if t is not None]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else None
+            await wait_event(self.wake, timeout)
+
+    async def _heartbeat(self, ws: ClientConnection, closing: asyncio.Event) -> None:
+        while not await wait_event(closing, self.heartbeat_interval):
+            pinged = time.monotonic()
+            await ws.send(serialize(Ping()))
+            await asyncio.sleep(self.heartbeat_timeout)
+            if self._last_frame < pinged:
+                raise DeadConnection(
+                    f"no answer from Relay within {self.heartbeat_timeout:g} s of a ping"
+                )
+
+    # --- outcomes -------------------------------------------------------------------
+
+    async def _handle(self, ws: ClientConnection, outcome: Outcome) -> None:
+        match outcome:
+            case SubmissionAccepted(ref=ref, event_id=event_id):
+                await self.updates.accepted(ref, event_id)
+            case TokenReceived(ref=ref, text=text):
+                await self.updates.token(ref, text)
+            case ReplyReceived(ref=ref, reply=reply):
+                _check_echo(ref, reply)
+                await self.updates.reply(ref, reply)
+            case (
+                SubmissionRejected(ref=ref, code=code, error=error)
+                | EventFailed(ref=ref, code=code, error=error)
+            ):
+                await self.updates.failed(ref, code, error)
+                if policy_for(code).rediscover or policy_for(code).mark_agent_unavailable:
+                    await ws.send(serialize(Discover()))
+            case AgentsDiscovered(agents=agents):
+                await self.on_agents(agents)
+            case SendPong():
+                await ws.send(serialize(Pong()))
+            case ConnectionFailed(code=code, error=error):
+                if code == ErrorCode.UNAUTHORIZED:
+                    raise AuthenticationFailed("Relay rejected the app token")
+                logger.error("Relay refused a request on this connection [%s]: %s", code, error)
+            case UnknownEvent(frame=frame):
+                await self._adopt(frame)
+            case _:
+                logger.debug("relay frame needs no action: %r", outcome)
+
+    async def _adopt(self, frame: object) -> None:
+        """A frame for an event this connection did not send (an earlier worker did)."""
+        event_id = getattr(frame, "event_id", None)
+        run = await in_thread(_run_for_event)(event_id) if event_id else None
+        if run is None:
+            logger.info("ignoring a frame for unknown event %s", event_id)
+            return
+        run_id = str(run.run_id)
+        await self.updates.remember(run)
+        if isinstance(frame, Token):
+            await self.updates.token(run_id, frame.token)
+        elif isinstance(frame, Reply):
+            await self.updates.reply(run_id, frame)
+        elif isinstance(frame, Error):
+            await self.updates.failed(run_id, frame.normalized_code, frame.error)
+
+
+def _mark_sent(refs: list[str]) -> None:
+    for ref in refs:
+        services.mark_sent(ref)
+
+
+def _run_for_event(event_id: str) -> AgentRun | None:
+    active = (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING)
+    return AgentRun.objects.filter(event_id=event_id, status__in=active).first()
+
+
+def _check_echo(ref: str, reply: Reply) -> None:
+    """``reply.payload`` echoes our run id: an end-to-end check of correlation."""
+    echoed = reply.payload.get("relaybridge_run") if reply.payload else None
+    if echoed is not None and echoed != ref:
+        logger.error("reply for run %s echoes run %s: correlation is off", ref, echoed)

@@ -1,0 +1,76 @@
+"""Fixtures for the multi-process tests: a migrated template database, a Redis index,
+and a :class:`Deployment` that kills every process it started when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_service
+
+from .harness import Deployment
+from .services import (
+    POSTGRES_ADMIN_URL,
+    RedisSlot,
+    create_database,
+    drop_database,
+    migrate,
+    postgres_available,
+    unique_database_name,
+)
+
+_DEPLOYMENT = pytest.StashKey[Deployment]()
+
+
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str]:
+    """A database migrated once per session; each test gets a copy of it.
+
+    Cloning a template takes a fraction of a second where ``migrate`` takes several.
+    """
+    require_service("PostgreSQL", postgres_available(), f"cannot connect to {POSTGRES_ADMIN_URL}")
+    name = unique_database_name("template")
+    create_database(name)
+    try:
+        migrate(name)
+        yield name
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def redis_slot(redis_url: str) -> Iterator[RedisSlot]:
+    slot = RedisSlot(redis_url).claim()
+    try:
+        yield slot
+    finally:
+        slot.release()
+
+
+@pytest.fixture
+def deployment(
+    request: pytest.FixtureRequest, migrated_template: str, redis_slot: RedisSlot, tmp_path: Path
+) -> Iterator[Deployment]:
+    name = unique_database_name("test")
+    create_database(name, template=migrated_template)
+    try:
+        with Deployment(database=name, redis_slot=redis_slot, workdir=tmp_path) as deployed:
+            request.node.stash[_DEPLOYMENT] = deployed
+            yield deployed
+    finally:
+        drop_database(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach run states and process logs to the report of a failed test."""
+    report = yield
+    deployed = item.stash.get(_DEPLOYMENT, None)
+    if deployed is not None and report.failed and call.when == "call":
+        report.sections.append(("deployment", deployed.report()))
+    return report

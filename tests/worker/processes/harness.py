@@ -1,0 +1,339 @@
+"""A whole deployment in processes: PostgreSQL, Redis, Celery, relay workers, a Relay.
+
+Each test gets its own PostgreSQL database (cloned from a template migrated once
+per session), its own Redis database index (flushed before and after), and the
+real processes of a production deployment started with one shared environment:
+
+* the Relay emulator (``python -m relaybridge.emulator``), killable and restartable
+  on the same port;
+* one Celery worker (``celery -A project worker --pool solo``);
+* one or more ``manage.py relay_worker`` processes.
+
+Mentions are made through the ORM in a subprocess (so ``post_save`` fires as on the
+page) and outcomes are read straight from the database with psycopg. Every wait has
+a deadline (:mod:`.waiting`); nothing relies on a sleep being long enough. The
+services live in :mod:`.services`, the process plumbing in :mod:`.processes`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import redis
+from django.core.cache.backends.redis import RedisCache
+from psycopg.rows import class_row
+
+from relaybridge.testing import TEST_APP_TOKEN
+from relaybridge.worker.leader import DEFAULT_LOCK_KEY
+from relaybridge.worker.status import STATUS_CACHE_KEY, WorkerStatus
+
+from .processes import ROOT, LoggedEmulatorProcess, ManagedProcess, base_env
+from .services import RedisSlot, database_url
+from .waiting import wait_until
+
+#: Run states after which nothing more happens to a run.
+ENDED = frozenset({"replied", "failed", "stopped"})
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    run_id: uuid.UUID
+    comment_id: int
+    agent_id: str
+    status: str
+    event_id: str | None
+    attempts: int
+    error_code: str
+    error_message: str
+    partial_text: str
+    reply_comment_id: int | None
+    payload: dict[str, Any] | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def brief(self) -> str:
+        error = f" {self.error_code}: {self.error_message}" if self.error_code else ""
+        return f"run {self.id} @{self.agent_id} comment {self.comment_id} {self.status}{error}"
+
+
+@dataclass(frozen=True)
+class CommentRow:
+    id: int
+    task_id: int
+    author_id: int | None
+    agent_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Mention:
+    """What :meth:`Deployment.mention` created: a task and the comment on it."""
+
+    task_id: int
+    comment_id: int
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    output: str
+
+
+_RUN_COLUMNS = ", ".join(
+    [
+        "id",
+        "run_id",
+        "comment_id",
+        "agent_id",
+        "status",
+        "event_id",
+        "attempts",
+        "error_code",
+        "error_message",
+        "partial_text",
+        "reply_comment_id",
+        "payload",
+    ]
+)
+
+
+# -- the deployment ----------------------------------------------------------------------
+
+
+class Deployment:
+    """The processes of one test, sharing one database, one Redis index and one Relay."""
+
+    def __init__(self, *, database: str, redis_slot: RedisSlot, workdir: Path) -> None:
+        self.database = database
+        self.redis_slot = redis_slot
+        self.workdir = workdir
+        #: Extra environment for every process started from now on (timing settings).
+        self.settings: dict[str, str] = {}
+        self.processes: list[ManagedProcess] = []
+        self.emulator: LoggedEmulatorProcess | None = None
+        self._db = psycopg.connect(database_url(database), autocommit=True)
+        # The project's cache settings (no key prefix, version 1) on this test's index.
+        self._cache = RedisCache(redis_slot.url, {})
+
+    # environment
+
+    @property
+    def database_url(self) -> str:
+        return database_url(self.database)
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self.redis_slot.client
+
+    def env(self, **extra: str) -> dict[str, str]:
+        relay: dict[str, str] = {"RELAY_APP_TOKEN": TEST_APP_TOKEN}
+        if self.emulator is not None:
+            relay["RELAY_URL"] = self.emulator.url
+        return base_env(
+            database_url=self.database_url,
+            redis_url=self.redis_slot.url,
+            **{**relay, **self.settings, **extra},
+        )
+
+    # processes
+
+    def start_emulator(
+        self, *, token_delay_ms: float = 20, args: Sequence[str] = ()
+    ) -> LoggedEmulatorProcess:
+        if self.emulator is not None:
+            raise RuntimeError("this deployment already has an emulator")
+        emulator = LoggedEmulatorProcess(
+            log_path=self.workdir / "emulator.log", token_delay_ms=token_delay_ms, args=args
+        )
+        self.emulator = emulator
+        emulator.start()
+        return emulator
+
+    def start_process(
+        self, name: str, cmd: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        index = sum(1 for p in self.processes if p.name == name)
+        log_path = self.workdir / f"{name}-{index}.log"
+        process = ManagedProcess(name, cmd, env=env or self.env(), log_path=log_path)
+        self.processes.append(process)
+        return process
+
+    def start_celery(self, timeout: float = 30.0) -> ManagedProcess:
+        """One Celery worker, waited for until it consumes from the broker."""
+        cmd = [sys.executable, "-m", "celery", "-A", "project", "worker"]
+        cmd += ["--pool", "solo", "--concurrency", "1", "-l", "info"]
+        cmd += ["-n", f"relaybridge-test-{uuid.uuid4().hex[:8]}@%h"]
+        # Gossip, mingle and heartbeats only talk to other workers; there are none,
+        # and mingle alone waits a second or two for their answers at start-up.
+        cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        celery = self.start_process("celery", cmd)
+        wait_until(
+            lambda: re.search(r"@\S+ ready\.", celery.log_text()) or not celery.alive,
+            timeout,
+            "the Celery worker to be ready",
+        )
+        if not celery.alive:
+            raise AssertionError(f"the Celery worker exited:\n{celery.log_text()}")
+        return celery
+
+    def start_relay_worker(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        cmd = [sys.executable, "manage.py", "relay_worker", *args]
+        return self.start_process("relay_worker", cmd, env=self.env(**(env or {})))
+
+    def relay_workers(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if p.name == "relay_worker"]
+
+    def manage(self, *args: str, timeout: float = 60.0) -> CommandResult:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        return CommandResult(done.returncode, done.stdout)
+
+    def relay_status(self) -> CommandResult:
+        """``manage.py relay_status --exit-code``: 0 running, 1 no worker, 2 auth failure."""
+        return self.manage("relay_status", "--exit-code")
+
+    def worker_status(self) -> WorkerStatus | None:
+        """The status record as ``relay_status`` reads it, without a process per look."""
+        data = self._cache.get(STATUS_CACHE_KEY)
+        return WorkerStatus.from_dict(data) if isinstance(data, dict) else None
+
+    def lock_holder(self) -> str | None:
+        value = self.redis.get(DEFAULT_LOCK_KEY)
+        return None if value is None else str(value)
+
+    def close(self) -> None:
+        """Kill every process this deployment started, whatever state it is in."""
+        errors: list[BaseException] = []
+        for process in self.processes:
+            try:
+                process.kill()
+            except BaseException as exc:  # keep killing the others
+                errors.append(exc)
+        if self.emulator is not None:
+            self.emulator.kill()
+        self._db.close()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # actions
+
+    def mention(self, *bodies: str, title: str = "Q2 Roadmap Review") -> list[Mention]:
+        """One new task per body, each with a comment by a person saying ``body``."""
+        specs = [{"title": f"{title} #{n}", "body": body} for n, body in enumerate(bodies, 1)]
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.worker.processes.actions", "mention", json.dumps(specs)],
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"creating mentions failed:\n{done.stdout}\n{done.stderr}")
+        created = json.loads(done.stdout.strip().splitlines()[-1])
+        return [Mention(task_id=c["task_id"], comment_id=c["comment_id"]) for c in created]
+
+    # queries
+
+    def runs(self, comment_ids: Iterable[int] | None = None) -> list[RunRow]:
+        query = f"SELECT {_RUN_COLUMNS} FROM relaybridge_agentrun"
+        params: list[Any] = []
+        if comment_ids is not None:
+            query += " WHERE comment_id = ANY(%s)"
+            params.append(list(comment_ids))
+        with self._db.cursor(row_factory=class_row(RunRow)) as cursor:
+            return cursor.execute(query + " ORDER BY id", params).fetchall()
+
+    def comments(self, task_id: int) -> list[CommentRow]:
+        with self._db.cursor(row_factory=class_row(CommentRow)) as cursor:
+            return cursor.execute(
+                "SELECT id, task_id, author_id, agent_id, body FROM tasks_comment"
+                " WHERE task_id = %s ORDER BY id",
+                [task_id],
+            ).fetchall()
+
+    def agent_comments(self, task_id: int) -> list[CommentRow]:
+        return [c for c in self.comments(task_id) if c.agent_id]
+
+    def wait_for_runs(
+        self,
+        mentions: Sequence[Mention],
+        predicate: Callable[[list[RunRow]], bool],
+        timeout: float,
+        what: str,
+    ) -> list[RunRow]:
+        """Wait until the runs of ``mentions`` (one or more each) satisfy ``predicate``."""
+        comment_ids = [m.comment_id for m in mentions]
+
+        def check() -> list[RunRow] | None:
+            rows = self.runs(comment_ids)
+            return rows if rows and predicate(rows) else None
+
+        try:
+            return wait_until(check, timeout, what, interval=0.05)
+        except AssertionError as exc:
+            state = "\n".join(r.brief() for r in self.runs(comment_ids)) or "(no runs)"
+            raise AssertionError(f"{exc}\nruns:\n{state}") from None
+
+    def wait_until_ended(self, mentions: Sequence[Mention], timeout: float) -> list[RunRow]:
+        return self.wait_for_runs(
+            mentions, lambda rows: all(r.ended for r in rows), timeout, "every run to end"
+        )
+
+    # diagnostics
+
+    def report(self, tail_lines: int = 60) -> str:
+        """Run states and the end of every process log, for a failed test's report."""
+        parts = []
+        try:
+            parts.append("runs:\n" + "\n".join(r.brief() for r in self.runs()))
+        except psycopg.Error as exc:
+            parts.append(f"runs: unreadable ({exc})")
+        logs: list[tuple[str, str]] = [
+            (f"{p.name} pid {p.pid} rc {p.returncode} ({p.log_path.name})", p.log_text())
+            for p in self.processes
+        ]
+        if self.emulator is not None:
+            logs.append(("emulator", self.emulator.log_text()))
+        for title, text in logs:
+            tail = "\n".join(text.splitlines()[-tail_lines:])
+            parts.append(f"--- {title} ---\n{tail}")
+        return "\n\n".join(parts)

@@ -1,0 +1,130 @@
+"""Child processes of a test deployment: a shared environment, logs in files, sure kills."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from relaybridge.testing import EmulatorProcess
+
+ROOT = Path(__file__).resolve().parents[3]
+SETTINGS_MODULE = "tests.worker.processes.settings"
+#: The emulator names the test app this in its log ("app test connected").
+EMULATOR_APP_ID = "test"
+
+
+def base_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment every process of a deployment shares."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # Nothing from the surrounding shell may point a process at another service.
+        if key not in {"DATABASE_URL", "REDIS_URL", "RELAY_URL", "RELAY_APP_TOKEN"}
+        and not key.startswith("RELAYBRIDGE_")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        DATABASE_URL=database_url,
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+class ManagedProcess:
+    """A child process in its own session, with stdout and stderr in one log file."""
+
+    def __init__(
+        self, name: str, cmd: Sequence[str], *, env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.name = name
+        self.cmd = list(cmd)
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 -- closed in kill()
+        self.started_at = time.monotonic()
+        # A new session: the process and anything it forks form one group that
+        # teardown can kill by this process's id, whatever the test did to it.
+        self.popen = subprocess.Popen(
+            self.cmd,
+            cwd=ROOT,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.name} pid={self.pid} returncode={self.returncode}>"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_lines(self, needle: str) -> list[str]:
+        return [line for line in self.log_text().splitlines() if needle in line]
+
+    def send_signal(self, signum: int) -> None:
+        if self.alive:
+            os.kill(self.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process group (if the process still runs) and reap it."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        try:
+            self.popen.wait(timeout=10)
+        finally:
+            self._log.close()
+
+
+class LoggedEmulatorProcess(EmulatorProcess):
+    """The emulator process, with its log kept in a file the test can read.
+
+    :class:`EmulatorProcess` lets the emulator's log go to the test's own stderr. A
+    shell that ``exec``s the emulator with stderr appended to a file keeps the
+    process id (so kill and restart still work) and keeps one log across restarts.
+    """
+
+    def __init__(self, *, log_path: Path, **kwargs: Any) -> None:
+        kwargs.setdefault("log_level", "INFO")
+        super().__init__(**kwargs)
+        self.log_path = log_path
+
+    def command(self) -> list[str]:
+        return ["sh", "-c", 'exec "$@" 2>>"$0"', str(self.log_path), *super().command()]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def app_connections(self, app_id: str = EMULATOR_APP_ID) -> int:
+        """How many times an app connection was opened (and authenticated) so far."""
+        return self.log_text().count(f"app {app_id} connected")
+
+    def open_app_connections(self, app_id: str = EMULATOR_APP_ID) -> int:
+        text = self.log_text()
+        return text.count(f"app {app_id} connected") - text.count(f"app {app_id} disconnected")

@@ -1,0 +1,196 @@
+"""The relay worker end to end, in one event loop: emulator sockets, Redis, database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from project.tasks.models import Comment
+from relaybridge.models import AgentRun
+from relaybridge.worker.status import read_status
+
+from .stack import listen, post_mention, relay_stack, run_status, runs_for, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_stack")]
+
+Status = AgentRun.Status
+
+
+def _reply_comments(run: AgentRun) -> list[Comment]:
+    return list(Comment.objects.filter(task_id=run.comment.task_id, agent_id=run.agent_id))
+
+
+def _fresh(run: AgentRun) -> AgentRun:
+    return AgentRun.objects.select_related("comment", "reply_comment").get(pk=run.pk)
+
+
+async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_stack: str) -> None:
+    async with relay_stack(redis_stack):
+        comment = await post_mention("@athena summarize this task")
+        [run] = await runs_for(comment)
+        listener = await listen(run.thread_key)
+        await wait_for(lambda: run_status(run.run_id) == Status.REPLIED, what="the reply")
+        await asyncio.sleep(0.1)  # let the last pushes arrive
+        run = await sync_to_async(_fresh)(run)
+        replies = await sync_to_async(_reply_comments)(run)
+        assert len(replies) == 1
+        reply = replies[0]
+        assert reply.pk == run.reply_comment_id
+        assert reply.author_id is None and reply.agent_id == "athena"
+        assert "Q2 Roadmap Review" in reply.body
+        streamed = listener.streamed_text(str(run.run_id))
+        assert streamed == reply.body
+        assert len(listener.events("run.delta", str(run.run_id))) > 1
+        [pushed] = listener.events("run.reply", str(run.run_id))
+        assert pushed["comment_id"] == str(reply.pk)
+        assert "Q2 Roadmap Review" in pushed["html"]
+        assert run.event_id and run.event_id.startswith("evt_")
+        assert run.tokens_used is not None and run.model_name
+        assert run.first_token_ms is not None
+        assert run.payload["relaybridge_run"] == str(run.run_id)
+
+
+async def test_three_threads_streaming_at_once_stay_separate(redis_stack: str) -> None:
+    async with relay_stack(redis_stack):
+        comments = [
+            await post_mention(f"@athena summarize thread {n}", title=f"Task number {n}")
+            for n in range(3)
+        ]
+        runs = [(await runs_for(c))[0] for c in comments]
+        listeners = [await listen(run.thread_key) for run in runs]
+        for run in runs:
+            await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
+        await asyncio.sleep(0.1)
+        for n, (run, listener) in enumerate(zip(runs, listeners, strict=True)):
+            run = await sync_to_async(_fresh)(run)
+            assert run.reply_comment is not None
+            assert f"Task number {n}" in run.reply_comment.body
+            assert listener.streamed_text(str(run.run_id)) == run.reply_comment.body
+            others = {str(r.run_id) for r in runs} - {str(run.run_id)}
+            assert not [m for m in listener.messages if m["event"].get("run") in others]
+
+
+async def test_two_mentions_on_one_thread_are_sent_one_after_the_other(redis_stack: str) -> None:
+    async with relay_stack(redis_stack):
+        first = await post_mention("@athena first question")
+        second = await post_mention("@athena second question", task=first.task)
+        [run1], [run2] = await runs_for(first), await runs_for(second)
+        for run in (run1, run2):
+            await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
+        run1, run2 = await sync_to_async(_fresh)(run1), await sync_to_async(_fresh)(run2)
+        # The second event went to Relay only after the first one's reply.
+        assert run2.sent_at is not None and run1.finished_at is not None
+        assert run2.sent_at >= run1.finished_at or run2.accepted_at >= run1.finished_at
+        assert run1.reply_comment_id != run2.reply_comment_id
+
+
+async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_stack: str) -> None:
+    async with relay_stack(redis_stack):
+        comment = await post_mention("@offline are you there?")
+        [run] = await runs_for(comment)
+        listener = await listen(run.thread_key)
+        await wait_for(lambda: run_status(run.run_id) == Status.RETRYING, what="a retry")
+        await asyncio.sleep(0.1)
+        [error] = listener.events("run.error", str(run.run_id))
+        assert error["code"] == "AGENT_OFFLINE"
+        assert error["retry_in"] == 2.0
+        assert "offline — retrying in 2 s" in error["message"]
+        # The scheduled retry runs (after 2 s) and fails the same way, now 4 s out.
+        await wait_for(
+            lambda: (
+                AgentRun.objects.get(pk=run.pk).attempts == 2
+                and run_status(run.run_id) == Status.RETRYING
+            ),
+            within=8,
+            what="the second attempt",
+        )
+        await asyncio.sleep(0.1)
+        assert listener.events("run.error", str(run.run_id))[-1]["retry_in"] == 4.0
+
+        # Fast-forward past the fourth retry: the fifth and last retry fails for good.
+        def after_five_attempts() -> None:
+            AgentRun.objects.filter(pk=run.pk).update(attempts=5, status=Status.RETRYING)
+
+        await sync_to_async(after_five_attempts)()
+        from relaybridge.tasks import dispatch_run
+
+        await sync_to_async(dispatch_run.delay)(str(run.run_id))
+        await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the failure")
+        failed = await sync_to_async(_fresh)(run)
+        assert failed.error_code == "AGENT_OFFLINE"
+        assert "retrying" not in failed.error_message
+        assert failed.reply_comment is None
+
+
+async def test_a_stalled_agent_is_failed_by_the_watchdog_with_its_partial_text(
+    redis_stack: str,
+) -> None:
+    async with relay_stack(redis_stack, stall_timeout=0.6):
+        comment = await post_mention("@stall tell me everything")
+        [run] = await runs_for(comment)
+        listener = await listen(run.thread_key)
+        await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the watchdog")
+        await asyncio.sleep(0.1)
+        failed = await sync_to_async(_fresh)(run)
+        assert failed.error_code == "RELAYBRIDGE_STALLED"
+        assert failed.partial_text
+        assert failed.partial_text == listener.streamed_text(str(run.run_id))
+        [error] = listener.events("run.error", str(run.run_id))
+        assert error["retry_in"] is None
+
+
+async def test_a_dropped_connection_is_reconnected_and_every_run_ends(redis_stack: str) -> None:
+    # Frames Relay produces while no connection is open are lost (protocol §7):
+    # those runs can only end through the watchdog, so its timeout is short here.
+    stack = relay_stack(redis_stack, stall_timeout=2.0, emulator={"token_delay_ms": 20})
+    async with stack as (worker, relay):
+        comments = [
+            await post_mention(f"@athena long answer {n}", title=f"Dropped {n}") for n in range(4)
+        ]
+        runs = [(await runs_for(c))[0] for c in comments]
+        await wait_for(
+            lambda: any(run_status(r.run_id) == Status.STREAMING for r in runs),
+            what="streaming",
+        )
+        assert relay.drop_app_connections() >= 1
+        for run in runs:
+            await wait_for(
+                lambda r=run: run_status(r.run_id) in (Status.REPLIED, Status.FAILED),
+                within=20,
+                what="every run to end",
+            )
+        assert worker.link is not None and worker.link.connections >= 2
+        for run in runs:
+            fresh = await sync_to_async(_fresh)(run)
+            replies = await sync_to_async(_reply_comments)(fresh)
+            assert len(replies) <= 1
+            if fresh.status == Status.FAILED:
+                assert fresh.error_code and fresh.error_message
+            else:
+                assert replies and replies[0].pk == fresh.reply_comment_id
+
+
+async def test_a_bad_token_backs_off_instead_of_reconnecting_hot(redis_stack: str) -> None:
+    from relaybridge.testing import running_emulator
+    from relaybridge.worker.bridge import BridgeWorker, WorkerOptions
+    from relaybridge.worker.leader import LocalLeaderLock
+
+    async with running_emulator() as relay:
+        options = WorkerOptions(url=relay.url, token="rlk_test_revoked", sweep_interval=1.0)
+        worker = BridgeWorker(options, lock=LocalLeaderLock())
+        running = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.status.state == "auth_failed", what="the auth failure")
+        await asyncio.sleep(1.5)
+        assert worker.link is not None and worker.link.connections == 1
+        assert worker.status.next_attempt_at is not None
+        status: Any = await wait_for(
+            lambda: (found := read_status()) and found.auth_failed and found, what="the record"
+        )
+        assert "rejected the app token" in (status.last_error or "")
+        assert "rlk_test_revoked" not in repr(status.as_dict())
+        worker.request_stop()
+        await asyncio.wait_for(running, timeout=5)
+    assert await sync_to_async(read_status)() is None
