@@ -68,13 +68,20 @@ _TABLE = (
     CodePolicy(
         _C.NOT_ALLOWED, "This app is not allowed to reach {agent}", mark_agent_unavailable=True
     ),
-    CodePolicy(_C.AGENT_NOT_FOUND, "Relay does not know {agent}", rediscover=True),
+    CodePolicy(
+        _C.AGENT_NOT_FOUND,
+        "Relay does not know {agent}",
+        mark_agent_unavailable=True,
+        rediscover=True,
+    ),
     # Payloads are trimmed to fit before sending, so this is a bug of ours.
     CodePolicy(_C.PAYLOAD_TOO_LARGE, "The message was too large for Relay", loud=True),
     CodePolicy(_C.INVALID_MESSAGE, "Relay rejected the message as invalid", loud=True),
     # Auth failures are handled by the connection loop (back off to the cap), not per run.
     CodePolicy(_C.UNAUTHORIZED, "Relay rejected the app token", loud=True, connection_level=True),
-    CodePolicy(_C.STALLED, "{agent} stopped answering", delays_s=(5,)),
+    # The watchdog fails a silent run visibly and does not resend it: the agent may
+    # still be working, so the person decides (the Retry button).
+    CodePolicy(_C.STALLED, "{agent} stopped answering"),
     CodePolicy(_C.CONNECTION_LOST, "The connection to Relay was lost", delays_s=(2, 4, 8, 16, 32)),
     CodePolicy(
         _C.BAD_FRAME,

@@ -190,6 +190,8 @@ class RelayLink:
                 frame = parse(message)
             except ProtocolError as exc:
                 logger.warning("ignoring a malformed frame from Relay: %s", exc.reason)
+                if exc.event_id is not None:
+                    await self._fail_unreadable(exc.event_id, exc.reason)
                 continue
             for outcome in self.session.on_frame(frame):
                 await self._handle(ws, outcome)
@@ -238,7 +240,7 @@ class RelayLink:
                 | EventFailed(ref=ref, code=code, error=error)
             ):
                 await self.updates.failed(ref, code, error)
-                if policy_for(code).rediscover or policy_for(code).mark_agent_unavailable:
+                if policy_for(code).rediscover:
                     await ws.send(serialize(Discover()))
             case AgentsDiscovered(agents=agents):
                 await self.on_agents(agents)
@@ -252,6 +254,16 @@ class RelayLink:
                 await self._adopt(frame)
             case _:
                 logger.debug("relay frame needs no action: %r", outcome)
+
+    async def _fail_unreadable(self, event_id: str, reason: str) -> None:
+        """An unreadable frame about a known event fails that run now, not by timeout."""
+        run = await in_thread(_run_for_event)(event_id)
+        if run is None:
+            return
+        run_id = str(run.run_id)
+        self.session.abandon(run_id)
+        await self.updates.remember(run)
+        await self.updates.failed(run_id, ErrorCode.BAD_FRAME, reason)
 
     async def _adopt(self, frame: object) -> None:
         """A frame for an event this connection did not send (an earlier worker did)."""

@@ -61,9 +61,15 @@ def test_not_allowed_fails_and_marks_the_agent_unavailable(code: str) -> None:
     assert policy.mark_agent_unavailable and not policy.rediscover
 
 
-def test_agent_not_found_fails_and_rediscovers() -> None:
+def test_agent_not_found_fails_marks_the_agent_and_rediscovers() -> None:
     assert retries("AGENT_NOT_FOUND") == []
     assert policy_for("AGENT_NOT_FOUND").rediscover
+    assert policy_for("AGENT_NOT_FOUND").mark_agent_unavailable
+
+
+def test_a_stalled_run_is_not_resent_automatically() -> None:
+    # The agent may still be working; the person decides with the Retry button.
+    assert retries(ErrorCode.STALLED) == []
 
 
 @pytest.mark.parametrize("code", ["PAYLOAD_TOO_LARGE", "INVALID_MESSAGE"])
@@ -88,7 +94,6 @@ def test_unknown_codes_fail_and_are_logged_with_the_frame() -> None:
 @pytest.mark.parametrize(
     ("code", "count"),
     [
-        (ErrorCode.STALLED, 1),
         (ErrorCode.CONNECTION_LOST, 5),
         (ErrorCode.BAD_FRAME, 1),
     ],

@@ -194,3 +194,56 @@ async def test_a_bad_token_backs_off_instead_of_reconnecting_hot(redis_stack: st
         worker.request_stop()
         await asyncio.wait_for(running, timeout=5)
     assert await sync_to_async(read_status)() is None
+
+
+async def test_a_silent_connection_is_declared_dead_and_replaced(
+    redis_stack: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Relay that accepts the connection but never answers a ping is abandoned."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from relaybridge.worker.bridge import BridgeWorker, WorkerOptions
+    from relaybridge.worker.leader import LocalLeaderLock
+
+    connections = 0
+
+    async def silent(conn: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await conn.wait_closed()  # reads nothing, answers nothing
+
+    async with serve(silent, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        options = WorkerOptions(
+            url=f"ws://127.0.0.1:{port}/v1/ws/app",
+            token="rlk_test_silent",
+            heartbeat_interval=0.2,
+            heartbeat_timeout=0.2,
+        )
+        worker = BridgeWorker(options, lock=LocalLeaderLock())
+        running = asyncio.create_task(worker.run())
+        await wait_for(lambda: connections >= 2, what="a second connection")
+        assert "no answer from Relay within 0.2 s of a ping" in caplog.text
+        worker.request_stop()
+        await asyncio.wait_for(running, timeout=10)
+
+
+async def test_an_agent_the_app_may_not_reach_fails_and_is_marked_unavailable(
+    redis_stack: str,
+) -> None:
+    from relaybridge.agents import get_directory
+
+    emulator = {"allowed_agents": {"test": frozenset({"athena"})}}
+    async with relay_stack(redis_stack, emulator=emulator):
+        comment = await post_mention("@klyve echo this")
+        [run] = await runs_for(comment)
+        await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the refusal")
+        failed = await sync_to_async(_fresh)(run)
+        assert failed.error_code == "NOT_ALLOWED"
+        assert "not allowed to reach Klyve" in failed.error_message
+        directory: Any = await sync_to_async(get_directory)()
+        assert directory is not None
+        marked = {a["agent_id"]: a["unavailable"] for a in directory["agents"]}
+        # Discovery lists only reachable agents; klyve, refused, is marked if listed.
+        assert marked.get("klyve", True) is True
+        assert marked["athena"] is False
