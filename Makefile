@@ -26,9 +26,11 @@ pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## make demo: the embedded default (SQLite, in-memory layer, emulator) in one process tree
+## make demo: the embedded default (SQLite, in-memory layer, emulator); comes with the live page
 demo: $(STAMP)
-	$(BIN)/python manage.py run_demo
+	@echo "make demo is not available yet: it arrives with the live task page." >&2
+	@echo "Meanwhile: $(BIN)/python manage.py relay_worker  (runs its own Relay emulator)" >&2
+	@exit 1
 
 ## make lock: refresh constraints.txt from the current environment
 lock: $(STAMP)
