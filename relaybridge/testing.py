@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from relaybridge.emulator import EmulatorConfig, RelayEmulator
-from relaybridge.emulator.auth import AGENT_PATH, APP_PATH
+from relaybridge.emulator.auth import AGENT_PATH, APP_PATH, base_url_for
 
 #: The app token (and app id) the helpers configure unless told otherwise.
 TEST_APP_TOKEN = "rlk_test_emulatortoken"
@@ -173,7 +173,7 @@ class EmulatorProcess:
 
     @property
     def base_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return base_url_for(self.host, self.port)
 
     @property
     def url(self) -> str:

@@ -18,6 +18,11 @@ APP_PATH = "/v1/ws/app"
 AGENT_PATH = "/v1/ws/agent"
 
 
+def base_url_for(host: str, port: int) -> str:
+    """``ws://host:port`` for an emulator, with an IPv6 host in brackets."""
+    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+
+
 class Endpoint(enum.StrEnum):
     APP = "app"
     AGENT = "agent"

@@ -16,7 +16,7 @@ from . import frames
 from .agent_side import serve_agent
 from .agents import ScriptedAgent, builtin_agents
 from .app_side import serve_app
-from .auth import AGENT_PATH, APP_PATH, Endpoint, resolve
+from .auth import AGENT_PATH, APP_PATH, Endpoint, base_url_for, resolve
 from .config import BadTokenMode, EmulatorConfig
 from .control import EmulatorControl
 from .faults import Faults
@@ -112,8 +112,7 @@ class RelayEmulator(EmulatorControl):
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return base_url_for(self.host, self.port)
 
     @property
     def url(self) -> str:
