@@ -83,7 +83,27 @@ class RunUpdates:
     async def remember(self, run: AgentRun) -> RunInfo:
         info = await in_thread(_info)(run)
         self.runs[info.run_id] = info
+        if run.status in (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING):
+            # Streamed by an earlier connection or worker: continue its numbering, or
+            # the buffer and the pages would drop the new text as already seen.
+            _text, seq = await self.snapshot(info.run_id)
+            self.coalescer.resume(info.run_id, seq)
         return info
+
+    # --- the text-so-far buffer: trouble there costs a snapshot, never the connection
+
+    async def snapshot(self, run_id: str) -> tuple[str, int]:
+        try:
+            return await self.buffer.snapshot(run_id)
+        except Exception:
+            logger.exception("could not read the stream buffer of run %s", run_id)
+            return "", 0
+
+    async def _buffer(self, action: str, run_id: str, *args: Any) -> None:
+        try:
+            await getattr(self.buffer, action)(run_id, *args)
+        except Exception:
+            logger.exception("could not %s the stream buffer of run %s", action, run_id)
 
     async def lookup(self, run_id: str) -> RunInfo | None:
         info = self.runs.get(run_id)
@@ -113,7 +133,7 @@ class RunUpdates:
         run = await in_thread(_load)(run_id)
         if info is None or run is None:
             return
-        text, seq = await self.buffer.snapshot(run_id)
+        text, seq = await self.snapshot(run_id)
         event = await in_thread(streams.status_event)(run, text, seq)
         await self.push(info.group, event)
 
@@ -123,7 +143,7 @@ class RunUpdates:
             return
         # Buffer first, then push: a page that reads the snapshot after this point
         # has the text; one that got the push dedupes by ``seq``.
-        await self.buffer.append(delta.run, delta.seq, delta.text)
+        await self._buffer("append", delta.run, delta.seq, delta.text)
         await self.push(info.group, streams.delta_event(delta.run, delta.seq, delta.text))
 
     async def flush_due(self) -> None:
@@ -174,7 +194,7 @@ class RunUpdates:
             html = await in_thread(render_agent_markdown)(reply.reply)
             event = streams.reply_event(run_id, comment.pk, html, info.agent_id)
             await self.push(info.group, event)
-        await self.buffer.clear(run_id)
+        await self._buffer("clear", run_id)
         self.forget(run_id)
 
     async def failed(
@@ -208,7 +228,7 @@ class RunUpdates:
             code,
             redact(error),
         )
-        partial, _seq = await self.buffer.snapshot(run_id)
+        partial, _seq = await self.snapshot(run_id)
         changed = await in_thread(services.record_error)(
             run_id, code, message, retry_in, partial_text=partial or None
         )
@@ -217,6 +237,6 @@ class RunUpdates:
         if changed:
             await self.push(info.group, streams.error_event(run_id, code, message, retry_in))
             await self.push_status(run_id)
-        await self.buffer.clear(run_id)
+        await self._buffer("clear", run_id)
         self.forget(run_id)
         return decision

@@ -39,3 +39,13 @@ def redis_stack(settings: Any, redis_url: str) -> Iterator[str]:
     yield redis_url
     conf.task_always_eager, conf.task_eager_propagates = saved
     _load_adapter.cache_clear()
+
+
+def free_tcp_port() -> int:
+    """A loopback port with nothing listening on it."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,82 @@
+"""RunUpdates against the real database, Redis buffer and channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from project.tasks.models import Comment, Task
+from relaybridge.buffers import RedisStreamBuffer
+from relaybridge.models import AgentRun
+from relaybridge.worker.coalesce import TokenCoalescer
+from relaybridge.worker.runs import RunUpdates
+
+from .conftest import free_tcp_port
+from .stack import listen
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_stack")]
+
+
+def _streaming_run() -> AgentRun:
+    task = Task.objects.create(title="Adopted")
+    comment = Comment.objects.create(task=task, body="@athena go")
+    run = AgentRun.objects.get(comment=comment)
+    AgentRun.objects.filter(pk=run.pk).update(
+        status=AgentRun.Status.STREAMING, event_id=f"evt_{uuid.uuid4().hex[:8]}"
+    )
+    return AgentRun.objects.get(pk=run.pk)
+
+
+def _updates(buffer: Any) -> RunUpdates:
+    layer = get_channel_layer()
+    assert layer is not None
+    return RunUpdates(layer, buffer, TokenCoalescer(0))
+
+
+async def test_an_adopted_run_continues_its_sequence(redis_stack: str) -> None:
+    buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
+    run = await sync_to_async(_streaming_run)()
+    run_id = str(run.run_id)
+    # An earlier worker streamed five pushes of this run before it died.
+    await buffer.replace(run_id, "Hello from before", 5)
+    listener = await listen(run.thread_key)
+    updates = _updates(buffer)
+    await updates.remember(run)
+    await updates.token(run_id, " and after")
+    await asyncio.sleep(0.2)
+    [delta] = listener.events("run.delta", run_id)
+    assert delta["seq"] == 6 and delta["text"] == " and after"
+    assert await buffer.snapshot(run_id) == ("Hello from before and after", 6)
+    await buffer.clear(run_id)
+    await buffer.close()
+
+
+async def test_a_broken_buffer_costs_the_snapshot_not_the_stream(redis_stack: str) -> None:
+    # A Redis client pointed at a port where nothing listens: every call fails, fast.
+    dead = aioredis.Redis(
+        host="127.0.0.1",
+        port=free_tcp_port(),
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )
+    buffer = RedisStreamBuffer(dead, prefix="unreachable")
+    run = await sync_to_async(_streaming_run)()
+    run_id = str(run.run_id)
+    updates = _updates(buffer)
+    # None of these raise: the frame handlers carry on without the buffer.
+    await updates.remember(run)
+    await updates.token(run_id, "still")
+    await updates.token(run_id, " streaming")
+    assert updates.coalescer.last_seq(run_id) == 2
+    await updates.failed(run_id, "AGENT_ERROR", "boom", retry=False)
+    failed = await sync_to_async(lambda: AgentRun.objects.get(pk=run.pk))()
+    assert failed.status == AgentRun.Status.FAILED
+    assert failed.error_code == "AGENT_ERROR"
