@@ -11,6 +11,10 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import AgentRun
+from .worker.status import read_status
+
+#: Where agents are registered and tokens rotated: relaybridge itself never does either.
+RELAY_DASHBOARD_URL = "https://relay.ckgworks.com"
 
 if TYPE_CHECKING:
     AgentRunAdminBase = admin.ModelAdmin[AgentRun]
@@ -24,6 +28,8 @@ def _ms(value: int | None) -> str:
 
 @admin.register(AgentRun)
 class AgentRunAdmin(AgentRunAdminBase):
+    # Above the ledger: what the relay worker reports (or that none is running).
+    change_list_template = "admin/relaybridge/agentrun/change_list.html"
     list_display = (
         "agent_id",
         "status",
@@ -84,6 +90,17 @@ class AgentRunAdmin(AgentRunAdminBase):
         if run.finished_at is None:
             return "—"
         return f"{(run.finished_at - run.queued_at).total_seconds():.1f} s"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        status = read_status()
+        context = {
+            "relay_worker": status.describe() if status is not None else None,
+            "relay_dashboard_url": RELAY_DASHBOARD_URL,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -68,3 +68,37 @@ def test_example_admin_pages_render(admin_client_with_runs: tuple[Client, Any]) 
     task_id = run.comment.task_id
     assert client.get(reverse("admin:tasks_task_change", args=[task_id])).status_code == 200
     assert client.get(reverse("admin:tasks_comment_changelist")).status_code == 200
+
+
+def test_the_ledger_shows_the_relay_workers_status(
+    admin_client_with_runs: tuple[Client, AgentRun],
+) -> None:
+    import os
+    import time
+
+    from relaybridge.worker.status import STATUS_CACHE_KEY, WorkerStatus, write_status
+
+    client, _ = admin_client_with_runs
+    url = reverse("admin:relaybridge_agentrun_changelist")
+    page = client.get(url).content.decode()
+    assert "No relay worker is running" in page
+    assert 'href="https://relay.ckgworks.com"' in page
+
+    status = WorkerStatus(
+        state="auth_failed",
+        identity="host:abc",
+        pid=os.getpid(),
+        relay_url="wss://relay.example/v1/ws/app",
+        last_error="Relay refused the app token (HTTP 401)",
+        next_attempt_at=time.time() + 40,
+    )
+    write_status(status.as_dict())
+    try:
+        page = client.get(url).content.decode()
+    finally:
+        from django.core.cache import cache
+
+        cache.delete(STATUS_CACHE_KEY)
+    assert "No relay worker is running" not in page
+    assert "Relay rejected the app token" in page
+    assert "HTTP 401" in page
