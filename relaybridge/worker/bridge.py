@@ -23,7 +23,6 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -36,49 +35,22 @@ from ..protocol import (
     AgentInfo,
     ErrorCode,
     PayloadTooLarge,
-    PlanLimits,
     RelaySession,
     Submission,
 )
+from . import queries
 from .coalesce import TokenCoalescer
-from .connection import AuthStyle, redacted
+from .connection import redacted
 from .leader import Leadership
 from .link import TEARDOWN_TIMEOUT_S, RelayLink
+from .options import WorkerOptions
 from .runs import RunUpdates
 from .status import STATUS_REFRESH_S, WorkerStatus, clear_status, write_status
 from .waiting import in_thread, wait_event
 
+__all__ = ["BridgeWorker", "WorkerOptions"]
+
 logger = logging.getLogger("relaybridge.worker")
-
-
-@dataclass
-class WorkerOptions:
-    url: str
-    token: str = field(repr=False)
-    auth_style: AuthStyle = "header"
-    limits: PlanLimits | None = None
-    flush_ms: int = 50
-    stall_timeout: float = 120.0
-    shutdown_timeout: float = 30.0
-    sweep_interval: float = 30.0
-    heartbeat_interval: float = 30.0
-    heartbeat_timeout: float = 5.0
-
-    @classmethod
-    def from_settings(cls, url: str, token: str) -> WorkerOptions:
-        style = relay_settings.AUTH_STYLE
-        return cls(
-            url=url,
-            token=token,
-            auth_style="query" if style == "query" else "header",
-            limits=relay_settings.plan_limits(),
-            flush_ms=relay_settings.STREAM_FLUSH_MS,
-            stall_timeout=relay_settings.STALL_TIMEOUT,
-            shutdown_timeout=relay_settings.SHUTDOWN_TIMEOUT,
-            sweep_interval=relay_settings.SWEEP_INTERVAL,
-            heartbeat_interval=relay_settings.HEARTBEAT_INTERVAL,
-            heartbeat_timeout=relay_settings.HEARTBEAT_TIMEOUT,
-        )
 
 
 class BridgeWorker:
@@ -268,16 +240,16 @@ class BridgeWorker:
     async def _sweep(self) -> None:
         if self.session is None:
             return
-        stranded = await in_thread(_sending_run_ids)()
+        stranded = await in_thread(queries.sending_run_ids)()
         for run_id in stranded:
             if self.session is not None and self.session.state_of(run_id) is None:
                 await self.submit(run_id)
-        overdue = await in_thread(_redispatch_overdue)()
+        overdue = await in_thread(queries.redispatch_overdue)()
         if overdue:
             logger.info("re-dispatched %d run(s) whose dispatch never ran", overdue)
 
     async def _watchdog(self) -> None:
-        stalled = await in_thread(_stalled_run_ids)(self.options.stall_timeout)
+        stalled = await in_thread(queries.stalled_run_ids)(self.options.stall_timeout)
         for run_id in stalled:
             if self.session is not None:
                 self.session.abandon(run_id)
@@ -286,22 +258,3 @@ class BridgeWorker:
                     run_id, ErrorCode.STALLED, "no answer from Relay", retry=False
                 )
                 self.link.wake.set()
-
-
-def _sending_run_ids() -> list[str]:
-    runs = AgentRun.objects.filter(status=AgentRun.Status.SENDING).exclude(payload={})
-    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:500]]
-
-
-def _redispatch_overdue() -> int:
-    from ..tasks import dispatch_run
-
-    run_ids = list(services.runs_to_redispatch(60.0).values_list("run_id", flat=True)[:500])
-    for run_id in run_ids:
-        dispatch_run.delay(str(run_id))
-    return len(run_ids)
-
-
-def _stalled_run_ids(older_than: float) -> list[str]:
-    runs = services.stalled_runs(older_than)
-    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:500]]

@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from .. import services
-from ..models import AgentRun
 from ..protocol import (
     AgentInfo,
     AgentsDiscovered,
@@ -45,6 +43,7 @@ from ..protocol import (
 )
 from ..protocol.outcomes import Outcome
 from ..protocol.policy import policy_for
+from . import queries
 from .connection import (
     AUTH_CLOSE_CODE,
     AuthenticationFailed,
@@ -205,7 +204,7 @@ class RelayLink:
                 batch = self.session.next_sends()
                 if batch.send:
                     refs = [submission.ref for submission in batch.send]
-                    await in_thread(_mark_sent)(refs)
+                    await in_thread(queries.mark_sent)(refs)
                     for submission in batch.send:
                         await ws.send(serialize(submission.to_event()))
                 wake_at = batch.wake_at
@@ -257,7 +256,7 @@ class RelayLink:
 
     async def _fail_unreadable(self, event_id: str, reason: str) -> None:
         """An unreadable frame about a known event fails that run now, not by timeout."""
-        run = await in_thread(_run_for_event)(event_id)
+        run = await in_thread(queries.run_for_event)(event_id)
         if run is None:
             return
         run_id = str(run.run_id)
@@ -268,7 +267,7 @@ class RelayLink:
     async def _adopt(self, frame: object) -> None:
         """A frame for an event this connection did not send (an earlier worker did)."""
         event_id = getattr(frame, "event_id", None)
-        run = await in_thread(_run_for_event)(event_id) if event_id else None
+        run = await in_thread(queries.run_for_event)(event_id) if event_id else None
         if run is None:
             logger.info("ignoring a frame for unknown event %s", event_id)
             return
@@ -280,16 +279,6 @@ class RelayLink:
             await self.updates.reply(run_id, frame)
         elif isinstance(frame, Error):
             await self.updates.failed(run_id, frame.normalized_code, frame.error)
-
-
-def _mark_sent(refs: list[str]) -> None:
-    for ref in refs:
-        services.mark_sent(ref)
-
-
-def _run_for_event(event_id: str) -> AgentRun | None:
-    active = (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING)
-    return AgentRun.objects.filter(event_id=event_id, status__in=active).first()
 
 
 def _check_echo(ref: str, reply: Reply) -> None:
