@@ -1,13 +1,15 @@
 """URLs of the example host project.
 
-The admin holds the run ledger; the task pages are added next to it.
+The admin holds the run ledger; relaybridge's Retry/Stop buttons post under
+``relaybridge/``; the task pages are added next to them.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
+    path("relaybridge/", include("relaybridge.urls")),
 ]

@@ -19,6 +19,7 @@ messages are in :mod:`relaybridge.protocol.policy`.
 """
 
 from .payload import build_payload, fit_payload
+from .pushes import clear_stream, push_status, read_stream
 from .runs import (
     RunRef,
     active_runs,
@@ -47,13 +48,16 @@ __all__ = [
     "active_runs",
     "build_payload",
     "claim_for_sending",
+    "clear_stream",
     "create_runs",
     "fit_payload",
     "get_run",
     "mark_accepted",
     "mark_sent",
     "mark_stopped",
+    "push_status",
     "queue_dispatch",
+    "read_stream",
     "record_error",
     "record_first_token",
     "record_reply",

@@ -42,6 +42,8 @@ class RunInfo:
     last_error_code: str
     streaming: bool = False
     last_touch: float = 0.0
+    #: Stopped from a page (Relay has no cancel): the agent may go on; we drop its tokens.
+    ended: bool = False
 
 
 def _load(run_id: str) -> AgentRun | None:
@@ -160,17 +162,25 @@ class RunUpdates:
 
     async def token(self, run_id: str, text: str) -> None:
         info = await self.lookup(run_id)
-        if info is None:
+        if info is None or info.ended:
             return
         now = self.clock()
+        # ``touch`` succeeds only for accepted or streaming runs, so a failed touch
+        # means the run was stopped (or otherwise ended) meanwhile.
         if not info.streaming:
             info.streaming = True
             info.last_touch = now
             if await in_thread(services.record_first_token)(run_id):
                 await self.push_status(run_id)
+            elif not await in_thread(services.touch)(run_id):
+                info.ended = True
+                return
         elif now - info.last_touch >= TOUCH_EVERY_S:
             info.last_touch = now
-            await in_thread(services.touch)(run_id)
+            if not await in_thread(services.touch)(run_id):
+                info.ended = True
+                self.coalescer.forget(run_id)
+                return
         delta = self.coalescer.add(run_id, text, now)
         if delta is not None:
             await self.push_delta(delta)

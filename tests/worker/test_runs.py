@@ -80,3 +80,28 @@ async def test_a_broken_buffer_costs_the_snapshot_not_the_stream(redis_stack: st
     failed = await sync_to_async(lambda: AgentRun.objects.get(pk=run.pk))()
     assert failed.status == AgentRun.Status.FAILED
     assert failed.error_code == "AGENT_ERROR"
+
+
+async def test_tokens_of_a_stopped_run_are_dropped(redis_stack: str) -> None:
+    from relaybridge import services
+
+    buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
+    task = await sync_to_async(Task.objects.create)(title="Stopped")
+    comment = await sync_to_async(Comment.objects.create)(task=task, body="@athena go")
+    run = await sync_to_async(AgentRun.objects.get)(comment=comment)
+    run_id = str(run.run_id)
+    await sync_to_async(services.claim_for_sending)(run_id)
+    await sync_to_async(services.mark_accepted)(run_id, f"evt_{uuid.uuid4().hex[:8]}")
+    # Someone pressed Stop before the first token arrived.
+    await sync_to_async(services.mark_stopped)(run_id, "")
+    run = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+    listener = await listen(run.thread_key)
+    updates = _updates(buffer)
+    await updates.remember(run)
+    await updates.token(run_id, "late")
+    await updates.token(run_id, " tokens")
+    await asyncio.sleep(0.2)
+    assert listener.events("run.delta", run_id) == []
+    assert await buffer.snapshot(run_id) == ("", 0)
+    assert await sync_to_async(lambda: AgentRun.objects.get(pk=run.pk).status)() == "stopped"
+    await buffer.close()

@@ -1,0 +1,168 @@
+"""The browser's live stream of a thread: ``/ws/tasks/<id>/``.
+
+:class:`ThreadStreamConsumer` lets a page watch the agent runs of one thread (a
+task). On connect it checks the adapter's ``can_view`` (close code 4003 when
+refused, 4004 for a thread that does not exist), joins the thread's group, sends a
+``snapshot`` of the active runs with their text so far, and then forwards the
+``run.status`` / ``run.delta`` / ``run.reply`` / ``run.error`` messages the relay
+worker and the Retry/Stop views push to the group (DESIGN §3).
+
+Nothing is lost or doubled for a page that joins mid-stream: the worker appends a
+delta to the text-so-far buffer *before* it pushes it, and the consumer joins the
+group *before* it reads the buffer. Every delta is therefore in the snapshot, or
+arrives on the socket afterwards, or both; "both" is dropped here by sequence
+number, so each delta reaches the page exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from . import services, streams
+from .adapters import CommentAdapter, DefaultCommentAdapter, get_adapter
+from .models import ACTIVE_STATUSES, AgentRun
+
+logger = logging.getLogger("relaybridge")
+
+#: Close codes the page's script understands: do not reconnect after these.
+CLOSE_FORBIDDEN: Final = 4003
+CLOSE_NOT_FOUND: Final = 4004
+
+_ENDED: Final = frozenset(
+    {AgentRun.Status.REPLIED, AgentRun.Status.FAILED, AgentRun.Status.STOPPED}
+)
+
+
+def thread_for_url(adapter: CommentAdapter, value: str) -> Any | None:
+    """The thread a stream URL names, looked up through the host's adapter.
+
+    An adapter may define ``thread_by_url(value)`` to use its own ids in the URL.
+    Otherwise the default adapter reads the value as the thread model's primary key,
+    and any other adapter as its own ``thread_key``.
+    """
+    lookup = getattr(adapter, "thread_by_url", None)
+    if callable(lookup):
+        return lookup(value)
+    if isinstance(adapter, DefaultCommentAdapter):
+        meta = adapter.thread_model()._meta
+        return adapter.thread_by_key(f"{meta.app_label}.{meta.model_name}.{value}")
+    return adapter.thread_by_key(value)
+
+
+def authorize(user: Any, value: str) -> tuple[int, str]:
+    """``(0, thread_key)`` when ``user`` may watch the thread, else ``(close code, "")``."""
+    if not getattr(user, "is_authenticated", False):
+        return CLOSE_FORBIDDEN, ""
+    adapter = get_adapter()
+    thread = thread_for_url(adapter, value)
+    if thread is None:
+        return CLOSE_NOT_FOUND, ""
+    if not adapter.can_view(user, thread):
+        return CLOSE_FORBIDDEN, ""
+    return 0, adapter.thread_key(thread)
+
+
+def _active_runs(thread_key: str) -> list[AgentRun]:
+    return list(services.active_runs(thread_key))
+
+
+def _states(runs: list[AgentRun], texts: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+    return [streams.run_state(run, *texts[str(run.run_id)]) for run in runs]
+
+
+def _is_active(run_id: str, thread_key: str) -> bool:
+    return AgentRun.objects.filter(
+        run_id=run_id, thread_key=thread_key, status__in=ACTIVE_STATUSES
+    ).exists()
+
+
+class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """One page watching one thread's runs."""
+
+    group: str = ""
+    thread_key: str = ""
+
+    async def connect(self) -> None:
+        # run id -> the last seq this socket has (from the snapshot or a delta);
+        # absent: never seen; None: the run has ended, so its late deltas are dropped.
+        self.runs: dict[str, int | None] = {}
+        value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
+        code, thread_key = await database_sync_to_async(authorize)(self.scope.get("user"), value)
+        if code:
+            # Accept, then close: a handshake refused before accept reaches the
+            # browser as 1006, and the page needs the code to stop reconnecting.
+            await self.accept()
+            await self.close(code=code)
+            return
+        self.thread_key = thread_key
+        self.group = streams.group_name_for_thread(thread_key)
+        # Join before reading the buffer (see the module docstring). Pushes that
+        # arrive meanwhile wait in our channel until connect() returns.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(await self._snapshot())
+
+    async def _snapshot(self) -> dict[str, Any]:
+        runs = await database_sync_to_async(_active_runs)(self.thread_key)
+        texts: dict[str, tuple[str, int]] = {}
+        buffer = streams.get_stream_buffer()
+        try:
+            for run in runs:
+                run_id = str(run.run_id)
+                try:
+                    texts[run_id] = await buffer.snapshot(run_id)
+                except Exception:
+                    # Without the buffer the page still gets the runs and their status.
+                    logger.exception("could not read the stream buffer of run %s", run_id)
+                    texts[run_id] = ("", 0)
+        finally:
+            # A Redis buffer owns a client on this loop; a socket must not keep it.
+            await buffer.close()
+        for run_id, (_text, seq) in texts.items():
+            self.runs[run_id] = seq
+        return streams.snapshot_event(await database_sync_to_async(_states)(runs, texts))
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # The stream is one-way; a ping is answered so a page can test the socket.
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    # --- group messages: type "relaybridge.run.delta" -> relaybridge_run_delta --------
+
+    async def relaybridge_run_status(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        # A status is authoritative about the stream: a retry starts it again at 0.
+        ended = event.get("status") in _ENDED
+        self.runs[event["run"]] = None if ended else int(event.get("seq") or 0)
+        await self.send_json(event)
+
+    async def relaybridge_run_delta(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        run_id = event["run"]
+        if run_id not in self.runs:
+            # A run that started, or ended, while this socket was not watching.
+            active = await database_sync_to_async(_is_active)(run_id, self.thread_key)
+            self.runs[run_id] = 0 if active else None
+        last = self.runs[run_id]
+        if last is None or event["seq"] <= last:
+            return  # stopped (Relay cannot cancel, tokens keep coming) or already sent
+        self.runs[run_id] = event["seq"]
+        await self.send_json(event)
+
+    async def relaybridge_run_reply(self, message: dict[str, Any]) -> None:
+        self.runs[message["event"]["run"]] = None
+        await self.send_json(message["event"])
+
+    async def relaybridge_run_error(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])
+
+    async def relaybridge_snapshot(self, message: dict[str, Any]) -> None:
+        await self.send_json(message["event"])

@@ -1,0 +1,14 @@
+"""relaybridge's HTTP URLs; the host includes them, e.g. under ``relaybridge/``."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from . import views
+
+app_name = "relaybridge"
+
+urlpatterns: list[URLPattern] = [
+    path("runs/<uuid:run_id>/retry/", views.retry_run, name="retry-run"),
+    path("runs/<uuid:run_id>/stop/", views.stop_run, name="stop-run"),
+]

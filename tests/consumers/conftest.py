@@ -1,0 +1,129 @@
+"""Fixtures for the browser-stream tests: a real Redis layer, users, runs, sockets.
+
+The consumer runs inside the real ASGI application (origin check, session auth,
+URL router), so a socket is authenticated the way a browser's is: by the session
+cookie of a logged-in user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from project.asgi import application
+from project.celery import app as celery_app
+from project.tasks.models import Comment, Task
+from relaybridge.adapters import _load_adapter, get_adapter
+from relaybridge.models import AgentRun
+
+STAFF_ONLY = "tests.consumers.adapters.StaffOnlyAdapter"
+
+
+@pytest.fixture
+def redis_stack(settings: Any, redis_url: str) -> Iterator[str]:
+    """Redis channel layer (private prefix) and stream buffer, eager Celery."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": f"relaybridge-test-{uuid.uuid4().hex}"},
+        }
+    }
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"relaybridge-consumer-test-{uuid.uuid4()}",
+        }
+    }
+    settings.RELAYBRIDGE_REDIS_URL = redis_url
+    settings.RELAYBRIDGE_AGENTS = ["athena", "klyve"]
+    celery_app.set_default()
+    celery_app.set_current()
+    conf = celery_app.conf
+    saved = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager, conf.task_eager_propagates = True, True
+    _load_adapter.cache_clear()
+    yield redis_url
+    conf.task_always_eager, conf.task_eager_propagates = saved
+    _load_adapter.cache_clear()
+
+
+@pytest.fixture
+def embedded(settings: Any) -> Iterator[None]:
+    """The embedded default: in-memory layer and buffer, eager Celery."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.RELAYBRIDGE_REDIS_URL = None
+    settings.RELAYBRIDGE_AGENTS = ["athena", "klyve"]
+    conf = celery_app.conf
+    saved = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager, conf.task_eager_propagates = True, True
+    _load_adapter.cache_clear()
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved
+    _load_adapter.cache_clear()
+
+
+@pytest.fixture
+def staff_only(settings: Any) -> Iterator[None]:
+    settings.RELAYBRIDGE_ADAPTER = STAFF_ONLY
+    _load_adapter.cache_clear()
+    yield
+    _load_adapter.cache_clear()
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    def make(username: str = "alice", **fields: Any) -> Any:
+        return get_user_model().objects.create_user(username, password="pw", **fields)
+
+    return make
+
+
+@pytest.fixture
+def task(db: None) -> Task:
+    return Task.objects.create(title="Q2 Roadmap Review")
+
+
+@pytest.fixture
+def make_run(task: Task) -> Callable[..., AgentRun]:
+    """A run in ``status`` under a comment without mentions (no receiver creates runs)."""
+
+    def make(status: str = AgentRun.Status.STREAMING, **fields: Any) -> AgentRun:
+        comment = Comment.objects.create(task=task, body="what do you think?")
+        adapter = get_adapter()
+        return AgentRun.objects.create(
+            comment=comment,
+            agent_id="athena",
+            thread_id=adapter.thread_id(task),
+            thread_key=adapter.thread_key(task),
+            status=status,
+            **fields,
+        )
+
+    return make
+
+
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return str(client.cookies[django_settings.SESSION_COOKIE_NAME].value)
+
+
+def socket(task_ref: Any, cookie: str | None = None) -> WebsocketCommunicator:
+    """A browser-like socket on ``/ws/tasks/<task_ref>/`` through the real ASGI app."""
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return WebsocketCommunicator(application, f"/ws/tasks/{task_ref}/", headers=headers)
+
+
+async def cookie_for(make_user: Callable[..., Any], username: str = "alice", **fields: Any) -> str:
+    """Create a user and log them in (from async code); returns the session cookie."""
+    return await sync_to_async(lambda: session_cookie(make_user(username, **fields)))()
