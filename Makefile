@@ -26,11 +26,9 @@ pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## make demo: the embedded default (SQLite, in-memory layer, emulator); comes with the live page
+## make demo: the embedded default (SQLite, in-memory layer, emulator) in one process
 demo: $(STAMP)
-	@echo "make demo is not available yet: it arrives with the live task page." >&2
-	@echo "Meanwhile: $(BIN)/python manage.py relay_worker  (runs its own Relay emulator)" >&2
-	@exit 1
+	$(BIN)/python manage.py run_demo $(if $(PORT),--port $(PORT))
 
 ## make lock: refresh constraints.txt from the current environment
 lock: $(STAMP)

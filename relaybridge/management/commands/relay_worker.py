@@ -13,16 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from relaybridge.conf import app_token, relay_settings, relay_url
-from relaybridge.worker.bridge import BridgeWorker, WorkerOptions
-from relaybridge.worker.leader import Leadership, LocalLeaderLock, RedisLeaderLock
+from relaybridge.worker.launch import WorkerRun
 
 logger = logging.getLogger("relaybridge.worker")
 
@@ -51,49 +47,21 @@ class Command(BaseCommand):
         asyncio.run(self._main(options["lock_ttl"], options["emulator"]))
 
     async def _main(self, lock_ttl: float, force_emulator: bool) -> None:
-        async with _relay_endpoint(force_emulator) as (url, token):
-            lock = _make_lock(lock_ttl)
-            worker = BridgeWorker(WorkerOptions.from_settings(url, token), lock=lock)
-            main = asyncio.current_task()
-            signals = 0
+        run = WorkerRun(lock_ttl=lock_ttl, force_emulator=force_emulator)
+        main = asyncio.current_task()
+        signals = 0
 
-            def on_signal() -> None:
-                nonlocal signals
-                signals += 1
-                if signals == 1:
-                    worker.request_stop()
-                elif main is not None:
-                    logger.warning("second signal: exiting now")
-                    main.cancel()
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                run.request_stop()
+            elif main is not None:
+                logger.warning("second signal: exiting now")
+                main.cancel()
 
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_signal)
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker.run()
-
-
-def _make_lock(ttl: float) -> Leadership:
-    url = relay_settings.REDIS_URL
-    if not url:
-        return LocalLeaderLock(ttl)
-    import redis.asyncio as aioredis
-
-    return RedisLeaderLock(aioredis.Redis.from_url(url), ttl=ttl)
-
-
-@contextlib.asynccontextmanager
-async def _relay_endpoint(force_emulator: bool) -> AsyncIterator[tuple[str, str]]:
-    token = app_token()
-    if token and not force_emulator:
-        yield relay_url(), token
-        return
-    from relaybridge.emulator.config import EmulatorConfig
-    from relaybridge.emulator.server import RelayEmulator
-
-    # A fresh token per run: it never leaves this process.
-    local_token = f"rlk_local_{secrets.token_hex(12)}"
-    config = EmulatorConfig(host="127.0.0.1", port=0, app_tokens={local_token: "local"})
-    async with RelayEmulator(config) as emulator:
-        logger.info("RELAY_APP_TOKEN is not set: using the local Relay emulator %s", emulator.url)
-        yield emulator.url, local_token
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.run()
