@@ -72,7 +72,7 @@ STATIC_URL = "static/"
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "tasks:login"
 
 # --- Redis or the embedded default -------------------------------------------------
 # One Redis serves the channel layer, the cache (agent list, worker status), the

@@ -1,7 +1,7 @@
 """URLs of the example host project.
 
 The admin holds the run ledger; relaybridge's Retry/Stop buttons post under
-``relaybridge/``; the task pages are added next to them.
+``relaybridge/``; the task pages and sign-in live at the root.
 """
 
 from __future__ import annotations
@@ -12,4 +12,5 @@ from django.urls import URLPattern, URLResolver, include, path
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("relaybridge/", include("relaybridge.urls")),
+    path("", include("project.tasks.urls")),
 ]

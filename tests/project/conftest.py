@@ -1,0 +1,60 @@
+"""Fixtures for the example project's pages.
+
+Like ``tests/django``: every test starts from the embedded default whatever the
+environment says (an in-memory channel layer, a private local-memory cache, eager
+Celery), and the pages are served by this package's small URLconf.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from project.celery import app as celery_app
+from project.tasks.models import Task
+from relaybridge.adapters import _load_adapter
+
+
+@pytest.fixture(autouse=True)
+def embedded_default(settings: Any) -> Iterator[None]:
+    settings.ROOT_URLCONF = "tests.project.urls"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"relaybridge-test-{uuid.uuid4()}",
+        }
+    }
+    settings.RELAYBRIDGE_REDIS_URL = None
+    conf = celery_app.conf
+    saved = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager, conf.task_eager_propagates = True, True
+    _load_adapter.cache_clear()
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved
+    _load_adapter.cache_clear()
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    return get_user_model().objects.create_user(
+        "alice", password="pw", first_name="Alice", last_name="Ng"
+    )
+
+
+@pytest.fixture
+def task(db: None) -> Task:
+    return Task.objects.create(title="Q2 Roadmap Review", description="Plan the quarter.")
+
+
+@pytest.fixture
+def client_in(user: Any) -> Client:
+    """A test client signed in as ``user``, with CSRF checks on (as a browser has them)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
