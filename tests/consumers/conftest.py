@@ -7,7 +7,6 @@ cookie of a logged-in user.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from project.asgi import application
-from project.celery import app as celery_app
 from project.tasks.models import Comment, Task
 from relaybridge.adapters import _load_adapter, get_adapter
 from relaybridge.models import AgentRun
+from tests.stacks import eager_celery, use_embedded_default, use_redis_stack
 
 STAFF_ONLY = "tests.consumers.adapters.StaffOnlyAdapter"
 
@@ -30,44 +29,19 @@ STAFF_ONLY = "tests.consumers.adapters.StaffOnlyAdapter"
 @pytest.fixture
 def redis_stack(settings: Any, redis_url: str) -> Iterator[str]:
     """Redis channel layer (private prefix) and stream buffer, eager Celery."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"relaybridge-test-{uuid.uuid4().hex}"},
-        }
-    }
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"relaybridge-consumer-test-{uuid.uuid4()}",
-        }
-    }
-    settings.RELAYBRIDGE_REDIS_URL = redis_url
+    use_redis_stack(settings, redis_url)
     settings.RELAYBRIDGE_AGENTS = ["athena", "klyve"]
-    celery_app.set_default()
-    celery_app.set_current()
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    _load_adapter.cache_clear()
-    yield redis_url
-    conf.task_always_eager, conf.task_eager_propagates = saved
-    _load_adapter.cache_clear()
+    with eager_celery():
+        yield redis_url
 
 
 @pytest.fixture
 def embedded(settings: Any) -> Iterator[None]:
     """The embedded default: in-memory layer and buffer, eager Celery."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.RELAYBRIDGE_REDIS_URL = None
+    use_embedded_default(settings)
     settings.RELAYBRIDGE_AGENTS = ["athena", "klyve"]
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    _load_adapter.cache_clear()
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
-    _load_adapter.cache_clear()
+    with eager_celery():
+        yield
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Tests that exercise Redis configure it themselves from the ``redis_url`` fixture
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,30 +16,17 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
-from project.celery import app as celery_app
 from project.tasks.models import Comment, Task
-from relaybridge.adapters import _load_adapter
+from tests.stacks import eager_celery, use_embedded_default
 
 OUTBOUND = "relaybridge.outbound"
 
 
 @pytest.fixture(autouse=True)
 def embedded_default(settings: Any) -> Iterator[None]:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"relaybridge-test-{uuid.uuid4()}",
-        }
-    }
-    settings.RELAYBRIDGE_REDIS_URL = None
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    _load_adapter.cache_clear()
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
-    _load_adapter.cache_clear()
+    use_embedded_default(settings)
+    with eager_celery():
+        yield
 
 
 def drain(channel: str = OUTBOUND, timeout: float = 0.2) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ Celery), and the pages are served by this package's small URLconf.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,29 +14,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from project.celery import app as celery_app
 from project.tasks.models import Task
-from relaybridge.adapters import _load_adapter
+from tests.stacks import eager_celery, use_embedded_default
 
 
 @pytest.fixture(autouse=True)
 def embedded_default(settings: Any) -> Iterator[None]:
     settings.ROOT_URLCONF = "tests.project.urls"
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"relaybridge-test-{uuid.uuid4()}",
-        }
-    }
-    settings.RELAYBRIDGE_REDIS_URL = None
-    conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    _load_adapter.cache_clear()
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
-    _load_adapter.cache_clear()
+    use_embedded_default(settings)
+    with eager_celery():
+        yield
 
 
 @pytest.fixture
