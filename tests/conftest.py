@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -52,3 +53,21 @@ def redis_url() -> str:
     """The URL of a real Redis server (skips, or fails in CI, without one)."""
     require_service("Redis", redis_available(), f"nothing answers PING at {REDIS_URL}")
     return REDIS_URL
+
+
+@pytest.fixture
+def user(db: None) -> Any:
+    """A person who writes comments."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(
+        "alice", password="pw", first_name="Alice", last_name="Ng"
+    )
+
+
+@pytest.fixture
+def task(db: None) -> Any:
+    """A task of the example project to comment on."""
+    from project.tasks.models import Task
+
+    return Task.objects.create(title="Q2 Roadmap Review", description="Plan the quarter.")

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.contrib.auth import get_user_model
 
 from project.tasks.models import Comment, Task
 from tests.stacks import eager_celery, use_embedded_default
@@ -43,18 +42,6 @@ def drain(channel: str = OUTBOUND, timeout: float = 0.2) -> list[dict[str, Any]]
                 return messages
 
     return async_to_sync(receive_all)()
-
-
-@pytest.fixture
-def user(db: None) -> Any:
-    return get_user_model().objects.create_user(
-        "alice", password="pw", first_name="Alice", last_name="Ng"
-    )
-
-
-@pytest.fixture
-def task(db: None) -> Task:
-    return Task.objects.create(title="Q2 Roadmap Review", description="Plan the quarter.")
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from project.tasks.models import Task
 from tests.stacks import eager_celery, use_embedded_default
 
 
@@ -24,18 +22,6 @@ def embedded_default(settings: Any) -> Iterator[None]:
     use_embedded_default(settings)
     with eager_celery():
         yield
-
-
-@pytest.fixture
-def user(db: None) -> Any:
-    return get_user_model().objects.create_user(
-        "alice", password="pw", first_name="Alice", last_name="Ng"
-    )
-
-
-@pytest.fixture
-def task(db: None) -> Task:
-    return Task.objects.create(title="Q2 Roadmap Review", description="Plan the quarter.")
 
 
 @pytest.fixture
