@@ -15,6 +15,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+# The multi-process deployment (``deployment`` fixture) serves the worker, e2e and
+# reliability tests alike.
+pytest_plugins = ["tests.deployment.fixtures"]
+
 REQUIRE_SERVICES = os.environ.get("RELAYBRIDGE_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

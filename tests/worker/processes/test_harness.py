@@ -15,10 +15,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from relaybridge.testing import TEST_APP_TOKEN
-
-from .harness import Deployment
-from .services import REDIS_DB_SLOTS, SLOT_CLAIM_KEY, RedisSlot
-from .waiting import wait_until
+from tests.deployment.harness import Deployment
+from tests.deployment.services import REDIS_DB_SLOTS, SLOT_CLAIM_KEY, RedisSlot
+from tests.deployment.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

@@ -16,10 +16,9 @@ import pytest
 
 from relaybridge.emulator.agents import summarize
 from relaybridge.worker.status import STATUS_REFRESH_S
-
-from .harness import CommandResult, Deployment, Mention, RunRow
-from .processes import ManagedProcess
-from .waiting import Checks, assert_stays, wait_until
+from tests.deployment.harness import CommandResult, Deployment, Mention, RunRow
+from tests.deployment.processes import ManagedProcess
+from tests.deployment.waiting import Checks, assert_stays, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

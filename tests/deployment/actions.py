@@ -1,6 +1,6 @@
 """What a person does, run inside the project with the test's environment.
 
-``python -m tests.worker.processes.actions mention '<json>'`` creates one task per
+``python -m tests.deployment.actions mention '<json>'`` creates one task per
 entry and a comment on it through the ORM, so that ``post_save`` fires exactly as
 it does for a comment posted on the page: mentions are parsed, runs created and
 ``dispatch_run`` queued to the real broker after commit. It prints the ids it
@@ -37,9 +37,9 @@ def mention(specs: list[dict[str, str]]) -> list[dict[str, int]]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[1] != "mention":
-        print("usage: python -m tests.worker.processes.actions mention '<json>'", file=sys.stderr)
+        print("usage: python -m tests.deployment.actions mention '<json>'", file=sys.stderr)
         return 2
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.worker.processes.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.deployment.settings")
     import django
 
     django.setup()

@@ -13,8 +13,8 @@ from typing import IO, Any
 
 from relaybridge.testing import EmulatorProcess
 
-ROOT = Path(__file__).resolve().parents[3]
-SETTINGS_MODULE = "tests.worker.processes.settings"
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_MODULE = "tests.deployment.settings"
 #: The emulator names the test app this in its log ("app test connected").
 EMULATOR_APP_ID = "test"
 

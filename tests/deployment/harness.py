@@ -7,7 +7,9 @@ real processes of a production deployment started with one shared environment:
 * the Relay emulator (``python -m relaybridge.emulator``), killable and restartable
   on the same port;
 * one Celery worker (``celery -A project worker --pool solo``);
-* one or more ``manage.py relay_worker`` processes.
+* one or more ``manage.py relay_worker`` processes;
+* Daphne serving the project (``daphne project.asgi:application``) when a test
+  needs the pages or the stream socket.
 
 Mentions are made through the ORM in a subprocess (so ``post_save`` fires as on the
 page) and outcomes are read straight from the database with psycopg. Every wait has
@@ -21,6 +23,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ import redis
 from django.core.cache.backends.redis import RedisCache
 from psycopg.rows import class_row
 
-from relaybridge.testing import TEST_APP_TOKEN
+from relaybridge.testing import TEST_APP_TOKEN, free_port
 from relaybridge.worker.leader import DEFAULT_LOCK_KEY
 from relaybridge.worker.status import STATUS_CACHE_KEY, WorkerStatus
 
@@ -198,6 +201,25 @@ class Deployment:
         cmd = [sys.executable, "manage.py", "relay_worker", *args]
         return self.start_process("relay_worker", cmd, env=self.env(**(env or {})))
 
+    def start_daphne(self, timeout: float = 30.0) -> str:
+        """``daphne project.asgi:application`` on a free port; returns its base URL."""
+        port = free_port()
+        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        daphne = self.start_process("daphne", [*cmd, "project.asgi:application"])
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            if not daphne.alive:
+                raise AssertionError(f"Daphne exited:\n{daphne.log_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        wait_until(answers, timeout, "Daphne to serve the sign-in page", interval=0.1)
+        return url
+
     def relay_workers(self) -> list[ManagedProcess]:
         return [p for p in self.processes if p.name == "relay_worker"]
 
@@ -258,7 +280,7 @@ class Deployment:
         """One new task per body, each with a comment by a person saying ``body``."""
         specs = [{"title": f"{title} #{n}", "body": body} for n, body in enumerate(bodies, 1)]
         done = subprocess.run(
-            [sys.executable, "-m", "tests.worker.processes.actions", "mention", json.dumps(specs)],
+            [sys.executable, "-m", "tests.deployment.actions", "mention", json.dumps(specs)],
             cwd=ROOT,
             env=self.env(),
             stdin=subprocess.DEVNULL,

@@ -1,5 +1,6 @@
-"""Fixtures for the multi-process tests: a migrated template database, a Redis index,
-and a :class:`Deployment` that kills every process it started when the test ends.
+"""Fixtures for the multi-process tests, loaded as a plugin by the root conftest: a
+migrated template database, a Redis index, and a
+:class:`Deployment` that kills every process it started when the test ends.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""A whole production deployment in processes, for tests that need real ones."""
