@@ -4,6 +4,8 @@
 ``relaybridge.W001``   ``RELAY_APP_TOKEN`` is not set: the local emulator stands in for Relay.
 ``relaybridge.W002``   A Redis channel layer without ``RELAYBRIDGE_REDIS_URL``: stream
                        snapshots stay in one process, so pages served elsewhere miss them.
+``relaybridge.W003``   A Redis channel layer whose hosts leave redis-py 8's 5 s socket
+                       timeout in place: every idle ``receive`` fails after 5 s.
 ``relaybridge.E001``   ``RELAY_URL`` is not a ``wss://`` URL while ``DEBUG`` is off.
 ``relaybridge.E002``   No ``CHANNEL_LAYERS`` default: runs cannot reach the relay worker.
 ``relaybridge.E003``   The comment model is missing or lacks what the adapter needs.
@@ -89,15 +91,55 @@ def check_channel_layer(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="relaybridge.E002",
             )
         ]
-    if "redis" in str(default["BACKEND"]).lower() and not relay_settings.REDIS_URL:
-        return [
+    if "redis" not in str(default["BACKEND"]).lower():
+        return []
+    problems: list[checks.CheckMessage] = []
+    if not relay_settings.REDIS_URL:
+        problems.append(
             checks.Warning(
                 "A Redis channel layer is configured but RELAYBRIDGE_REDIS_URL is not set.",
                 hint="Set RELAYBRIDGE_REDIS_URL so every process shares the streamed text.",
                 id="relaybridge.W002",
             )
-        ]
-    return []
+        )
+    if _redis_py_major() >= 8 and _hosts_keep_default_socket_timeout(default):
+        problems.append(
+            checks.Warning(
+                "The Redis channel layer uses redis-py 8's default 5 s socket timeout, which "
+                "ends every channel-layer receive that waits longer than 5 s with an error "
+                "(stream sockets drop, the relay worker's intake restarts).",
+                hint='Give each host a longer timeout, e.g. "hosts": [{"address": REDIS_URL, '
+                '"socket_timeout": 30}], or None to wait without limit.',
+                id="relaybridge.W003",
+            )
+        )
+    return problems
+
+
+def _redis_py_major() -> int:
+    try:
+        import redis
+    except ImportError:
+        return 0
+    major = str(getattr(redis, "__version__", "0")).split(".", 1)[0]
+    return int(major) if major.isdigit() else 0
+
+
+def _hosts_keep_default_socket_timeout(layer: dict[str, Any]) -> bool:
+    """True when some host of a channels_redis layer sets no ``socket_timeout`` of its own.
+
+    channels_redis blocks on ``BZPOPMIN`` for 5 s; a socket timeout of 5 s or less
+    (or the default) cuts those waits off.
+    """
+    config = layer.get("CONFIG") or {}
+    hosts = config.get("hosts") or [("localhost", 6379)]
+    for host in hosts:
+        if not isinstance(host, dict):
+            return True
+        timeout = host.get("socket_timeout", 0)
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 5):
+            return True
+    return False
 
 
 def check_adapter(**kwargs: Any) -> list[checks.CheckMessage]:

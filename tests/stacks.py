@@ -38,7 +38,10 @@ def use_redis_stack(settings: Any, redis_url: str) -> None:
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"relaybridge-test-{uuid.uuid4().hex}"},
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 30}],
+                "prefix": f"relaybridge-test-{uuid.uuid4().hex}",
+            },
         }
     }
     _private_cache(settings)

@@ -52,6 +52,9 @@ __all__ = ["BridgeWorker", "WorkerOptions"]
 
 logger = logging.getLogger("relaybridge.worker")
 
+#: Longest pause between attempts to read the intake channel after layer errors.
+INTAKE_RETRY_MAX_S = 5.0
+
 
 class BridgeWorker:
     def __init__(
@@ -210,8 +213,19 @@ class BridgeWorker:
 
     async def _intake(self) -> None:
         channel = relay_settings.OUTBOUND_CHANNEL
+        failures = 0
         while self._leading:
-            message = await self.layer.receive(channel)
+            try:
+                message = await self.layer.receive(channel)
+            except Exception as exc:
+                # A channel-layer error (Redis restarting, a socket timeout) must not
+                # end the intake for good: the sweep would then be the only way in.
+                failures += 1
+                delay = min(INTAKE_RETRY_MAX_S, 0.1 * 2**failures)
+                logger.warning("channel layer receive failed (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
             run_id = message.get("run_id") if isinstance(message, dict) else None
             if isinstance(run_id, str):
                 await self.submit(run_id)

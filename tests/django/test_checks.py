@@ -65,12 +65,57 @@ def test_e002_no_channel_layer(settings: Any) -> None:
     assert ids(checks.check_channel_layer()) == ["relaybridge.E002"]
 
 
+REDIS_LAYER = "channels_redis.core.RedisChannelLayer"
+PATIENT_HOSTS = {"hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30}]}
+
+
 def test_w002_redis_layer_without_shared_buffer(settings: Any) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": PATIENT_HOSTS}}
     settings.RELAYBRIDGE_REDIS_URL = None
     assert ids(checks.check_channel_layer()) == ["relaybridge.W002"]
     settings.RELAYBRIDGE_REDIS_URL = "redis://127.0.0.1:6379/0"
     assert checks.check_channel_layer() == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"hosts": ["redis://127.0.0.1:6379/0"]},
+        {"hosts": [{"address": "redis://127.0.0.1:6379/0"}]},
+        {"hosts": [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5}]},
+    ],
+)
+def test_w003_redis_py_8_default_socket_timeout(settings: Any, config: dict[str, Any]) -> None:
+    import redis
+
+    settings.RELAYBRIDGE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": config}}
+    expected = ["relaybridge.W003"] if int(redis.__version__.split(".")[0]) >= 8 else []
+    assert ids(checks.check_channel_layer()) == expected
+    for patient in (PATIENT_HOSTS, {"hosts": [{"address": "redis://x", "socket_timeout": None}]}):
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": patient}}
+        assert checks.check_channel_layer() == []
+
+
+@pytest.mark.redis
+def test_a_layer_configured_as_w003_asks_waits_past_five_seconds(redis_url: str) -> None:
+    """The remedy W003 gives works: an idle receive outlasts channels_redis's 5 s block."""
+    import asyncio
+
+    from channels_redis.core import RedisChannelLayer
+
+    async def idle_receive() -> str:
+        layer = RedisChannelLayer(hosts=[{"address": redis_url, "socket_timeout": 30}])
+        try:
+            await asyncio.wait_for(layer.receive("relaybridge.test.idle"), 7)
+        except TimeoutError:
+            return "still waiting"
+        finally:
+            await layer.flush()
+        return "received"
+
+    assert asyncio.run(idle_receive()) == "still waiting"
 
 
 @pytest.mark.parametrize(
@@ -133,5 +178,16 @@ def test_e006_invalid_values(settings: Any, name: str, value: Any) -> None:
 
 def test_check_ids_are_documented() -> None:
     doc = checks.__doc__ or ""
-    for check_id in ("W001", "W002", "E001", "E002", "E003", "E004", "E005", "E006", "E007"):
+    for check_id in (
+        "W001",
+        "W002",
+        "W003",
+        "E001",
+        "E002",
+        "E003",
+        "E004",
+        "E005",
+        "E006",
+        "E007",
+    ):
         assert f"relaybridge.{check_id}" in doc

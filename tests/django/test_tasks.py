@@ -31,7 +31,10 @@ def redis_layer(settings: Any, redis_url: str) -> Iterator[None]:
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"rbtest-{uuid.uuid4().hex[:12]}"},
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 30}],
+                "prefix": f"rbtest-{uuid.uuid4().hex[:12]}",
+            },
         }
     }
     yield

@@ -247,3 +247,17 @@ async def test_an_agent_the_app_may_not_reach_fails_and_is_marked_unavailable(
         # Discovery lists only reachable agents; klyve, refused, is marked if listed.
         assert marked.get("klyve", True) is True
         assert marked["athena"] is False
+
+
+async def test_the_intake_outlives_channel_layer_errors(settings: Any, redis_stack: str) -> None:
+    # A 1 s socket timeout under channels_redis's 5 s blocking read: every idle
+    # receive fails, as it does with redis-py 8's defaults. The sweep is too slow
+    # to matter here, so only the intake can bring the mention in.
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {"address": redis_stack, "socket_timeout": 1}
+    ]
+    async with relay_stack(redis_stack, sweep_interval=120.0):
+        await asyncio.sleep(2.5)  # at least two failed receives
+        comment = await post_mention("@athena summarize this task")
+        [run] = await runs_for(comment)
+        await wait_for(lambda: run_status(run.run_id) == Status.REPLIED, what="the reply")
