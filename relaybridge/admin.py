@@ -1,16 +1,25 @@
 """The run ledger in the admin: every mention, its agent, status, thread and timings.
 
-Read-only: runs change only through relaybridge's services, never by hand.
+Read-only: runs change only through relaybridge's services, never by hand. Beside
+the ledger, an agents page shows the cached discovery (who can be mentioned, who
+Relay refused), the relay worker's status and the way to Relay's dashboard.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
-from .models import AgentRun
+from .agents import get_directory
+from .conf import relay_settings
+from .models import ACTIVE_STATUSES, AgentRun
 from .worker.status import read_status
 
 #: Where agents are registered and tokens rotated: relaybridge itself never does either.
@@ -20,6 +29,27 @@ if TYPE_CHECKING:
     AgentRunAdminBase = admin.ModelAdmin[AgentRun]
 else:
     AgentRunAdminBase = admin.ModelAdmin
+
+
+def _worker_context() -> dict[str, Any]:
+    status = read_status()
+    return {
+        "relay_worker": status.describe() if status is not None else None,
+        "relay_dashboard_url": RELAY_DASHBOARD_URL,
+    }
+
+
+def _run_counts(agent_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per agent: runs still going and runs that ended failed, in one query."""
+    rows = (
+        AgentRun.objects.filter(agent_id__in=agent_ids)
+        .values("agent_id")
+        .annotate(
+            active=Count("id", filter=Q(status__in=ACTIVE_STATUSES)),
+            failed=Count("id", filter=Q(status=AgentRun.Status.FAILED)),
+        )
+    )
+    return {row["agent_id"]: {"active": row["active"], "failed": row["failed"]} for row in rows}
 
 
 def _ms(value: int | None) -> str:
@@ -94,13 +124,44 @@ class AgentRunAdmin(AgentRunAdminBase):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> Any:
-        status = read_status()
-        context = {
-            "relay_worker": status.describe() if status is not None else None,
-            "relay_dashboard_url": RELAY_DASHBOARD_URL,
-            **(extra_context or {}),
-        }
+        context = {**_worker_context(), **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
+
+    def get_urls(self) -> list[URLPattern]:
+        agents = path(
+            "agents/",
+            self.admin_site.admin_view(self.agents_view),
+            name="relaybridge_agents",
+        )
+        return [agents, *super().get_urls()]
+
+    def agents_view(self, request: HttpRequest) -> HttpResponse:
+        """The agents one can mention, from the relay worker's last discovery."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        directory = get_directory()
+        if directory is not None:
+            agents = [dict(info) for info in directory["agents"]]
+        else:
+            # Before the first discovery, mentions are checked against the allow-list.
+            agents = [
+                {"agent_id": agent_id, "name": agent_id, "description": "", "unavailable": False}
+                for agent_id in relay_settings.AGENTS
+            ]
+        counts = _run_counts([str(agent["agent_id"]) for agent in agents])
+        for agent in agents:
+            agent.update(counts.get(str(agent["agent_id"]), {"active": 0, "failed": 0}))
+        context = {
+            **self.admin_site.each_context(request),
+            **_worker_context(),
+            "title": "Relay agents",
+            "opts": self.model._meta,
+            "agents": agents,
+            "discovered_at": (
+                datetime.fromtimestamp(directory["fetched_at"], tz=UTC) if directory else None
+            ),
+        }
+        return TemplateResponse(request, "admin/relaybridge/agents.html", context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -109,3 +109,14 @@ def agent_name(agent_id: str) -> str:
             if info["agent_id"] == agent_id:
                 return info["name"]
     return agent_id[:1].upper() + agent_id[1:]
+
+
+def mentionable_agents() -> list[AgentInfo]:
+    """The agents a comment may mention, with names and descriptions when discovered."""
+    directory = get_directory()
+    if directory is not None:
+        return list(directory["agents"])
+    return [
+        AgentInfo(agent_id=agent_id, name=agent_name(agent_id), description="", unavailable=False)
+        for agent_id in relay_settings.AGENTS
+    ]

@@ -11,4 +11,5 @@ app_name = "relaybridge"
 urlpatterns: list[URLPattern] = [
     path("runs/<uuid:run_id>/retry/", views.retry_run, name="retry-run"),
     path("runs/<uuid:run_id>/stop/", views.stop_run, name="stop-run"),
+    path("mentions/preview/", views.mention_preview, name="mention-preview"),
 ]

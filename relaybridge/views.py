@@ -1,4 +1,6 @@
-"""The Retry and Stop buttons: POSTs that change a run for everyone watching its thread.
+"""The Retry and Stop buttons, and the comment box's "will call" preview.
+
+Retry and Stop are POSTs that change a run for everyone watching its thread.
 
 Both are login-required, CSRF-protected (Django's middleware) and checked with the
 adapter's ``can_view`` on the run's thread. An unknown run id is a 404, a refused
@@ -8,6 +10,10 @@ thread's group, so every tab on every Daphne process sees it.
 A fetch sending ``Accept: application/json`` gets JSON; a plain
 form POST is redirected back to the page it came from, so the buttons work
 without JavaScript.
+
+The mention preview answers, for a draft comment, which agents posting it would
+call: the same parser and limit as the ``post_save`` receiver, so the preview never
+promises a call that will not happen.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .adapters import get_adapter
+from .agents import known_agent_ids, mentionable_agents
+from .conf import relay_settings
+from .mentions import find_mentions
 from .models import AgentRun
 
 #: What a button does to a permitted run: an HTTP status and the JSON body.
@@ -95,3 +104,23 @@ def retry_run(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 def stop_run(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     """Stop an unfinished run, keeping the text streamed so far."""
     return _guarded(request, run_id, _stop)
+
+
+@require_POST
+@csrf_protect
+@login_required
+def mention_preview(request: HttpRequest) -> JsonResponse:
+    """The agents a draft comment (``text``) would call, in order, and whether it names more."""
+    limit = relay_settings.MAX_MENTIONS
+    # One past the limit tells the page that some mentions will not be called.
+    agent_ids = find_mentions(request.POST.get("text", ""), known_agent_ids(), limit + 1)
+    infos = {info["agent_id"]: info for info in mentionable_agents()}
+    agents = [
+        {
+            "agent_id": agent_id,
+            "name": infos[agent_id]["name"] if agent_id in infos else agent_id,
+            "unavailable": bool(infos[agent_id]["unavailable"]) if agent_id in infos else False,
+        }
+        for agent_id in agent_ids[:limit]
+    ]
+    return JsonResponse({"agents": agents, "limit": limit, "over_limit": len(agent_ids) > limit})

@@ -9,7 +9,8 @@
   ended in a reply ("Athena is thinking…", a failure with its reason, a stop), with
   plain POST forms for Retry and Stop, so the page works without JavaScript.
 * ``{% relaybridge_mention_hint %}`` -- below the comment box: the agents one can
-  mention, with "unavailable" for those Relay refused.
+  mention, with "unavailable" for those Relay refused; with JavaScript, the ``@``
+  autocomplete and the "will call" preview of the comment box it describes.
 * ``{{ comment.body|relaybridge_markdown }}`` -- an agent's Markdown as sanitized
   HTML; ``{{ agent_id|relaybridge_agent_name }}`` -- an agent's display name.
 
@@ -28,7 +29,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
 from ..adapters import DefaultCommentAdapter, get_adapter
-from ..agents import AgentInfo, agent_name, get_directory, known_agent_ids
+from ..agents import mentionable_agents
 from ..models import ACTIVE_STATUSES, AgentRun
 from ..protocol.policy import describe_error, format_delay
 from ..rendering import render_agent_markdown
@@ -170,23 +171,27 @@ def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     }
 
 
-def mention_agents() -> list[AgentInfo]:
-    """The agents a comment may mention, with names and descriptions when discovered."""
-    directory = get_directory()
-    infos = {info["agent_id"]: info for info in directory["agents"]} if directory else {}
-    return [
-        infos.get(agent_id)
-        or AgentInfo(
-            agent_id=agent_id, name=agent_name(agent_id), description="", unavailable=False
-        )
-        for agent_id in known_agent_ids()
-    ]
-
-
 @register.inclusion_tag("relaybridge/mention_hint.html")
 def relaybridge_mention_hint(hint_id: str = "relaybridge-mention-hint") -> dict[str, Any]:
-    """Which agents one can @mention (point the textarea's ``aria-describedby`` at it)."""
-    return {"hint_id": hint_id, "agents": mention_agents()}
+    """Which agents one can @mention (point the textarea's ``aria-describedby`` at it).
+
+    With JavaScript, the same list drives the comment box's ``@`` autocomplete and a
+    preview of the agents the comment will call.
+    """
+    return {
+        "hint_id": hint_id,
+        "agents_json_id": f"{hint_id}-agents",
+        "agents": mentionable_agents(),
+        "preview_url": _reverse_or("relaybridge:mention-preview", "/relaybridge/mentions/preview/"),
+    }
+
+
+def _reverse_or(name: str, default: str) -> str:
+    """``reverse(name)``, or the documented default path when relaybridge.urls is elsewhere."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return default
 
 
 @register.filter

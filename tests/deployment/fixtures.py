@@ -72,6 +72,6 @@ def pytest_runtest_makereport(
     """Attach run states and process logs to the report of a failed test."""
     report = yield
     deployed = item.stash.get(_DEPLOYMENT, None)
-    if deployed is not None and report.failed and call.when == "call":
+    if deployed is not None and report.failed and call.when in ("setup", "call"):
         report.sections.append(("deployment", deployed.report()))
     return report

@@ -201,11 +201,16 @@ class Deployment:
         cmd = [sys.executable, "manage.py", "relay_worker", *args]
         return self.start_process("relay_worker", cmd, env=self.env(**(env or {})))
 
-    def start_daphne(self, timeout: float = 30.0) -> str:
-        """``daphne project.asgi:application`` on a free port; returns its base URL."""
+    def start_daphne(self, timeout: float = 30.0, *, env: Mapping[str, str] | None = None) -> str:
+        """``daphne project.asgi:application`` on a free port; returns its base URL.
+
+        ``env`` adds to the deployment's environment for Daphne alone (e.g.
+        ``DJANGO_DEBUG="0"`` to serve the production error pages)."""
         port = free_port()
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-        daphne = self.start_process("daphne", [*cmd, "project.asgi:application"])
+        daphne = self.start_process(
+            "daphne", [*cmd, "project.asgi:application"], env=self.env(**(env or {}))
+        )
         url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
@@ -311,6 +316,11 @@ class Deployment:
                 " WHERE task_id = %s ORDER BY id",
                 [task_id],
             ).fetchall()
+
+    def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on this deployment's database."""
+        with self._db.cursor() as cursor:
+            return cursor.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
     def agent_comments(self, task_id: int) -> list[CommentRow]:
         return [c for c in self.comments(task_id) if c.agent_id]

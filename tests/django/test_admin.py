@@ -102,3 +102,62 @@ def test_the_ledger_shows_the_relay_workers_status(
     assert "No relay worker is running" not in page
     assert "Relay rejected the app token" in page
     assert "HTTP 401" in page
+
+
+def test_the_agents_page_lists_the_allow_list_before_discovery(
+    admin_client_with_runs: tuple[Client, AgentRun],
+) -> None:
+    from django.core.cache import cache
+
+    from relaybridge.conf import relay_settings
+
+    cache.delete(relay_settings.AGENTS_CACHE_KEY)
+    client, _ = admin_client_with_runs
+    ledger = client.get(reverse("admin:relaybridge_agentrun_changelist")).content.decode()
+    agents_url = reverse("admin:relaybridge_agents")
+    assert f'href="{agents_url}"' in ledger
+    page = client.get(agents_url).content.decode()
+    assert "Relay has not been asked yet" in page
+    for agent_id in relay_settings.AGENTS:
+        assert f'data-agent-id="{agent_id}"' in page
+    assert "No relay worker is running" in page
+    assert 'href="https://relay.ckgworks.com"' in page
+
+
+def test_the_agents_page_shows_discovery_unavailable_agents_and_run_counts(
+    admin_client_with_runs: tuple[Client, AgentRun], make_comment: Callable[..., Comment]
+) -> None:
+    from relaybridge.agents import mark_unavailable, store_directory
+
+    store_directory(
+        [
+            {"agent_id": "athena", "name": "Athena", "description": "Summaries <b>fast</b>"},
+            {"agent_id": "klyve", "name": "Klyve", "description": ""},
+        ]
+    )
+    mark_unavailable("klyve")
+    client, _ = admin_client_with_runs
+    failed = AgentRun.objects.get(agent_id="klyve")
+    services.claim_for_sending(failed.run_id)
+    services.record_error(failed.run_id, "AGENT_NOT_FOUND", "no such agent")
+    make_comment("@athena once more")  # one athena run still queued
+
+    page = client.get(reverse("admin:relaybridge_agents")).content.decode()
+    assert "From Relay&#x27;s discovery" in page or "From Relay's discovery" in page
+    assert "Summaries &lt;b&gt;fast&lt;/b&gt;" in page  # descriptions are escaped
+    athena_row = page.split('data-agent-id="athena"')[1].split("</tr>")[0]
+    klyve_row = page.split('data-agent-id="klyve"')[1].split("</tr>")[0]
+    assert "available" in athena_row and "unavailable" not in athena_row
+    assert "unavailable" in klyve_row
+    # athena: the reply of the fixture ended, the new mention is going; klyve failed once.
+    assert ">1</a></td>" in athena_row.split("<td>")[-2]
+    assert ">1</a></td>" in klyve_row.split("<td>")[-1]
+
+
+def test_the_agents_page_needs_the_view_permission(db: None) -> None:
+    staff = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    assert client.get(reverse("admin:relaybridge_agents")).status_code == 403
+    anonymous = Client().get(reverse("admin:relaybridge_agents"))
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]

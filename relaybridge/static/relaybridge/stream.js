@@ -58,6 +58,9 @@
     this.connectedOnce = false;
     this.closedForGood = false;
     this.ticker = null;
+    this.sought = {}; // comment ids fetched for because a run of theirs was not on the page
+    this.refreshing = false;
+    this.refreshAgain = false;
     var dataId = root.getAttribute("data-relaybridge-runs");
     var data = dataId ? document.getElementById(dataId) : null;
     if (data) {
@@ -261,7 +264,11 @@
     }
     if (!element) {
       var container = this.commentRuns(state.comment_id);
-      if (!container) return; // its comment is not on the page (yet)
+      if (!container) {
+        // Posted after this page loaded (from another tab or person): fetch it.
+        this.showMissingComment(state.comment_id);
+        return;
+      }
       element = document.createElement("div");
       element.id = "relaybridge-run-" + state.run;
       element.setAttribute("data-relaybridge-run", state.run);
@@ -370,6 +377,31 @@
     article.appendChild(runs);
     item.appendChild(article);
     list.appendChild(item);
+  };
+
+  // One page fetch per comment that is missing, never two fetches at once: a fetch
+  // asked for while one runs happens right after it (the running one may predate
+  // the comment).
+  Stream.prototype.showMissingComment = function (commentId) {
+    if (commentId == null || this.sought[commentId]) return;
+    this.sought[commentId] = true;
+    this.requestRefresh();
+  };
+
+  Stream.prototype.requestRefresh = function () {
+    var self = this;
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = true;
+    this.refreshComments().then(function () {
+      self.refreshing = false;
+      if (self.refreshAgain) {
+        self.refreshAgain = false;
+        self.requestRefresh();
+      }
+    });
   };
 
   // Replace the comment list with the server's current one, then re-apply live state.

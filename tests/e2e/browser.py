@@ -1,0 +1,89 @@
+"""Chromium for the browser tests: Debian's build, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.conftest import require_service
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+
+# Watches the page's DOM: was a placeholder shown, which lengths did its streamed
+# text go through, which status lines did it show? A MutationObserver sees every
+# change, even in a background tab, where timers are throttled to one a second.
+# (A reload would drop the record.)
+RECORDER = """() => {
+  const record = {placeholder: false, lengths: [], statuses: []};
+  window.__e2e = record;
+  const look = () => {
+    const run = document.querySelector('[data-relaybridge-run]');
+    if (!run) return;
+    record.placeholder = true;
+    const text = run.querySelector('.relaybridge-run__text');
+    const length = text ? text.textContent.length : 0;
+    if (length && record.lengths[record.lengths.length - 1] !== length) record.lengths.push(length);
+    const status = run.querySelector('.relaybridge-run__status');
+    const said = status ? status.textContent : '';
+    if (said && record.statuses[record.statuses.length - 1] !== said) record.statuses.push(said);
+  };
+  new MutationObserver(look).observe(document.body, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+  look();
+}"""
+
+#: True once the page's stream script has had its first snapshot.
+STREAM_READY = (
+    "() => window.relaybridgeStream && window.relaybridgeStream.streams.length"
+    " && window.relaybridgeStream.streams[0].connectedOnce"
+)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (skips, or fails in CI, when it is not installed)."""
+    require_service("Chromium", os.path.exists(CHROMIUM), "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(context: Any, errors: list[str]) -> Any:
+    """A page with the default timeout whose JavaScript errors land in ``errors``."""
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
+def log_in(page: Any, base_url: str, username: str = "demo", password: str = "demo") -> None:
+    page.goto(base_url.rstrip("/") + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url.rstrip("/") + "/")
+
+
+def open_task(page: Any, base_url: str, task_id: int) -> None:
+    """The task page, with its stream connected and the recorder running."""
+    page.goto(f"{base_url.rstrip('/')}/tasks/{task_id}/")
+    page.wait_for_function(STREAM_READY)
+    page.evaluate(RECORDER)
