@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy relaybridge
+	$(BIN)/mypy relaybridge project
 
 pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
