@@ -201,12 +201,19 @@ class Deployment:
         cmd = [sys.executable, "manage.py", "relay_worker", *args]
         return self.start_process("relay_worker", cmd, env=self.env(**(env or {})))
 
-    def start_daphne(self, timeout: float = 30.0, *, env: Mapping[str, str] | None = None) -> str:
+    def start_daphne(
+        self,
+        timeout: float = 30.0,
+        *,
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> str:
         """``daphne project.asgi:application`` on a free port; returns its base URL.
 
         ``env`` adds to the deployment's environment for Daphne alone (e.g.
-        ``DJANGO_DEBUG="0"`` to serve the production error pages)."""
-        port = free_port()
+        ``DJANGO_DEBUG="0"`` to serve the production error pages); ``port`` brings a
+        killed Daphne back where the browser expects it."""
+        port = port or free_port()
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         daphne = self.start_process(
             "daphne", [*cmd, "project.asgi:application"], env=self.env(**(env or {}))

@@ -188,3 +188,32 @@ def test_an_offline_agent_counts_down_its_retries_then_fails_with_retry(
     wait_until(
         lambda: deployment.runs()[0].status != "failed", 15, "the retried run to leave failed"
     )
+
+
+def test_a_page_whose_server_died_reconnects_and_loses_or_doubles_nothing(
+    deployment: Deployment, site: str, tabs: tuple[Any, Any, int, list[str]]
+) -> None:
+    first, _, task_id, _ = tabs
+    first.fill(BOX, "@slow take your time")
+    first.click(POST)
+    first.wait_for_selector(f"{RUN}[data-status=streaming] .relaybridge-run__text")
+
+    (daphne,) = [p for p in deployment.processes if p.name == "daphne"]
+    daphne.kill()
+    first.wait_for_function(
+        "() => !window.relaybridgeStream.streams[0].socket"
+        " || window.relaybridgeStream.streams[0].socket.readyState > 1"
+    )
+    # The agent goes on streaming while no page can hear it: the reply the page
+    # shows below can only come through a socket opened after the restart.
+    assert deployment.runs()[0].status in {"accepted", "streaming"}
+    deployment.start_daphne(port=int(site.rsplit(":", 1)[1]))
+
+    reply = "article.comment--agent[data-agent=slow]"
+    first.wait_for_selector(reply)
+    answer = "Sorry for the wait, here is my slow answer."
+    assert first.locator(f"{reply} .comment__body").inner_text().strip() == answer
+    lengths = first.evaluate("window.__e2e.lengths")
+    assert lengths == sorted(lengths), f"the text shrank or restarted: {lengths}"
+    assert max(lengths) <= len(answer), f"text was doubled: {lengths}"
+    assert len(deployment.agent_comments(task_id)) == 1
