@@ -64,6 +64,9 @@ async def handle_app_message(
         if isinstance(event, Refusal):
             await _refuse(conn, event)
             return
-        await _send(conn, frames.accepted_frame(event.event_id, event.agent_id, event.session_key))
+        accepted = frames.accepted_frame(event.event_id, event.agent_id, event.session_key)
+        await _send(conn, accepted)
+        for _ in range(router.faults.extra_copies("accepted")):  # an injected duplicate
+            await _send(conn, accepted)
         await router.dispatch(event)
     # "pong" needs no answer.

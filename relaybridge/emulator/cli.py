@@ -26,7 +26,9 @@ from .config import (
     build_token_table,
     parse_allow_spec,
 )
+from .faults import DeliveryFaults
 from .limits import PLANS
+from .load import LoadProfile
 from .server import RelayEmulator
 
 DEFAULT_PORT = 8765
@@ -86,6 +88,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer AGENT_TIMEOUT for events without a terminal frame after this long",
     )
     add("--agents", default=None, metavar="ID[,ID…]", help="built-in agents to offer (default all)")
+    add("--load-agent", action="store_true", help="offer the benchmark agent 'load'")
+    add("--load-tokens", type=int, default=100, help="load agent: tokens per answer")
+    add("--load-rate", type=float, default=20.0, help="load agent: tokens per second")
+    add("--load-concurrency", type=int, default=0, help="load agent: answers at once (0: any)")
+    add(
+        "--duplicate-frames",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="send this share of accepted/reply/error frames twice",
+    )
+    add(
+        "--delay-frames-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="hold each event frame back a random 0..MS (reorders frames across events)",
+    )
+    add(
+        "--second-reply",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="send this share of finished events a second, different reply",
+    )
+    add("--fault-seed", type=int, default=None, help="seed of the delivery-fault dice")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -112,6 +140,17 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Emulat
         event_timeout_s=args.event_timeout,
         builtin_agents=(
             None if args.agents is None else frozenset(a for a in args.agents.split(",") if a)
+        ),
+        delivery_faults=DeliveryFaults(
+            duplicate_rate=args.duplicate_frames,
+            max_delay_ms=args.delay_frames_ms,
+            second_reply_rate=args.second_reply,
+            seed=args.fault_seed,
+        ),
+        load_agent=(
+            LoadProfile(args.load_tokens, args.load_rate, args.load_concurrency)
+            if args.load_agent
+            else None
         ),
     )
 

@@ -13,7 +13,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .faults import DeliveryFaults
 from .limits import STARTER, Clock, Plan
+from .load import LoadProfile
 
 APP_TOKEN_PREFIX = "rlk_"
 AGENT_TOKEN_PREFIX = "rla_"
@@ -110,6 +112,10 @@ class EmulatorConfig:
     event_timeout_s: float | None = None
     #: Built-in agent ids to offer; ``None`` means all of them.
     builtin_agents: frozenset[str] | None = None
+    #: Offer the benchmark agent ``load`` with these defaults (``None``: not offered).
+    load_agent: LoadProfile | None = None
+    #: Duplicated, delayed and reordered frames, second replies (off by default).
+    delivery_faults: DeliveryFaults = field(default_factory=DeliveryFaults)
     #: Time source for the rate-limit windows; tests inject a fake one.
     clock: Clock = time.monotonic
 

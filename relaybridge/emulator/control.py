@@ -12,12 +12,16 @@ from collections.abc import Iterable
 
 from .agents import ScriptedAgent
 from .events import Stats
+from .faults import DeliveryCounts, DeliveryFaults
+from .raw import RawFrames
 from .router import Router
 
 
 class EmulatorControl:
     def __init__(self, router: Router) -> None:
         self.router = router
+        #: Raw mode: arbitrary bytes on the app connections (see :mod:`.raw`).
+        self.raw = RawFrames(router)
 
     # -- presence -----------------------------------------------------------------
 
@@ -75,8 +79,17 @@ class EmulatorControl:
         """
         self.router.faults.fail_next_events(count, code, message, agent_id)
 
+    def set_delivery_faults(self, delivery: DeliveryFaults) -> None:
+        """Duplicate, delay (and so reorder across events) frames, send second replies;
+        ``DeliveryFaults()`` switches them off. What they did: ``delivery_counts``."""
+        self.router.faults.set_delivery(delivery)
+
+    @property
+    def delivery_counts(self) -> DeliveryCounts:
+        return self.router.faults.delivered
+
     def reset_faults(self) -> None:
-        """Clear forced-offline agents and pending injected failures."""
+        """Clear forced-offline agents, pending injected failures and delivery faults."""
         forced = list(self.router.faults.forced_offline)
         self.router.faults.clear()
         for agent_id in forced:

@@ -1,12 +1,14 @@
 """Fault injection: the switches tests flip to make Relay misbehave on demand.
 
-Kept apart from the routing code so that new faults (frame duplication,
-reordering, a raw mode) are added here as data the router consults, not as
-special cases scattered through it.
+Kept apart from the routing code so that faults are data the router consults,
+not special cases scattered through it: injected failures per event, agents
+forced offline, and the delivery faults (duplicated, delayed and reordered
+frames, a second ``reply`` for a finished event).
 """
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -34,12 +36,88 @@ class InjectedFailure:
         return self.code in AFTER_ACCEPT_CODES
 
 
+#: Frames a client can recognise as repeated by their event id (a repeated token
+#: cannot be told apart from an agent saying the same word twice, so it is never
+#: duplicated: that would change the answer, not test the client).
+DUPLICABLE_TYPES = frozenset({"accepted", "reply", "error"})
+
+
+@dataclass(frozen=True)
+class DeliveryFaults:
+    """How Relay mangles the delivery of frames to apps, within what the protocol allows.
+
+    Protocol §6: frames of different events interleave freely, while within one
+    event the order stays ``accepted``, tokens, terminal frame. So a delay holds
+    back one frame *and everything after it of the same event*; other events'
+    frames overtake it, which reorders frames across events and never within one.
+    """
+
+    #: Probability that an ``accepted``, ``reply`` or ``error`` frame is sent twice.
+    duplicate_rate: float = 0.0
+    #: Each event frame for an app waits a random 0..this many ms before delivery.
+    max_delay_ms: float = 0.0
+    #: Probability that a finished event gets a second, different ``reply``.
+    second_reply_rate: float = 0.0
+    #: Seed of the fault dice; ``None`` draws a fresh one.
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("duplicate_rate", "second_reply_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.max_delay_ms < 0:
+            raise ValueError("max_delay_ms must not be negative")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.duplicate_rate or self.max_delay_ms or self.second_reply_rate)
+
+
+@dataclass
+class DeliveryCounts:
+    """What the delivery faults did (tests and the log report these)."""
+
+    duplicated: int = 0
+    delayed: int = 0
+    second_replies: int = 0
+
+
 @dataclass
 class Faults:
     """The current fault switches of one emulator."""
 
     forced_offline: set[str] = field(default_factory=set)
     _fail_next: deque[InjectedFailure] = field(default_factory=deque)
+    delivery: DeliveryFaults = field(default_factory=DeliveryFaults)
+    delivered: DeliveryCounts = field(default_factory=DeliveryCounts)
+    _dice: random.Random = field(default_factory=random.Random)
+
+    def set_delivery(self, delivery: DeliveryFaults) -> None:
+        """Switch delivery faults on (or off, with ``DeliveryFaults()``)."""
+        self.delivery = delivery
+        self._dice = random.Random(delivery.seed)
+
+    def extra_copies(self, frame_type: object) -> int:
+        """How many more times to send a frame of ``frame_type`` (0 or 1)."""
+        rate = self.delivery.duplicate_rate
+        if frame_type in DUPLICABLE_TYPES and rate and self._dice.random() < rate:
+            self.delivered.duplicated += 1
+            return 1
+        return 0
+
+    def delay_s(self) -> float:
+        """How long to hold back the next event frame, in seconds."""
+        if not self.delivery.max_delay_ms:
+            return 0.0
+        self.delivered.delayed += 1
+        return self._dice.uniform(0.0, self.delivery.max_delay_ms) / 1000.0
+
+    def wants_second_reply(self) -> bool:
+        rate = self.delivery.second_reply_rate
+        if rate and self._dice.random() < rate:
+            self.delivered.second_replies += 1
+            return True
+        return False
 
     def fail_next_events(
         self, count: int, code: str, message: str | None = None, agent_id: str | None = None
@@ -63,3 +141,4 @@ class Faults:
     def clear(self) -> None:
         self.forced_offline.clear()
         self._fail_next.clear()
+        self.set_delivery(DeliveryFaults())

@@ -29,6 +29,12 @@ from .validation import EventRequest, Refusal
 
 log = logging.getLogger(__name__)
 
+#: Frames that end an event (after one of them, nothing more is sent for it).
+TERMINAL_TYPES = frozenset({"reply", "error"})
+#: The injected second reply: different text, so a client that saved it is caught.
+SECOND_REPLY_TEXT = "A second reply to an event that already ended."
+SECOND_REPLY_DELAY_S = 0.05
+
 
 class Router:
     """One Relay's routing state: connections, open and queued events, limits, faults."""
@@ -48,6 +54,9 @@ class Router:
         self._queued: dict[str, deque[OpenEvent]] = {}
         self._limiters: dict[str, AppLimiter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._delivery_locks: dict[str, asyncio.Lock] = {}
+        if config.delivery_faults.active:
+            faults.set_delivery(config.delivery_faults)
 
     # -- who exists, who may be reached, who is online -------------------------------
 
@@ -231,9 +240,35 @@ class Router:
     # -- internals --------------------------------------------------------------------
 
     async def _deliver(self, event: OpenEvent, frame: frames.JsonObject) -> None:
+        kind = frame.get("type")
+        if self.faults.delivery.max_delay_ms:
+            # One lock per event: a held-back frame holds back the rest of its own
+            # event (order within an event is part of the protocol), never the frames
+            # of other events, which overtake it.
+            lock = self._delivery_locks.setdefault(event.event_id, asyncio.Lock())
+            async with lock:
+                await asyncio.sleep(self.faults.delay_s())
+                await self._send_to_app(event, frame)
+            if kind in TERMINAL_TYPES:
+                self._delivery_locks.pop(event.event_id, None)
+        else:
+            await self._send_to_app(event, frame)
+        for _ in range(self.faults.extra_copies(kind)):
+            log.info("sent %s for %s twice (injected)", kind, event.event_id)
+            await self._send_to_app(event, frame)
+        if kind == "reply" and self.faults.wants_second_reply():
+            self.spawn(self._second_reply(event, frame))
+
+    async def _send_to_app(self, event: OpenEvent, frame: frames.JsonObject) -> None:
         if not await self.apps.send(event.app_id, frame, prefer=event.origin):
             self.stats.frames_undeliverable += 1
             log.debug("no open connection of app %s for %s", event.app_id, event.event_id)
+
+    async def _second_reply(self, event: OpenEvent, first: frames.JsonObject) -> None:
+        """A different ``reply`` for an event that already ended (injected)."""
+        await asyncio.sleep(self.faults.delay_s() or SECOND_REPLY_DELAY_S)
+        log.info("sent a second reply for finished event %s (injected)", event.event_id)
+        await self._send_to_app(event, {**first, "reply": SECOND_REPLY_TEXT})
 
     def _finish(self, event: OpenEvent) -> None:
         self.events.pop(event.event_id, None)

@@ -20,6 +20,7 @@ from .auth import AGENT_PATH, APP_PATH, Endpoint, base_url_for, resolve
 from .config import BadTokenMode, EmulatorConfig
 from .control import EmulatorControl
 from .faults import Faults
+from .load import LoadAgent
 from .router import Router
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class RelayEmulator(EmulatorControl):
         self.config = config or EmulatorConfig()
         if agents is None:
             agents = builtin_agents(self.config.builtin_agents)
+            if self.config.load_agent is not None:
+                agents[LoadAgent.agent_id] = LoadAgent(self.config.load_agent)
         router = Router(self.config, agents, Faults())
         super().__init__(router)
         self._server: Server | None = None
