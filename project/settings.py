@@ -84,9 +84,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # channels_redis waits on Redis for up to 5 s per receive; redis-py 8's
-            # default 5 s socket timeout would cut every idle wait off with an error.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+            "CONFIG": {
+                # channels_redis waits on Redis for up to 5 s per receive; redis-py 8's
+                # default 5 s socket timeout would cut every idle wait off with an error.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # The capacity counts per Daphne *process* (all its pages share one
+                # inbox), and group_send drops what does not fit without a word: the
+                # default of 100 loses streamed text as soon as a process lags a little.
+                "capacity": 5000,
+            },
         }
     }
     CACHES = {

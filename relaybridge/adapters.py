@@ -27,7 +27,7 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from .agents import agent_name
-from .conf import relay_settings
+from .conf import redact, relay_settings
 
 if TYPE_CHECKING:
     from .models import AgentRun
@@ -116,6 +116,13 @@ class CommentAdapter:
     def agent_display_name(self, agent_id: str) -> str:
         return agent_name(agent_id)
 
+    def redact_secrets(self, comment: Any) -> None:
+        """Blank Relay tokens pasted into ``comment``'s text; called just before it is saved.
+
+        The default changes nothing (it cannot know where the text lives); the
+        payload sent to Relay is redacted whatever the adapter does.
+        """
+
 
 class DefaultCommentAdapter(CommentAdapter):
     """The adapter for a comment model shaped like the example project's ``tasks.Comment``."""
@@ -160,6 +167,11 @@ class DefaultCommentAdapter(CommentAdapter):
 
     def text(self, comment: Any) -> str:
         return str(getattr(comment, relay_settings.BODY_FIELD) or "")
+
+    def redact_secrets(self, comment: Any) -> None:
+        text = getattr(comment, relay_settings.BODY_FIELD)
+        if isinstance(text, str):
+            setattr(comment, relay_settings.BODY_FIELD, redact(text))
 
     def thread_for(self, comment: Any) -> Any:
         return getattr(comment, relay_settings.THREAD_FIELD)

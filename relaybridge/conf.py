@@ -59,6 +59,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     "STALL_TIMEOUT": 120.0,
     "SHUTDOWN_TIMEOUT": 30.0,
     "SWEEP_INTERVAL": 30.0,
+    "REDISPATCH_AFTER": 60.0,  # a dispatch that never ran or never finished is redone then
     "OUTBOUND_CHANNEL": "relaybridge.outbound",
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
@@ -181,6 +182,10 @@ class RelaySettings:
         return float(self.get("SWEEP_INTERVAL"))
 
     @property
+    def REDISPATCH_AFTER(self) -> float:
+        return float(self.get("REDISPATCH_AFTER"))
+
+    @property
     def OUTBOUND_CHANNEL(self) -> str:
         return str(self.get("OUTBOUND_CHANNEL"))
 
@@ -253,3 +258,20 @@ def redact(text: str) -> str:
     if token:
         text = text.replace(token, "[redacted]")
     return _TOKEN_PATTERN.sub("[redacted]", text)
+
+
+#: Line breaks, terminal escapes and other control characters (C0, C1, U+2028/9).
+_CONTROL_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def loggable(value: object, limit: int = 200) -> str:
+    """``value`` (text that came from outside) made safe for one log line.
+
+    Redacted, cut at ``limit`` characters, and with control characters escaped
+    (``\\n``, ``\\x1b``): text from Relay can then neither forge a log line nor
+    hide one behind a terminal escape.
+    """
+    text = redact(str(value))
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return _CONTROL_CHARACTERS.sub(lambda match: ascii(match.group(0))[1:-1], text)

@@ -16,6 +16,7 @@ number, so each delta reaches the page exactly once.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Final
 
@@ -31,6 +32,8 @@ logger = logging.getLogger("relaybridge")
 #: Close codes the page's script understands: do not reconnect after these.
 CLOSE_FORBIDDEN: Final = 4003
 CLOSE_NOT_FOUND: Final = 4004
+#: Longer messages from a page are not even parsed: the page sends only pings.
+MAX_CLIENT_MESSAGE_CHARS: Final = 4096
 
 _ENDED: Final = frozenset(
     {AgentRun.Status.REPLIED, AgentRun.Status.FAILED, AgentRun.Status.STOPPED}
@@ -129,6 +132,20 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # The page only ever sends small JSON pings. Anything else (a binary frame,
+        # text that is not JSON) is ignored: letting the JSON consumer raise would
+        # end the socket with a server error and a traceback in the log.
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_CHARS:
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return
+        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The stream is one-way; a ping is answered so a page can test the socket.

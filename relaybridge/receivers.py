@@ -1,5 +1,6 @@
 """Receivers relaybridge connects (from ``AppConfig.ready``).
 
+* ``pre_save`` on the comment model: blank Relay tokens pasted into the text.
 * ``post_save`` on the comment model: find mentions, send ``comment_mention``.
 * ``comment_mention``: create the runs, queue their dispatch after commit.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 
 from . import services
 from .adapters import get_adapter
@@ -29,10 +30,22 @@ from .signals import comment_mention, reply_hop_depth
 
 
 def connect_receivers() -> None:
+    pre_save.connect(
+        redact_comment_secrets,
+        sender=relay_settings.COMMENT_MODEL,
+        dispatch_uid="relaybridge.redact_comment_secrets",
+    )
     post_save.connect(
         comment_saved, sender=relay_settings.COMMENT_MODEL, dispatch_uid="relaybridge.comment_saved"
     )
     comment_mention.connect(create_runs_for_mention, dispatch_uid="relaybridge.create_runs")
+
+
+def redact_comment_secrets(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    # A token pasted into a thread would be stored, shown to everyone who reads it
+    # and sent on to agents: it is blanked before the comment is written at all.
+    if not raw:
+        get_adapter().redact_secrets(instance)
 
 
 def comment_saved(

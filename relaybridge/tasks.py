@@ -40,7 +40,8 @@ def dispatch_run(run_id: str) -> str:
         code = ErrorCode.PAYLOAD_ERROR
         services.record_error(run.run_id, code, describe_error(code))
         return "failed"
-    services.store_payload(run.run_id, payload)
+    if not services.store_payload(run.run_id, payload):
+        return "skipped"  # the claim was released meanwhile (see release_abandoned_claim)
     return "sent" if hand_to_worker(str(run.run_id)) else "pending"
 
 

@@ -22,6 +22,7 @@ from .payload import build_payload, fit_payload
 from .pushes import clear_stream, push_status, read_stream
 from .runs import (
     RunRef,
+    abandoned_claims,
     active_runs,
     create_runs,
     get_run,
@@ -38,6 +39,7 @@ from .transitions import (
     record_error,
     record_first_token,
     record_reply,
+    release_abandoned_claim,
     retry_run,
     store_payload,
     touch,
@@ -45,6 +47,7 @@ from .transitions import (
 
 __all__ = [
     "RunRef",
+    "abandoned_claims",
     "active_runs",
     "build_payload",
     "claim_for_sending",
@@ -61,6 +64,7 @@ __all__ = [
     "record_error",
     "record_first_token",
     "record_reply",
+    "release_abandoned_claim",
     "retry_run",
     "runs_to_redispatch",
     "runs_to_sweep",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..adapters import get_adapter
+from ..conf import redact
 from ..models import AgentRun
 from ..protocol.payload import MAX_PAYLOAD_BYTES, check_payload_size, payload_size
 
@@ -34,18 +35,20 @@ def build_payload(run: AgentRun) -> dict[str, Any]:
     comment = run.comment
     context = adapter.payload_context(comment)
     sender = context["sender"]
+    # Tokens people paste into a thread never travel to Relay (where an agent could
+    # repeat them back) and are never stored with the run.
     payload: dict[str, Any] = {
         "event": EVENT_NAME,
-        "message": adapter.text(comment),
+        "message": redact(adapter.text(comment)),
         "task_id": run.thread_id,
-        "task_title": context["task_title"][:_MAX_TITLE_CHARS],
+        "task_title": redact(context["task_title"][:_MAX_TITLE_CHARS]),
         "comment_id": str(comment.pk),
         "sender": {
             "id": str(sender["id"])[:_MAX_NAME_CHARS],
             "name": str(sender["name"])[:_MAX_NAME_CHARS],
         },
         "comments": [
-            {"author": str(entry["author"])[:_MAX_NAME_CHARS], "text": str(entry["text"])}
+            {"author": str(entry["author"])[:_MAX_NAME_CHARS], "text": redact(str(entry["text"]))}
             for entry in context["comments"]
         ],
         "relaybridge_run": str(run.run_id),

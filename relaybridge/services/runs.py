@@ -155,6 +155,20 @@ def runs_to_redispatch(older_than: timedelta | float = 60.0) -> QuerySet[AgentRu
     ).order_by("queued_at", "id")
 
 
+def abandoned_claims(older_than: timedelta | float) -> QuerySet[AgentRun]:
+    """``sending`` runs without a payload, idle for ``older_than``.
+
+    ``dispatch_run`` claimed them and died before storing the payload (a Celery
+    worker killed mid-task). Nothing else would ever move them: the broker may
+    redeliver the task only much later, and then finds the run claimed.
+    """
+    return AgentRun.objects.filter(
+        Q(payload__isnull=True) | Q(payload={}),
+        status=Status.SENDING,
+        updated_at__lt=_cutoff(older_than),
+    ).order_by("queued_at", "id")
+
+
 def active_runs(thread_key: str) -> QuerySet[AgentRun]:
     """The thread's runs that have not ended yet, oldest first (a page's snapshot)."""
     return AgentRun.objects.filter(thread_key=thread_key, status__in=ACTIVE_STATUSES).order_by(

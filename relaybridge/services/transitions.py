@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..adapters import get_adapter
@@ -53,6 +53,31 @@ def claim_for_sending(run_id: RunRef) -> AgentRun | None:
     if not claimed:
         return None
     return AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
+
+
+def release_abandoned_claim(run_id: RunRef, older_than: float) -> bool:
+    """``sending`` → ``queued`` for a claim whose ``dispatch_run`` died before the payload.
+
+    Conditional on the run still being claimed, payload-less and idle for
+    ``older_than`` seconds, so a dispatch that is merely slow keeps its claim. The
+    attempt that never reached Relay is not counted.
+    """
+    try:
+        ref = as_uuid(run_id)
+    except ValueError:
+        return False
+    now = timezone.now()
+    rows = (
+        AgentRun.objects.filter(
+            Q(payload__isnull=True) | Q(payload={}),
+            run_id=ref,
+            status=Status.SENDING,
+            updated_at__lt=now - timedelta(seconds=older_than),
+        )
+        .exclude(attempts=0)
+        .update(status=Status.QUEUED, attempts=F("attempts") - 1, updated_at=now)
+    )
+    return rows == 1
 
 
 def store_payload(run_id: RunRef, payload: Mapping[str, Any]) -> bool:
@@ -150,7 +175,8 @@ def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None =
         run = AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
         token = reply_hop_depth.set(run.hop_depth + 1)
         try:
-            reply = get_adapter().save_reply(run, text)
+            # An agent may repeat a token it was shown; the thread never keeps one.
+            reply = get_adapter().save_reply(run, redact(text))
         finally:
             reply_hop_depth.reset(token)
         AgentRun.objects.filter(pk=run.pk).update(reply_comment=reply)
@@ -178,7 +204,7 @@ def record_error(
         "updated_at": now,
     }
     if partial_text is not None:
-        fields["partial_text"] = partial_text
+        fields["partial_text"] = redact(partial_text)
     unfinished = (*_UNFINISHED, Status.RETRYING)
     if retry_in is None:
         return _transition(
@@ -204,7 +230,7 @@ def mark_stopped(run_id: RunRef, partial_text: str = "") -> bool:
         run_id,
         (*_UNFINISHED, Status.RETRYING),
         Status.STOPPED,
-        partial_text=partial_text,
+        partial_text=redact(partial_text),
         finished_at=now,
         next_attempt_at=None,
         updated_at=now,

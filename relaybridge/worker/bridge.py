@@ -28,7 +28,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .. import agents, services, streams
-from ..conf import relay_settings
+from ..conf import loggable, relay_settings
 from ..models import AgentRun
 from ..protocol import (
     STARTER,
@@ -95,7 +95,7 @@ class BridgeWorker:
         reporter = asyncio.create_task(self._report_status())
         try:
             while not self._draining.is_set():
-                if await self.lock.acquire():
+                if await self._try_acquire():
                     await self._lead()
                 else:
                     self.status.state = "standby"
@@ -106,7 +106,8 @@ class BridgeWorker:
             await asyncio.gather(reporter, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.lock.release()
-            await in_thread(clear_status)(self.status.identity)
+            with contextlib.suppress(Exception):  # the cache may be as unreachable as Redis
+                await in_thread(clear_status)(self.status.identity)
             await self.buffer.close()
             logger.info("relay worker stopped")
 
@@ -184,12 +185,38 @@ class BridgeWorker:
                 logger.exception("relay worker %s failed; trying again", action.__name__)
             await asyncio.sleep(interval)
 
+    async def _try_acquire(self) -> bool:
+        """Take the lock if free; an unreachable Redis means "not now", never a crash."""
+        try:
+            return await self.lock.acquire()
+        except Exception as exc:
+            logger.warning("cannot reach the leadership lock (%s); trying again", loggable(exc))
+            return False
+
     async def _keep_lock(self) -> None:
+        """Renew the lock until it is lost; returns to give up the connection.
+
+        While Redis cannot be reached nobody else can take the lock either, so the
+        connection is kept as long as the lock cannot have expired before the next
+        attempt (one TTL after the last renewal). A lock that vanished (Redis
+        restarted empty) is taken again at once if still free, so a Redis restart
+        does not cost the Relay connection.
+        """
+        renewed_at = time.monotonic()
         while True:
             await asyncio.sleep(self.lock.ttl / 3)
-            if not await self.lock.renew():
+            try:
+                held = await self.lock.renew() or await self.lock.acquire()
+            except Exception as exc:
+                if time.monotonic() + self.lock.ttl / 3 - renewed_at < self.lock.ttl:
+                    logger.warning("could not renew the leadership lock (%s)", loggable(exc))
+                    continue
+                logger.error("the leadership lock was unreachable for a whole TTL; giving up")
+                return
+            if not held:
                 logger.error("lost the leadership lock; giving up the Relay connection")
                 return
+            renewed_at = time.monotonic()
 
     async def _report_status(self) -> None:
         while True:
@@ -207,7 +234,8 @@ class BridgeWorker:
         ]
         await in_thread(agents.store_directory)(listed)
         self.status.agents = [a.agent_id for a in found]
-        logger.info("Relay lists %d agent(s): %s", len(found), ", ".join(self.status.agents))
+        ids = ", ".join(self.status.agents)
+        logger.info("Relay lists %d agent(s): %s", len(found), loggable(ids, limit=2000))
 
     # --- intake, sweep, watchdog ----------------------------------------------------
 
@@ -272,3 +300,25 @@ class BridgeWorker:
                     run_id, ErrorCode.STALLED, "no answer from Relay", retry=False
                 )
                 self.link.wake.set()
+        await self._release_ended_runs()
+
+    async def _release_ended_runs(self) -> None:
+        """Give back the thread slot and in-flight place of runs that ended while Relay
+        still had them (someone pressed Stop).
+
+        Relay has no cancel: the agent may still be answering, and a next event on the
+        same thread must not collide with that answer (protocol §6.2), so the slot is
+        kept while the answer may still come -- for the stall timeout after the stop,
+        as for any silent run. An agent that never finishes no longer holds the thread.
+        """
+        session = self.session
+        in_flight = session.in_flight_refs() if session is not None else []
+        if session is None or not in_flight:
+            return
+        ended = await in_thread(queries.ended_run_ids)(in_flight, self.options.stall_timeout)
+        for run_id in ended:
+            session.abandon(run_id)
+            if self.link is not None:
+                self.link.updates.forget(run_id)
+        if ended and self.link is not None:
+            self.link.wake.set()

@@ -63,6 +63,13 @@ class TokenCoalescer:
         ]
         return min(times) if times else None
 
+    def due_at(self, run: str) -> float | None:
+        """When ``run``'s pending text falls due (``None``: nothing is waiting)."""
+        stream = self._runs.get(run)
+        if stream is None or not stream.pending or stream.last_push is None:
+            return None
+        return stream.last_push + self.interval_s
+
     def flush(self, run: str, now: float) -> Delta | None:
         """Push whatever is pending for ``run`` now (before its reply or error)."""
         stream = self._runs.get(run)

@@ -10,6 +10,7 @@ session state machine and hands the outcomes to :class:`RunUpdates`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..conf import loggable
 from ..protocol import (
     AgentInfo,
     AgentsDiscovered,
@@ -52,6 +54,7 @@ from .connection import (
     open_relay_connection,
     redacted,
 )
+from .lanes import RunLanes
 from .runs import RunUpdates
 from .status import WorkerStatus
 from .waiting import in_thread, wait_event
@@ -101,6 +104,11 @@ class RelayLink:
         self.paused = False
         self.connections = 0
         self._last_frame = 0.0
+        #: Frames' database and push work, per run, off the read loop (see lanes.py).
+        self.lanes = RunLanes(updates.token)
+        #: (agent, thread) -> the run whose reply or error is still being recorded: the
+        #: thread's next event waits for it, so runs of one thread stay one after another.
+        self._settling: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:  # the token never appears in a repr
         return f"<RelayLink {redacted(self.url)}>"
@@ -108,7 +116,17 @@ class RelayLink:
     # --- the reconnect loop ---------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Hold the connection until ``stop`` is set."""
+        """Hold the connection until ``stop`` is set; then let the lanes finish."""
+        flusher = asyncio.create_task(self.updates.flush_forever(), name="relay-flush")
+        try:
+            await self._connect_until(stop)
+        finally:
+            if not await self.lanes.wait_idle(seconds=TEARDOWN_TIMEOUT_S):
+                logger.warning("%d run(s) still had frames to handle at shutdown", len(self.lanes))
+            flusher.cancel()
+            await asyncio.wait([flusher], timeout=TEARDOWN_TIMEOUT_S)
+
+    async def _connect_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.status.state = "connecting"
             logger.info("connecting to %s", redacted(self.url))
@@ -190,11 +208,17 @@ class RelayLink:
             except ProtocolError as exc:
                 logger.warning("ignoring a malformed frame from Relay: %s", exc.reason)
                 if exc.event_id is not None:
-                    await self._fail_unreadable(exc.event_id, exc.reason)
+                    fail = functools.partial(self._fail_unreadable, exc.event_id, exc.reason)
+                    self.lanes.call(f"event:{exc.event_id}", fail)
                 continue
+            gate_moved = False
             for outcome in self.session.on_frame(frame):
                 await self._handle(ws, outcome)
-            self.wake.set()
+                # Only a frame that settles or refuses an event can free a send slot;
+                # tokens (nearly every frame) need not wake the send loop.
+                gate_moved = gate_moved or not isinstance(outcome, TokenReceived)
+            if gate_moved:
+                self.wake.set()
 
     async def _send_loop(self, ws: ClientConnection, closing: asyncio.Event) -> None:
         while not closing.is_set():
@@ -203,14 +227,17 @@ class RelayLink:
             if not self.paused:
                 batch = self.session.next_sends()
                 if batch.send:
+                    for submission in batch.send:
+                        thread = (submission.agent_id, submission.thread_id)
+                        previous = self._settling.pop(thread, None)
+                        if previous is not None:
+                            await self.lanes.done(previous)
                     refs = [submission.ref for submission in batch.send]
                     await in_thread(queries.mark_sent)(refs)
                     for submission in batch.send:
                         await ws.send(serialize(submission.to_event()))
                 wake_at = batch.wake_at
-            await self.updates.flush_due()
-            due = [t for t in (wake_at, self.updates.coalescer.next_due()) if t is not None]
-            timeout = max(0.0, min(due) - time.monotonic()) if due else None
+            timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
             await wait_event(self.wake, timeout)
 
     async def _heartbeat(self, ws: ClientConnection, closing: asyncio.Event) -> None:
@@ -226,19 +253,23 @@ class RelayLink:
     # --- outcomes -------------------------------------------------------------------
 
     async def _handle(self, ws: ClientConnection, outcome: Outcome) -> None:
+        """Answer on the wire now; queue the run's database and push work in its lane."""
+        updates, lanes = self.updates, self.lanes
         match outcome:
             case SubmissionAccepted(ref=ref, event_id=event_id):
-                await self.updates.accepted(ref, event_id)
+                lanes.call(ref, lambda: updates.accepted(ref, event_id))
             case TokenReceived(ref=ref, text=text):
-                await self.updates.token(ref, text)
+                lanes.token(ref, text)
             case ReplyReceived(ref=ref, reply=reply):
                 _check_echo(ref, reply)
-                await self.updates.reply(ref, reply)
+                lanes.call(ref, lambda: updates.reply(ref, reply))
+                self._settle(ref)
             case (
                 SubmissionRejected(ref=ref, code=code, error=error)
                 | EventFailed(ref=ref, code=code, error=error)
             ):
-                await self.updates.failed(ref, code, error)
+                lanes.call(ref, lambda: updates.failed(ref, code, error))
+                self._settle(ref)
                 if policy_for(code).rediscover:
                     await ws.send(serialize(Discover()))
             case AgentsDiscovered(agents=agents):
@@ -248,11 +279,30 @@ class RelayLink:
             case ConnectionFailed(code=code, error=error):
                 if code == ErrorCode.UNAUTHORIZED:
                     raise AuthenticationFailed("Relay rejected the app token")
-                logger.error("Relay refused a request on this connection [%s]: %s", code, error)
+                logger.error(
+                    "Relay refused a request on this connection [%s]: %s",
+                    loggable(code),
+                    loggable(error),
+                )
             case UnknownEvent(frame=frame):
-                await self._adopt(frame)
+                lane = f"event:{getattr(frame, 'event_id', None)}"
+                lanes.call(lane, functools.partial(self._adopt, frame))
             case _:
                 logger.debug("relay frame needs no action: %r", outcome)
+
+    def _settle(self, ref: str) -> None:
+        """Hold the run's thread until its terminal frame (queued just now) is recorded."""
+        info = self.updates.runs.get(ref)
+        if info is None:
+            return
+        thread = (info.agent_id, info.thread_id)
+        self._settling[thread] = ref
+
+        async def settled() -> None:
+            if self._settling.get(thread) == ref:
+                del self._settling[thread]
+
+        self.lanes.call(ref, settled)
 
     async def _fail_unreadable(self, event_id: str, reason: str) -> None:
         """An unreadable frame about a known event fails that run now, not by timeout."""
@@ -269,7 +319,7 @@ class RelayLink:
         event_id = getattr(frame, "event_id", None)
         run = await in_thread(queries.run_for_event)(event_id) if event_id else None
         if run is None:
-            logger.info("ignoring a frame for unknown event %s", event_id)
+            logger.info("ignoring a frame for unknown event %s", loggable(event_id))
             return
         run_id = str(run.run_id)
         await self.updates.remember(run)
@@ -285,4 +335,4 @@ def _check_echo(ref: str, reply: Reply) -> None:
     """``reply.payload`` echoes our run id: an end-to-end check of correlation."""
     echoed = reply.payload.get("relaybridge_run") if reply.payload else None
     if echoed is not None and echoed != ref:
-        logger.error("reply for run %s echoes run %s: correlation is off", ref, echoed)
+        logger.error("reply for run %s echoes run %s: correlation is off", ref, loggable(echoed))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from .. import services
+from ..conf import relay_settings
 from ..models import AgentRun
 
 #: A sweep handles at most this many runs; the next sweep takes the rest.
@@ -25,12 +30,30 @@ def sending_run_ids() -> list[str]:
 
 
 def redispatch_overdue() -> int:
+    """Dispatch again what a lost or killed ``dispatch_run`` left behind.
+
+    Queued and overdue retrying runs, and runs a task claimed but died on
+    (released back to ``queued`` first). The claim is conditional, so a task that
+    turns up late, or twice, does nothing.
+    """
     from ..tasks import dispatch_run
 
-    run_ids = list(services.runs_to_redispatch(60.0).values_list("run_id", flat=True)[:SWEEP_BATCH])
+    after = relay_settings.REDISPATCH_AFTER
+    abandoned = services.abandoned_claims(after).values_list("run_id", flat=True)[:SWEEP_BATCH]
+    released = [r for r in abandoned if services.release_abandoned_claim(r, after)]
+    overdue = services.runs_to_redispatch(after).values_list("run_id", flat=True)[:SWEEP_BATCH]
+    run_ids = [*released, *overdue]
     for run_id in run_ids:
         dispatch_run.delay(str(run_id))
     return len(run_ids)
+
+
+def ended_run_ids(run_ids: list[str], older_than: float) -> list[str]:
+    """Of ``run_ids``, those that ended (stopped, failed, replied) ``older_than`` ago or more."""
+    ended = (AgentRun.Status.STOPPED, AgentRun.Status.FAILED, AgentRun.Status.REPLIED)
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    runs = AgentRun.objects.filter(run_id__in=run_ids, status__in=ended, updated_at__lt=cutoff)
+    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)]
 
 
 def stalled_run_ids(older_than: float) -> list[str]:

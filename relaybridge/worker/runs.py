@@ -8,6 +8,8 @@ the coalescer, and which thread group a run's pushes go to.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -16,17 +18,21 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .. import agents, services, streams
-from ..conf import redact
+from ..conf import loggable, redact, relay_settings
 from ..models import AgentRun
 from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
 from ..rendering import render_agent_markdown
 from .coalesce import Delta, TokenCoalescer
-from .waiting import in_thread
+from .ordering import RunChains
+from .waiting import in_thread, wait_event
 
 logger = logging.getLogger("relaybridge.worker")
 
 #: How often a streaming run's ``updated_at`` is refreshed, so the watchdog sees progress.
 TOUCH_EVERY_S = 5.0
+#: Channel-layer calls, and buffer calls, in flight at once (each). Runs push
+#: concurrently; unbounded, a few hundred runs would exhaust a Redis connection pool.
+MAX_CONCURRENT_PUSHES = 32
 
 
 @dataclass(slots=True)
@@ -48,6 +54,19 @@ class RunInfo:
 
 def _load(run_id: str) -> AgentRun | None:
     return services.get_run(run_id)
+
+
+def _accepted_status(run_id: str, event_id: str, seq: int) -> dict[str, Any] | None:
+    """Record ``accepted`` and build the page's status event, in one trip to a thread.
+
+    ``None``: the run had moved on. The text so far is empty: no token has come yet.
+    """
+    return _fresh_status(run_id, seq) if services.mark_accepted(run_id, event_id) else None
+
+
+def _fresh_status(run_id: str, seq: int) -> dict[str, Any]:
+    run = services.get_run(run_id)
+    return {} if run is None else streams.status_event(run, "", seq)
 
 
 def _info(run: AgentRun) -> RunInfo:
@@ -79,6 +98,18 @@ class RunUpdates:
         self.coalescer = coalescer
         self.clock = clock
         self.runs: dict[str, RunInfo] = {}
+        # Well within the stall timeout: a run that streams must never look stalled
+        # to the watchdog between two touches, however short the timeout is set.
+        self.touch_every = min(TOUCH_EVERY_S, relay_settings.STALL_TIMEOUT / 4)
+        #: Each run's pushes, in order (see ordering.py).
+        self._chains = RunChains()
+        #: Progress writes of streaming runs, made beside their streams.
+        self._touches: set[asyncio.Task[None]] = set()
+        #: Set when a run's pending text falls due before the flusher planned to wake.
+        self._flush_wake = asyncio.Event()
+        self._flush_at: float | None = None
+        self._layer_slots = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
+        self._redis_slots = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
 
     # --- bookkeeping -------------------------------------------------------------
 
@@ -96,14 +127,16 @@ class RunUpdates:
 
     async def snapshot(self, run_id: str) -> tuple[str, int]:
         try:
-            return await self.buffer.snapshot(run_id)
+            async with self._redis_slots:
+                return await self.buffer.snapshot(run_id)
         except Exception:
             logger.exception("could not read the stream buffer of run %s", run_id)
             return "", 0
 
     async def _buffer(self, action: str, run_id: str, *args: Any) -> None:
         try:
-            await getattr(self.buffer, action)(run_id, *args)
+            async with self._redis_slots:
+                await getattr(self.buffer, action)(run_id, *args)
         except Exception:
             logger.exception("could not %s the stream buffer of run %s", action, run_id)
 
@@ -124,7 +157,8 @@ class RunUpdates:
 
     async def push(self, group: str, event: dict[str, Any]) -> None:
         try:
-            await self.layer.group_send(group, streams.group_message(event))
+            async with self._layer_slots:
+                await self.layer.group_send(group, streams.group_message(event))
         except Exception:
             # A page that misses a push catches up from the snapshot on reconnect;
             # a channel-layer hiccup must never take the relay connection down.
@@ -139,7 +173,19 @@ class RunUpdates:
         event = await in_thread(streams.status_event)(run, text, seq)
         await self.push(info.group, event)
 
+    async def _push_run_event(self, run_id: str, event: dict[str, Any]) -> None:
+        info = self.runs.get(run_id)
+        if info is not None and event:
+            await self.push(info.group, event)
+
     async def push_delta(self, delta: Delta) -> None:
+        await self._push_in_order(delta)
+
+    def _push_in_order(self, delta: Delta) -> asyncio.Task[None]:
+        """Push ``delta`` after the run's earlier pushes (see ordering.py)."""
+        return self._chains.then(delta.run, functools.partial(self._push_delta_now, delta))
+
+    async def _push_delta_now(self, delta: Delta) -> None:
         info = self.runs.get(delta.run)
         if info is None:
             return
@@ -149,41 +195,82 @@ class RunUpdates:
         await self.push(info.group, streams.delta_event(delta.run, delta.seq, delta.text))
 
     async def flush_due(self) -> None:
-        for delta in self.coalescer.due(self.clock()):
-            await self.push_delta(delta)
+        pushes = [self._push_in_order(delta) for delta in self.coalescer.due(self.clock())]
+        if pushes:
+            await asyncio.wait(pushes)
+
+    async def flush_forever(self) -> None:
+        """Push coalesced text as it falls due (the relay link runs this as a task)."""
+        while True:
+            self._flush_wake.clear()
+            await self.flush_due()
+            self._flush_at = self.coalescer.next_due()
+            wait = None if self._flush_at is None else max(0.0, self._flush_at - self.clock())
+            await wait_event(self._flush_wake, wait)
+
+    def _pending_added(self, run_id: str) -> None:
+        # Wake the flusher only when this run falls due before its planned wake-up:
+        # usually it does not, so a token costs no wake-up.
+        due = self.coalescer.due_at(run_id)
+        if due is not None and (self._flush_at is None or due < self._flush_at):
+            self._flush_at = due
+            self._flush_wake.set()
 
     # --- outcomes ----------------------------------------------------------------
 
     async def accepted(self, run_id: str, event_id: str) -> None:
-        if await in_thread(services.mark_accepted)(run_id, event_id):
-            await self.push_status(run_id)
+        seq = self.coalescer.last_seq(run_id)
+        event = await in_thread(_accepted_status)(run_id, event_id, seq)
+        if event is not None:
+            await self._push_run_event(run_id, event)
         else:
-            logger.warning("run %s: accepted as %s but the run had moved on", run_id, event_id)
+            logger.warning(
+                "run %s: accepted as %s but the run had moved on", run_id, loggable(event_id)
+            )
 
     async def token(self, run_id: str, text: str) -> None:
         info = await self.lookup(run_id)
         if info is None or info.ended:
             return
         now = self.clock()
+        first = False
         # ``touch`` succeeds only for accepted or streaming runs, so a failed touch
         # means the run was stopped (or otherwise ended) meanwhile.
         if not info.streaming:
             info.streaming = True
             info.last_touch = now
-            if await in_thread(services.record_first_token)(run_id):
-                await self.push_status(run_id)
-            elif not await in_thread(services.touch)(run_id):
+            first = await in_thread(services.record_first_token)(run_id)
+            if not first and not await in_thread(services.touch)(run_id):
                 info.ended = True
                 return
-        elif now - info.last_touch >= TOUCH_EVERY_S:
+        elif now - info.last_touch >= self.touch_every:
             info.last_touch = now
-            if not await in_thread(services.touch)(run_id):
-                info.ended = True
-                self.coalescer.forget(run_id)
-                return
+            # Beside the stream, not in its way: runs that started together would all
+            # pause for this write at the same instant. A stop is still noticed here,
+            # a write's time later (it always waited up to a touch interval).
+            task = asyncio.create_task(self._touch(info))
+            self._touches.add(task)
+            task.add_done_callback(self._touches.discard)
         delta = self.coalescer.add(run_id, text, now)
         if delta is not None:
             await self.push_delta(delta)
+        else:
+            self._pending_added(run_id)
+        if first:
+            # "Streaming" goes out after the first text, in the run's chain, so the first
+            # token waits for one write only, not for the run to be read back as well.
+            self._chains.then(run_id, functools.partial(self.push_status, run_id))
+
+    async def _touch(self, info: RunInfo) -> None:
+        try:
+            if await in_thread(services.touch)(info.run_id):
+                return
+        except Exception:
+            logger.exception("run %s: could not record progress", info.run_id)
+            return
+        info.ended = True
+        if self.runs.get(info.run_id) is info:
+            self.coalescer.forget(info.run_id)
 
     async def reply(self, run_id: str, reply: Reply) -> None:
         info = await self.lookup(run_id)
@@ -201,7 +288,8 @@ class RunUpdates:
         if comment is None:
             logger.info("run %s: reply already saved; this one is ignored", run_id)
         else:
-            html = await in_thread(render_agent_markdown)(reply.reply)
+            # The same text the saved comment holds (tokens blanked, see record_reply).
+            html = await in_thread(render_agent_markdown)(redact(reply.reply))
             event = streams.reply_event(run_id, comment.pk, html, info.agent_id)
             await self.push(info.group, event)
         await self._buffer("clear", run_id)
@@ -236,7 +324,7 @@ class RunUpdates:
             info.agent_id,
             message,
             code,
-            redact(error),
+            loggable(error, limit=2000),
         )
         partial, _seq = await self.snapshot(run_id)
         changed = await in_thread(services.record_error)(

@@ -290,3 +290,26 @@ def test_a_broker_outage_does_not_fail_the_request(
         services.queue_dispatch(run.run_id)
     assert "left for the sweep" in caplog.text
     assert status(run) == Status.QUEUED
+
+
+def test_a_claim_whose_dispatch_died_is_released_once_idle(comment: Comment) -> None:
+    """dispatch_run claimed the run and died before storing the payload (Celery killed
+    mid-task): after ``older_than`` the run goes back to ``queued``, once, uncounted."""
+    died, slow, stored = services.create_runs(comment, ["athena", "klyve", "slow"])
+    for run in (died, slow, stored):
+        assert services.claim_for_sending(run.run_id) is not None
+    assert services.store_payload(stored.run_id, {"message": "hi"})
+
+    # A dispatch still at work (recent claim) keeps it.
+    assert not services.abandoned_claims(60).exists()
+    assert not services.release_abandoned_claim(died.run_id, 60)
+
+    AgentRun.objects.update(updated_at=timezone.now() - timedelta(minutes=10))
+    AgentRun.objects.filter(pk=slow.pk).update(updated_at=timezone.now())
+    assert list(services.abandoned_claims(60)) == [AgentRun.objects.get(pk=died.pk)]
+    assert services.release_abandoned_claim(died.run_id, 60)
+    assert not services.release_abandoned_claim(died.run_id, 60)  # conditional: once
+    assert not services.release_abandoned_claim(stored.run_id, 60)  # has its payload
+    died.refresh_from_db()
+    assert (died.status, died.attempts) == (Status.QUEUED, 0)
+    assert services.claim_for_sending(died.run_id) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from project.celery import app as project_celery_app
 from project.tasks.models import Comment
@@ -58,6 +60,28 @@ def test_duplicate_delivery_sends_once(make_comment: MakeComment) -> None:
     assert drain() == [{"type": "relaybridge.dispatch", "run_id": str(run.run_id)}]
     run.refresh_from_db()
     assert run.attempts == 1 and run.status == AgentRun.Status.SENDING
+
+
+@pytest.mark.django_db
+def test_a_dispatch_killed_mid_task_is_redone_by_the_sweep(
+    make_comment: MakeComment, settings: Any
+) -> None:
+    """A run claimed by a dispatch_run that died (no payload) used to stay ``sending``
+    forever: redelivered copies found it claimed, and no sweep looked at it."""
+    from relaybridge.worker import queries
+
+    run = queued_run(make_comment)
+    assert services.claim_for_sending(run.run_id) is not None  # ...and then the worker died
+    assert dispatch_run(str(run.run_id)) == "skipped"  # a redelivery finds it claimed
+    settings.RELAYBRIDGE_REDISPATCH_AFTER = 5.0
+    assert queries.redispatch_overdue() == 0  # a dispatch at work keeps its claim
+    AgentRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=6))
+    # The example project without a broker runs the task eagerly, here and now.
+    assert queries.redispatch_overdue() == 1
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SENDING and run.payload
+    assert run.attempts == 1
+    assert drain() == [{"type": "relaybridge.dispatch", "run_id": str(run.run_id)}]
 
 
 @pytest.mark.django_db

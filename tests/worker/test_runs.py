@@ -105,3 +105,30 @@ async def test_tokens_of_a_stopped_run_are_dropped(redis_stack: str) -> None:
     assert await buffer.snapshot(run_id) == ("", 0)
     assert await sync_to_async(lambda: AgentRun.objects.get(pk=run.pk).status)() == "stopped"
     await buffer.close()
+
+
+async def test_a_streaming_run_is_touched_well_within_a_short_stall_timeout(
+    redis_stack: str, settings: Any
+) -> None:
+    """With a stall timeout at or below the five-second touch interval, a run that was
+    streaming steadily looked stalled to the watchdog between two touches."""
+    settings.RELAYBRIDGE_STALL_TIMEOUT = 2.0
+    buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
+    run = await sync_to_async(_streaming_run)()
+    run_id = str(run.run_id)
+    now = [100.0]
+    layer = get_channel_layer()
+    assert layer is not None
+    updates = RunUpdates(layer, buffer, TokenCoalescer(0), clock=lambda: now[0])
+    await updates.remember(run)
+    await updates.token(run_id, "one")
+
+    def updated_at() -> Any:
+        return AgentRun.objects.get(pk=run.pk).updated_at
+
+    before = await sync_to_async(updated_at)()
+    now[0] += 0.6  # over a quarter of the stall timeout, far under the old five seconds
+    await updates.token(run_id, " two")
+    assert await sync_to_async(updated_at)() > before
+    await buffer.clear(run_id)
+    await buffer.close()
