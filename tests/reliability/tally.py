@@ -1,0 +1,157 @@
+"""Counting what became of every mention of a scenario, straight from the database.
+
+* **replied**: the run is ``replied`` and its one reply comment exists;
+* **failed visibly**: the run is ``failed`` with a code and a readable reason;
+* **stopped**: someone pressed Stop;
+* **lost**: anything else when the scenario's deadline passed (a run still on its
+  way, a failure without a reason, a mention that never became a run);
+* **duplicated**: agent comments beyond the first for one (comment, agent).
+
+Reply comments do not say which comment they answer, so they are counted per
+(task, agent) against the replied runs of that task and agent: every comment
+beyond those is a duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tests.deployment.harness import Deployment, Mention, RunRow
+
+COLUMNS = ("scenario", "mentions", "replied", "failed visibly", "stopped", "lost", "duplicated")
+
+
+@dataclass
+class Tally:
+    scenario: str
+    mentions: int = 0
+    replied: int = 0
+    failed_visibly: int = 0
+    stopped: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    #: A reply comment whose run is not ``replied`` (or a replied run without it).
+    mismatched: int = 0
+    seconds: float = 0.0
+    #: What the scenario did to the deployment (kills, injected frames, …).
+    faults: dict[str, Any] = field(default_factory=dict)
+    #: Error codes of the runs that failed visibly, and how often.
+    failure_codes: dict[str, int] = field(default_factory=dict)
+    #: The runs that failed visibly (agent, state, code, reason).
+    failed_runs: list[str] = field(default_factory=list)
+    #: Why runs were lost or mismatched, for the failure message.
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def row(self) -> tuple[object, ...]:
+        return (
+            self.scenario,
+            self.mentions,
+            self.replied,
+            self.failed_visibly,
+            self.stopped,
+            self.lost,
+            self.duplicated,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def assert_nothing_lost_or_doubled(self) -> None:
+        assert (self.lost, self.duplicated, self.mismatched) == (0, 0, 0), (
+            f"{self.scenario}: {self.lost} lost, {self.duplicated} duplicated, "
+            f"{self.mismatched} mismatched\n" + "\n".join(self.problems[:40])
+        )
+        ended = self.replied + self.failed_visibly + self.stopped
+        assert ended == self.mentions, f"{ended} of {self.mentions} mentions accounted for"
+
+
+def _visible_failure(run: RunRow) -> bool:
+    return run.status == "failed" and bool(run.error_code) and bool(run.error_message.strip())
+
+
+def count(
+    deployment: Deployment, scenario: str, mentions: Sequence[Mention], started: float
+) -> Tally:
+    """Classify every mention's run (one agent per mention) as the database has it now."""
+    tally = Tally(scenario, mentions=len(mentions))
+    runs = {run.comment_id: run for run in deployment.runs([m.comment_id for m in mentions])}
+    replied_runs: Counter[tuple[int, str]] = Counter()
+    for mention in mentions:
+        run = runs.get(mention.comment_id)
+        if run is None:
+            tally.lost += 1
+            tally.problems.append(f"comment {mention.comment_id}: no run")
+        elif run.status == "replied":
+            tally.replied += 1
+            replied_runs[(mention.task_id, run.agent_id)] += 1
+            replies = {c.id for c in deployment.agent_comments(mention.task_id)}
+            if run.reply_comment_id not in replies:
+                tally.mismatched += 1
+                tally.problems.append(f"{run.brief()}: its reply comment is missing")
+        elif _visible_failure(run):
+            tally.failed_visibly += 1
+            tally.failure_codes[run.error_code] = tally.failure_codes.get(run.error_code, 0) + 1
+            tally.failed_runs.append(f"{run.brief()} ({run.event_id})")
+        elif run.status == "stopped":
+            tally.stopped += 1
+        else:
+            tally.lost += 1
+            tally.problems.append(f"lost: {run.brief()}")
+    # Reply comments per (task, agent) against replied runs: one each, never more.
+    for task_id in sorted({m.task_id for m in mentions}):
+        written = Counter(c.agent_id for c in deployment.agent_comments(task_id))
+        for agent_id in set(written) | {a for t, a in replied_runs if t == task_id}:
+            extra = written[agent_id] - replied_runs[(task_id, agent_id)]
+            if extra > 0:
+                tally.duplicated += extra
+                tally.problems.append(f"task {task_id}: {extra} reply comment(s) too many")
+            elif extra < 0:
+                tally.mismatched -= extra
+    tally.seconds = round(time.monotonic() - started, 1)
+    return tally
+
+
+def settle(
+    deployment: Deployment,
+    scenario: str,
+    mentions: Sequence[Mention],
+    started: float,
+    deadline: float,
+) -> Tally:
+    """Wait (up to ``deadline`` seconds) for every run to end, then count.
+
+    A run that has not ended by then counts as lost rather than failing the wait:
+    the tally says how many, and the test fails on it with the details.
+    """
+    ids = [m.comment_id for m in mentions]
+    limit = time.monotonic() + deadline
+    while time.monotonic() < limit:
+        rows = deployment.runs(ids)
+        if len(rows) == len(mentions) and all(row.ended for row in rows):
+            break
+        time.sleep(0.25)
+    return count(deployment, scenario, mentions, started)
+
+
+def table(tallies: Sequence[Tally]) -> str:
+    """The tallies as a plain-text table, with a total row."""
+    rows = [COLUMNS, *(t.row for t in tallies)]
+    if tallies:
+        totals = [sum(int(t.row[i]) for t in tallies) for i in range(1, len(COLUMNS))]  # type: ignore[call-overload]
+        rows.append(("total", *totals))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [
+            str(v).ljust(w) if i == 0 else str(v).rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
