@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo lock clean
+.PHONY: test lint typecheck pytest demo lock clean reliability bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,21 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## make reliability: the fault-injection suite in full (at least 50 mentions per scenario and
+## a 500-mention burst, about a quarter of an hour); prints the table and writes
+## reports/reliability.json. `make test` runs the same scenarios in a short form.
+reliability: $(STAMP)
+	RELAYBRIDGE_RELIABILITY=full $(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)
+
+## make bench: the benchmarks on a real stack (PostgreSQL, Redis, Daphne, Celery, relay
+## worker, emulator; several minutes); prints the table, writes bench/results/latest.json.
+## make bench-quick: the same harness with tiny loads, under a minute (CI runs it).
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 ## make demo: the embedded default (SQLite, in-memory layer, emulator) in one process
 demo: $(STAMP)

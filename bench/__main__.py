@@ -1,0 +1,277 @@
+"""``python -m bench [--quick]``: start the stack, run every scenario, write the results.
+
+The full run takes several minutes; ``--quick`` runs each scenario once with tiny
+loads (under a minute, for CI: it proves the harness works, its numbers mean little).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import report
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+#: Quick runs write elsewhere, so that they never replace the figures of a full run.
+QUICK_RESULTS = RESULTS.with_name("quick.json")
+
+
+@dataclass
+class Parameters:
+    """Every knob of one benchmark run (all of it goes into the results)."""
+
+    flush_ms: int = 50
+    #: ``redis`` (channels_redis's RedisChannelLayer, the project's) or ``pubsub``.
+    channel_layer: str = "redis"
+    latency_runs: int = 100
+    latency_tokens: int = 100
+    latency_rate: float = 20.0
+    latency_repeats: int = 3
+    throughput_runs: int = 100
+    throughput_seconds: float = 3.0
+    throughput_rates_on: list[float] = field(
+        default_factory=lambda: [500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 40000.0]
+    )
+    throughput_rates_off: list[float] = field(
+        default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0]
+    )
+    throughput_pages: list[int] = field(default_factory=lambda: [1, 3])
+    mention_rate: float = 20.0
+    mention_steady_count: int = 100
+    mention_concurrency: int = 8
+    mention_loop_count: int = 200
+    bytes_tokens: int = 2000
+    bytes_rate: float = 200.0
+    memory_runs: int = 1000
+    memory_batches: int = 2
+    memory_seconds: float = 10.0
+    memory_rate: float = 5.0
+
+    @classmethod
+    def quick(cls) -> Parameters:
+        return cls(
+            latency_runs=5,
+            latency_tokens=20,
+            latency_rate=40.0,
+            latency_repeats=1,
+            throughput_runs=5,
+            throughput_seconds=0.5,
+            throughput_rates_on=[400.0],
+            throughput_rates_off=[400.0],
+            throughput_pages=[1],
+            mention_rate=20.0,
+            mention_steady_count=10,
+            mention_concurrency=2,
+            mention_loop_count=10,
+            bytes_tokens=200,
+            bytes_rate=400.0,
+            memory_runs=10,
+            memory_batches=1,
+            memory_seconds=1.0,
+            memory_rate=10.0,
+        )
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+SCENARIOS = ("mention", "latency", "throughput", "bytes", "memory")
+
+
+async def run_scenarios(
+    stack: Any, params: Parameters, only: frozenset[str]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    from . import ledger, streaming
+    from .clients import sign_in
+    from .stack import DEMO_LOGIN
+
+    nan = float("nan")
+    figures: dict[str, float] = {key: nan for key in report.REQUIRED_KEYS}
+    figures["flush_ms"] = float(params.flush_ms)
+    login = await asyncio.to_thread(sign_in, stack.daphne_url, *DEMO_LOGIN)
+    scenarios: dict[str, Any] = {"worker_rss_mb_cold": ledger.rss_mb(stack.worker.pid)}
+    log("warm-up")
+    await streaming.pipeline_phase(stack, login, streaming.Load(runs=2, tokens=5, rate=50))
+
+    if "mention" in only:
+        log("mention -> accepted")
+        mentions = await ledger.mention_to_accepted(
+            stack,
+            rate=params.mention_rate,
+            steady_count=params.mention_steady_count,
+            concurrency=params.mention_concurrency,
+            loop_count=params.mention_loop_count,
+        )
+        scenarios["mention_to_accepted"] = mentions
+        figures["mention_to_accepted_p50_ms"] = mentions["steady"]["latency_ms"]["p50"]
+        figures["mention_rate_ratio_vs_connection_per_event"] = mentions["rate_ratio"]
+
+    latency_load = streaming.Load(params.latency_runs, params.latency_tokens, params.latency_rate)
+    baselines: dict[float, dict[str, Any]] = {}
+    scenarios["throughput_baselines"] = baselines
+
+    async def streaming_scenarios(coalescing: str, rates: list[float]) -> None:
+        if "latency" in only:
+            log(f"added latency, coalescing {coalescing} (flush {stack.flush_ms} ms)")
+            latency = await streaming.added_latency(
+                stack, login, latency_load, params.latency_repeats
+            )
+            scenarios[f"added_latency_coalescing_{coalescing}"] = latency
+            figures[f"added_latency_p99_ms_coalescing_{coalescing}"] = latency["added_p99_ms"]
+        if "throughput" in only:
+            ceilings = []
+            for pages in params.throughput_pages:
+                log(f"throughput, coalescing {coalescing}, {pages} page(s) per task")
+                ceilings.append(
+                    await streaming.throughput_ceiling(
+                        stack,
+                        login,
+                        runs=params.throughput_runs,
+                        seconds=params.throughput_seconds,
+                        rates=rates,
+                        pages_per_task=pages,
+                        baselines=baselines,
+                    )
+                )
+            scenarios[f"throughput_coalescing_{coalescing}"] = ceilings
+            figures[f"throughput_tokens_per_s_coalescing_{coalescing}"] = ceilings[0][
+                "tokens_per_s"
+            ]
+
+    await streaming_scenarios("on", params.throughput_rates_on)
+    if "bytes" in only:
+        log("bytes to the browser")
+        sizes = await streaming.bytes_to_browser(
+            stack, login, params.bytes_tokens, params.bytes_rate
+        )
+        scenarios["bytes_to_browser"] = sizes
+        figures["bytes_ratio_accumulated_vs_delta"] = sizes["ratio"]
+    if "memory" in only:
+        log(f"memory, {params.memory_runs} runs")
+        memory = await ledger.worker_memory(
+            stack,
+            params.memory_runs,
+            params.memory_seconds,
+            params.memory_rate,
+            batches=params.memory_batches,
+        )
+        scenarios["memory"] = memory
+        figures["worker_rss_mb_1000_runs"] = memory["rss_mb_peak"]
+        figures["worker_rss_mb_idle"] = memory["rss_mb_idle"]
+    if only & {"latency", "throughput"}:
+        log("restarting the relay worker with coalescing off")
+        await asyncio.to_thread(stack.restart_worker, 0)
+        await streaming_scenarios("off", params.throughput_rates_off)
+    scenarios["throughput_baselines"] = {str(k): v for k, v in baselines.items()}
+    return figures, scenarios
+
+
+def _override(params: Parameters, assignment: str) -> None:
+    name, sep, value = assignment.partition("=")
+    if not sep or not hasattr(params, name):
+        raise SystemExit(
+            f"--set expects PARAMETER=VALUE with a known parameter, got {assignment!r}"
+        )
+    current = getattr(params, name)
+    if isinstance(current, list):
+        setattr(
+            params, name, [type(current[0])(v) if current else float(v) for v in value.split(",")]
+        )
+    else:
+        setattr(params, name, type(current)(value))
+
+
+@contextlib.contextmanager
+def profiling(pid: int, output: Path | None) -> Iterator[None]:
+    """``py-spy record`` the process ``pid`` while the block runs (nothing without a file)."""
+    if output is None:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    # ``.txt``: collapsed stacks (one line per stack and its sample count), else an SVG.
+    style = "raw" if output.suffix == ".txt" else "flamegraph"
+    cmd = [str(spy), "record", "--pid", str(pid), "--output", str(output), "--format", style]
+    cmd.append("--nonblocking")
+    recorder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        log(f"profile of the relay worker in {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny loads, under a minute")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results file (latest.json; --quick: quick.json)"
+    )
+    parser.add_argument("--keep-logs", type=Path, default=None, help="directory for process logs")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="record the relay worker with py-spy into FILE (.svg flame graph, .txt stacks)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="PARAMETER=VALUE", help="override a parameter"
+    )
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_RESULTS if args.quick else RESULTS
+    params = Parameters.quick() if args.quick else Parameters()
+    for assignment in args.set:
+        _override(params, assignment)
+    only = frozenset(name.strip() for name in args.only.split(",") if name.strip())
+    if only - set(SCENARIOS):
+        parser.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    from .stack import running_stack
+
+    began = time.monotonic()
+    # Other work on the machine weighs on every figure: say how busy it was.
+    load_at_start = list(os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="relaybridge-bench-") as scratch:
+        workdir = args.keep_logs or Path(scratch)
+        log(f"starting the stack (logs in {workdir})")
+        layer = params.channel_layer
+        with running_stack(
+            workdir, redis_url, flush_ms=params.flush_ms, channel_layer=layer
+        ) as stack:
+            log(f"relay worker pid {stack.worker.pid}, Daphne at {stack.daphne_url}")
+            with profiling(stack.worker.pid, args.profile):
+                figures, scenarios = asyncio.run(run_scenarios(stack, params, only))
+    parameters: dict[str, Any] = asdict(params)
+    parameters["scenarios"] = sorted(only)
+    parameters["load_average_at_start"] = load_at_start
+    parameters["load_average_at_end"] = list(os.getloadavg())
+    parameters["seconds_taken"] = round(time.monotonic() - began, 1)
+    result = report.assemble(
+        figures, mode="quick" if args.quick else "full", parameters=parameters, scenarios=scenarios
+    )
+    report.write(result, args.out)
+    print(report.table(result))
+    log(f"wrote {args.out} in {parameters['seconds_taken']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The results file and the printed table.
+
+``assemble`` puts the required figures at the top level of the JSON (numbers,
+NaN written as null when a scenario could not measure one), next to the machine,
+the versions, every parameter and each scenario's details.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: Top-level figures: key, label, unit, target (text).
+FIGURES: list[tuple[str, str, str, str]] = [
+    ("added_latency_p99_ms_coalescing_off", "added latency p99, coalescing off", "ms", "<= 10"),
+    (
+        "added_latency_p99_ms_coalescing_on",
+        "added latency p99, coalescing on",
+        "ms",
+        "<= flush + 10",
+    ),
+    ("flush_ms", "flush interval", "ms", ""),
+    ("throughput_tokens_per_s_coalescing_on", "throughput, coalescing on", "tok/s", ">= 20000"),
+    ("throughput_tokens_per_s_coalescing_off", "throughput, coalescing off", "tok/s", ">= 5000"),
+    ("mention_to_accepted_p50_ms", "mention -> accepted p50", "ms", "<= 25"),
+    ("mention_rate_ratio_vs_connection_per_event", "mention rate vs conn-per-event", "x", ">= 5"),
+    ("bytes_ratio_accumulated_vs_delta", "bytes: accumulated / delta", "x", ""),
+    ("worker_rss_mb_1000_runs", "worker RSS, runs streaming", "MB", "<= 150"),
+    ("worker_rss_mb_idle", "worker RSS idle", "MB", ""),
+]
+REQUIRED_KEYS = [key for key, *_ in FIGURES]
+
+PACKAGES = [
+    "django",
+    "channels",
+    "channels-redis",
+    "daphne",
+    "websockets",
+    "redis",
+    "celery",
+    "psycopg",
+]
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_mb"] = int(line.split()[1]) // 1024
+                break
+    except OSError:
+        pass
+    return info
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in ["relaybridge", *PACKAGES]:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    for name, cmd in {
+        "redis-server": ["redis-server", "--version"],
+        "postgres": ["postgres", "--version"],
+    }.items():
+        try:
+            found[name] = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+        except OSError:
+            found[name] = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        found["git_commit"] = commit.stdout.strip()
+    except OSError:
+        pass
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def assemble(
+    figures: dict[str, float], *, mode: str, parameters: dict[str, Any], scenarios: dict[str, Any]
+) -> dict[str, Any]:
+    missing = [key for key in REQUIRED_KEYS if key not in figures]
+    if missing:
+        raise ValueError(f"figures missing: {', '.join(missing)}")
+    result: dict[str, Any] = {key: _number(figures[key]) for key in REQUIRED_KEYS}
+    result.update(
+        mode=mode,
+        machine=machine(),
+        versions=versions(),
+        parameters=parameters,
+        scenarios=scenarios,
+    )
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"{'figure':40} {'value':>10}  {'unit':5} target", "-" * 72]
+    for key, label, unit, target in FIGURES:
+        value = result.get(key)
+        shown = "n/a" if value is None else f"{value:,.1f}"
+        lines.append(f"{label:40} {shown:>10}  {unit:5} {target}")
+    return "\n".join(lines)
+
+
+def without_nan(value: Any) -> Any:
+    """``value`` with every NaN replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    return value
+
+
+def write(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(without_nan(result), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,145 @@
+"""The benchmark harness measures what it claims: the load agent's stamped tokens,
+the baseline clients against a real emulator, token accounting, and the results file.
+
+No figure is asserted (this machine's timing is nobody's business in a test); what
+is checked is that tokens are counted once, losses and repeats are seen, and the
+results always carry every required key. ``make bench-quick`` runs the whole stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.clients import Login, Subscriber, TokenLog, subscriber_tokens
+from bench.direct import accept_per_connection, stream_direct
+from bench.stats import distribution, percentile
+from relaybridge.emulator.load import LoadProfile, parse_stamps, stamp
+from relaybridge.testing import TEST_APP_TOKEN, running_emulator
+
+# -- the load agent ----------------------------------------------------------------------
+
+
+def test_a_stamp_carries_its_index_and_send_time_and_survives_coalescing() -> None:
+    joined = stamp(0, 1_700_000_000_000_000_001) + stamp(1, 1_700_000_000_000_000_002)
+    assert joined == " 0@1700000000000000001 1@1700000000000000002"
+    assert parse_stamps(joined) == [(0, 1_700_000_000_000_000_001), (1, 1_700_000_000_000_000_002)]
+    assert parse_stamps("no stamps here") == []
+
+
+def test_an_event_overrides_the_profile_and_a_bad_profile_is_refused() -> None:
+    profile = LoadProfile(tokens=10, rate=5.0)
+    assert profile.for_payload({}) == (10, 5.0, 0)
+    assert profile.for_payload({"message": "@load tokens=3 rate=200 start=42"}) == (3, 200.0, 42)
+    assert profile.for_payload({"load_tokens": 7, "load_rate": 9.5}) == (7, 9.5, 0)
+    # Nonsense falls back to the defaults instead of streaming nothing.
+    assert profile.for_payload({"load_tokens": -1, "load_rate": True}) == (10, 5.0, 0)
+    with pytest.raises(ValueError):
+        LoadProfile(tokens=0)
+    with pytest.raises(ValueError):
+        LoadProfile(rate=0)
+
+
+async def test_the_baseline_client_reads_every_stamped_token_of_a_real_emulator() -> None:
+    async with running_emulator(load_agent=LoadProfile()) as relay:
+        log = await stream_direct(
+            relay.url, TEST_APP_TOKEN, runs=3, tokens=7, rate=500.0, start_ns=0, seconds=20
+        )
+    assert log.tokens == 21
+    assert log.duplicates == 0
+    assert sorted(log.seen.values(), key=len) == [set(range(7))] * 3
+    assert len(log.delays_ms) == 21 and all(delay >= 0 for delay in log.delays_ms)
+
+
+async def test_the_load_agent_is_only_offered_when_asked_for() -> None:
+    async with running_emulator() as relay:
+        log = await stream_direct(
+            relay.url, TEST_APP_TOKEN, runs=1, tokens=3, rate=500.0, start_ns=0, seconds=5
+        )
+    # Refused with AGENT_NOT_FOUND: an error ends the run, no token ever arrives.
+    assert log.tokens == 0
+
+
+async def test_connection_per_event_times_each_accepted_event() -> None:
+    async with running_emulator(load_agent=LoadProfile()) as relay:
+        latencies, rate = await accept_per_connection(
+            relay.url, TEST_APP_TOKEN, concurrency=2, count=5
+        )
+        assert relay.stats.events_accepted == 5
+    assert len(latencies) == 5 and rate > 0
+
+
+# -- token accounting --------------------------------------------------------------------
+
+
+def test_a_repeated_delta_is_a_duplicate_but_a_status_repeating_the_text_is_not() -> None:
+    log = TokenLog()
+    log.add("r", stamp(0, 1_000_000) + stamp(1, 2_000_000), arrived_ns=5_000_000)
+    log.add("r", stamp(0, 1_000_000) + stamp(1, 2_000_000), 6_000_000, whole_text=True)
+    assert (log.tokens, log.duplicates) == (2, 0)
+    log.add("r", stamp(1, 2_000_000), arrived_ns=7_000_000)
+    assert (log.tokens, log.duplicates) == (2, 1)
+    # Each token's delay is counted once, from its first arrival.
+    assert log.delays_ms == [4.0, 3.0]
+
+
+def test_a_page_counts_tokens_from_deltas_and_from_the_text_so_far() -> None:
+    page = Subscriber(Login("http://127.0.0.1:1", "sessionid=x"), task_id=1)
+    messages = [
+        {"type": "snapshot", "runs": [{"run": "a", "text": stamp(0, 10), "seq": 1}]},
+        {"type": "run.delta", "run": "a", "seq": 2, "text": stamp(1, 20)},
+        {
+            "type": "run.status",
+            "run": "a",
+            "status": "streaming",
+            "text": stamp(0, 10) + stamp(1, 20),
+        },
+        {"type": "run.delta", "run": "a", "seq": 4, "text": stamp(3, 40)},
+    ]
+    page.received = [(1_000, json.dumps(message)) for message in messages]
+    log = subscriber_tokens(page)
+    # Token 2 never arrived: a loss the scenario reports as tokens not delivered.
+    assert log.seen == {"1::a": {0, 1, 3}}
+    assert (log.tokens, log.duplicates) == (3, 0)
+
+
+# -- statistics and the results file -----------------------------------------------------
+
+
+def test_percentiles_are_nearest_rank_and_empty_is_nan() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert math.isnan(percentile([], 50))
+    assert distribution([1.0, 2.0])["count"] == 2
+
+
+def test_the_results_carry_every_required_key_as_a_number_or_null(tmp_path: Path) -> None:
+    figures = {key: float(n) for n, key in enumerate(report.REQUIRED_KEYS)}
+    figures["worker_rss_mb_idle"] = math.nan  # a scenario that was not run
+    result = report.assemble(
+        figures, mode="quick", parameters={"runs": 3}, scenarios={"x": {"p99": math.nan}}
+    )
+    path = tmp_path / "latest.json"
+    report.write(result, path)
+    written = json.loads(path.read_text())
+    for key in report.REQUIRED_KEYS:
+        assert key in written
+        assert written[key] is None or isinstance(written[key], float)
+    assert written["worker_rss_mb_idle"] is None
+    assert written["scenarios"] == {"x": {"p99": None}}
+    assert written["parameters"] == {"runs": 3}
+    assert {"python", "cpus"} <= set(written["machine"])
+    assert "websockets" in written["versions"]
+    assert "added latency p99, coalescing off" in report.table(written)
+
+
+def test_results_missing_a_required_figure_are_refused() -> None:
+    figures = {key: 1.0 for key in report.REQUIRED_KEYS[1:]}
+    with pytest.raises(ValueError, match=report.REQUIRED_KEYS[0]):
+        report.assemble(figures, mode="quick", parameters={}, scenarios={})
