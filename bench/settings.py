@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from tests.deployment.settings import *  # noqa: F403
-from tests.deployment.settings import REDIS_URL, RELAYBRIDGE_AGENTS
+from tests.deployment.settings import LOGGING, REDIS_URL, RELAYBRIDGE_AGENTS
 
 # channels_redis counts its capacity (default 100) per *process* inbox: every page a
 # Daphne process serves shares one. A burst of deltas for a hundred open pages
@@ -44,17 +44,5 @@ RELAYBRIDGE_PLAN = "unlimited"
 RELAYBRIDGE_AGENTS = [*RELAYBRIDGE_AGENTS, "load"]
 # Stall detection would fail the runs the memory scenario holds open on purpose.
 RELAYBRIDGE_STALL_TIMEOUT = 600.0
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "stamped": {"format": "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"}
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
-    "loggers": {
-        "relaybridge": {
-            "handlers": ["console"],
-            "level": os.environ.get("RELAYBRIDGE_LOG", "WARNING"),
-        }
-    },
-}
+# Per-run logging would weigh on the figures: WARNING unless RELAYBRIDGE_LOG says otherwise.
+LOGGING["loggers"]["relaybridge"]["level"] = os.environ.get("RELAYBRIDGE_LOG", "WARNING")

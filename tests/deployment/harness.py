@@ -116,6 +116,12 @@ _RUN_COLUMNS = ", ".join(
 )
 
 
+def mentions_from(output: str) -> list[Mention]:
+    """The mentions an action printed as its last line (``[{"task_id", "comment_id"}, …]``)."""
+    created = json.loads(output.strip().splitlines()[-1])
+    return [Mention(task_id=c["task_id"], comment_id=c["comment_id"]) for c in created]
+
+
 # -- the deployment ----------------------------------------------------------------------
 
 
@@ -288,22 +294,30 @@ class Deployment:
 
     # actions
 
-    def mention(self, *bodies: str, title: str = "Q2 Roadmap Review") -> list[Mention]:
-        """One new task per body, each with a comment by a person saying ``body``."""
-        specs = [{"title": f"{title} #{n}", "body": body} for n, body in enumerate(bodies, 1)]
+    def run_module(self, module: str, *args: str, timeout: float = 60.0) -> str:
+        """``python -m module args`` with this deployment's environment; its standard output.
+
+        For actions that must run inside the project as a page would run them (an
+        ORM save that fires ``post_save``, a task queued to the real broker).
+        """
         done = subprocess.run(
-            [sys.executable, "-m", "tests.deployment.actions", "mention", json.dumps(specs)],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env=self.env(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"creating mentions failed:\n{done.stdout}\n{done.stderr}")
-        created = json.loads(done.stdout.strip().splitlines()[-1])
-        return [Mention(task_id=c["task_id"], comment_id=c["comment_id"]) for c in created]
+            raise RuntimeError(f"{module} {args[:1]} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def mention(self, *bodies: str, title: str = "Q2 Roadmap Review") -> list[Mention]:
+        """One new task per body, each with a comment by a person saying ``body``."""
+        specs = [{"title": f"{title} #{n}", "body": body} for n, body in enumerate(bodies, 1)]
+        output = self.run_module("tests.deployment.actions", "mention", json.dumps(specs))
+        return mentions_from(output)
 
     # queries
 

@@ -9,14 +9,11 @@ lose a mention or send it to Relay twice.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.deployment.harness import Deployment, Mention
-from tests.deployment.processes import ROOT
 from tests.deployment.waiting import wait_until
 
 from .scale import SCALE, dice
@@ -33,16 +30,7 @@ pytestmark = [
 
 def dispatch_again(deployment: Deployment, run_ids: list[str]) -> None:
     """Queue ``dispatch_run`` once more per id given, through the real broker."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.actions", "dispatch", *run_ids],
-        cwd=ROOT,
-        env=deployment.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    deployment.run_module("tests.reliability.actions", "dispatch", *run_ids)
 
 
 def claimed_without_payload(deployment: Deployment, mentions: list[Mention]) -> int:

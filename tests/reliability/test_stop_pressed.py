@@ -11,14 +11,12 @@ collide on Relay's side), then runs and ends like any other.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.deployment.harness import Deployment, Mention, RunRow
-from tests.deployment.processes import ROOT, LoggedEmulatorProcess
+from tests.deployment.harness import Deployment, Mention, RunRow, mentions_from
+from tests.deployment.processes import LoggedEmulatorProcess
 from tests.deployment.waiting import wait_until
 
 from .pages import PageSession
@@ -41,18 +39,8 @@ ROUND_CAP = 5
 
 
 def comment_again(deployment: Deployment, specs: list[dict[str, object]]) -> list[Mention]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.actions", "comment", json.dumps(specs)],
-        cwd=ROOT,
-        env=deployment.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    created = json.loads(done.stdout.strip().splitlines()[-1])
-    return [Mention(task_id=c["task_id"], comment_id=c["comment_id"]) for c in created]
+    output = deployment.run_module("tests.reliability.actions", "comment", json.dumps(specs))
+    return mentions_from(output)
 
 
 def relay_timeouts(emulator: LoggedEmulatorProcess) -> int:

@@ -12,22 +12,16 @@ another host is recorded and refused.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import require_service
 from tests.deployment.harness import Deployment
+from tests.e2e.browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update"]
 TIMEOUT_MS = 20_000
 REMOTE = "http://remote.example"
 
@@ -70,19 +64,6 @@ document.addEventListener('DOMContentLoaded', () => {
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
 });
 """
-
-
-@contextmanager
-def chromium() -> Iterator[Any]:
-    require_service("Chromium", os.path.exists(CHROMIUM), "apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Trap:
