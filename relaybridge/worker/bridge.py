@@ -41,7 +41,7 @@ from ..protocol import (
 from . import queries
 from .coalesce import TokenCoalescer
 from .connection import redacted
-from .leader import Leadership
+from .leader import Leadership, keep_lock, try_acquire
 from .link import TEARDOWN_TIMEOUT_S, RelayLink
 from .options import WorkerOptions
 from .runs import RunUpdates
@@ -95,7 +95,7 @@ class BridgeWorker:
         reporter = asyncio.create_task(self._report_status())
         try:
             while not self._draining.is_set():
-                if await self._try_acquire():
+                if await try_acquire(self.lock):
                     await self._lead()
                 else:
                     self.status.state = "standby"
@@ -137,7 +137,7 @@ class BridgeWorker:
             self._spawn(self._every(options.sweep_interval, self._sweep), "sweep"),
             self._spawn(self._every(self._watchdog_interval, self._watchdog), "watchdog"),
         ]
-        keeper = self._spawn(self._keep_lock(), "lock")
+        keeper = self._spawn(keep_lock(self.lock), "lock")
         drain = asyncio.create_task(self._draining.wait())
         try:
             await asyncio.wait([keeper, drain, link_task], return_when=asyncio.FIRST_COMPLETED)
@@ -184,39 +184,6 @@ class BridgeWorker:
             except Exception:
                 logger.exception("relay worker %s failed; trying again", action.__name__)
             await asyncio.sleep(interval)
-
-    async def _try_acquire(self) -> bool:
-        """Take the lock if free; an unreachable Redis means "not now", never a crash."""
-        try:
-            return await self.lock.acquire()
-        except Exception as exc:
-            logger.warning("cannot reach the leadership lock (%s); trying again", loggable(exc))
-            return False
-
-    async def _keep_lock(self) -> None:
-        """Renew the lock until it is lost; returns to give up the connection.
-
-        While Redis cannot be reached nobody else can take the lock either, so the
-        connection is kept as long as the lock cannot have expired before the next
-        attempt (one TTL after the last renewal). A lock that vanished (Redis
-        restarted empty) is taken again at once if still free, so a Redis restart
-        does not cost the Relay connection.
-        """
-        renewed_at = time.monotonic()
-        while True:
-            await asyncio.sleep(self.lock.ttl / 3)
-            try:
-                held = await self.lock.renew() or await self.lock.acquire()
-            except Exception as exc:
-                if time.monotonic() + self.lock.ttl / 3 - renewed_at < self.lock.ttl:
-                    logger.warning("could not renew the leadership lock (%s)", loggable(exc))
-                    continue
-                logger.error("the leadership lock was unreachable for a whole TTL; giving up")
-                return
-            if not held:
-                logger.error("lost the leadership lock; giving up the Relay connection")
-                return
-            renewed_at = time.monotonic()
 
     async def _report_status(self) -> None:
         while True:

@@ -9,13 +9,20 @@ lock that another worker now holds.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import socket
+import time
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from ..conf import loggable
+
 DEFAULT_LOCK_KEY = "relaybridge:relay-worker:leader"
+
+logger = logging.getLogger("relaybridge.worker")
 
 # Compare-and-set scripts: only the identity that holds the key may touch it.
 _RENEW = """
@@ -110,3 +117,38 @@ class LocalLeaderLock:
 
     async def holder(self) -> str | None:
         return self.identity if self._held else None
+
+
+async def try_acquire(lock: Leadership) -> bool:
+    """Take the lock if free; an unreachable Redis means "not now", never a crash."""
+    try:
+        return await lock.acquire()
+    except Exception as exc:
+        logger.warning("cannot reach the leadership lock (%s); trying again", loggable(exc))
+        return False
+
+
+async def keep_lock(lock: Leadership) -> None:
+    """Renew ``lock`` until it is lost; returns to give up the connection.
+
+    While Redis cannot be reached nobody else can take the lock either, so the
+    connection is kept as long as the lock cannot have expired before the next
+    attempt (one TTL after the last renewal). A lock that vanished (Redis
+    restarted empty) is taken again at once if still free, so a Redis restart
+    does not cost the Relay connection.
+    """
+    renewed_at = time.monotonic()
+    while True:
+        await asyncio.sleep(lock.ttl / 3)
+        try:
+            held = await lock.renew() or await lock.acquire()
+        except Exception as exc:
+            if time.monotonic() + lock.ttl / 3 - renewed_at < lock.ttl:
+                logger.warning("could not renew the leadership lock (%s)", loggable(exc))
+                continue
+            logger.error("the leadership lock was unreachable for a whole TTL; giving up")
+            return
+        if not held:
+            logger.error("lost the leadership lock; giving up the Relay connection")
+            return
+        renewed_at = time.monotonic()
