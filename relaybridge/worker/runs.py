@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -24,6 +23,7 @@ from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, de
 from ..rendering import render_agent_markdown
 from .coalesce import Delta, TokenCoalescer
 from .ordering import RunChains
+from .run_info import RunInfo, accepted_status, run_info
 from .waiting import in_thread, wait_event
 
 logger = logging.getLogger("relaybridge.worker")
@@ -33,55 +33,6 @@ TOUCH_EVERY_S = 5.0
 #: Channel-layer calls, and buffer calls, in flight at once (each). Runs push
 #: concurrently; unbounded, a few hundred runs would exhaust a Redis connection pool.
 MAX_CONCURRENT_PUSHES = 32
-
-
-@dataclass(slots=True)
-class RunInfo:
-    """What the worker remembers about a run it carries."""
-
-    run_id: str
-    agent_id: str
-    thread_id: str
-    group: str
-    agent_name: str
-    attempts: int
-    last_error_code: str
-    streaming: bool = False
-    last_touch: float = 0.0
-    #: Stopped from a page (Relay has no cancel): the agent may go on; we drop its tokens.
-    ended: bool = False
-
-
-def _load(run_id: str) -> AgentRun | None:
-    return services.get_run(run_id)
-
-
-def _accepted_status(run_id: str, event_id: str, seq: int) -> dict[str, Any] | None:
-    """Record ``accepted`` and build the page's status event, in one trip to a thread.
-
-    ``None``: the run had moved on. The text so far is empty: no token has come yet.
-    """
-    return _fresh_status(run_id, seq) if services.mark_accepted(run_id, event_id) else None
-
-
-def _fresh_status(run_id: str, seq: int) -> dict[str, Any]:
-    run = services.get_run(run_id)
-    return {} if run is None else streams.status_event(run, "", seq)
-
-
-def _info(run: AgentRun) -> RunInfo:
-    from ..adapters import get_adapter
-
-    return RunInfo(
-        run_id=str(run.run_id),
-        agent_id=run.agent_id,
-        thread_id=run.thread_id,
-        group=streams.group_name_for_thread(run.thread_key),
-        agent_name=get_adapter().agent_display_name(run.agent_id),
-        attempts=run.attempts,
-        last_error_code=run.error_code,
-        streaming=run.status == AgentRun.Status.STREAMING,
-    )
 
 
 class RunUpdates:
@@ -114,7 +65,7 @@ class RunUpdates:
     # --- bookkeeping -------------------------------------------------------------
 
     async def remember(self, run: AgentRun) -> RunInfo:
-        info = await in_thread(_info)(run)
+        info = await in_thread(run_info)(run)
         self.runs[info.run_id] = info
         if run.status in (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING):
             # Streamed by an earlier connection or worker: continue its numbering, or
@@ -143,7 +94,7 @@ class RunUpdates:
     async def lookup(self, run_id: str) -> RunInfo | None:
         info = self.runs.get(run_id)
         if info is None:
-            run = await in_thread(_load)(run_id)
+            run = await in_thread(services.get_run)(run_id)
             if run is None:
                 return None
             info = await self.remember(run)
@@ -166,7 +117,7 @@ class RunUpdates:
 
     async def push_status(self, run_id: str) -> None:
         info = self.runs.get(run_id)
-        run = await in_thread(_load)(run_id)
+        run = await in_thread(services.get_run)(run_id)
         if info is None or run is None:
             return
         text, seq = await self.snapshot(run_id)
@@ -220,7 +171,7 @@ class RunUpdates:
 
     async def accepted(self, run_id: str, event_id: str) -> None:
         seq = self.coalescer.last_seq(run_id)
-        event = await in_thread(_accepted_status)(run_id, event_id, seq)
+        event = await in_thread(accepted_status)(run_id, event_id, seq)
         if event is not None:
             await self._push_run_event(run_id, event)
         else:
