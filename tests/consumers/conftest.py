@@ -65,21 +65,27 @@ def task(db: None) -> Task:
     return Task.objects.create(title="Q2 Roadmap Review")
 
 
+def create_run(task: Task, status: str = AgentRun.Status.STREAMING, **fields: Any) -> AgentRun:
+    """A run of @athena in ``status`` on ``task``, under a comment without mentions
+    (so no receiver creates runs of its own)."""
+    comment = Comment.objects.create(task=task, body="what do you think?")
+    adapter = get_adapter()
+    return AgentRun.objects.create(
+        comment=comment,
+        agent_id="athena",
+        thread_id=adapter.thread_id(task),
+        thread_key=adapter.thread_key(task),
+        status=status,
+        **fields,
+    )
+
+
 @pytest.fixture
 def make_run(task: Task) -> Callable[..., AgentRun]:
-    """A run in ``status`` under a comment without mentions (no receiver creates runs)."""
+    """:func:`create_run` on the test's task."""
 
     def make(status: str = AgentRun.Status.STREAMING, **fields: Any) -> AgentRun:
-        comment = Comment.objects.create(task=task, body="what do you think?")
-        adapter = get_adapter()
-        return AgentRun.objects.create(
-            comment=comment,
-            agent_id="athena",
-            thread_id=adapter.thread_id(task),
-            thread_key=adapter.thread_key(task),
-            status=status,
-            **fields,
-        )
+        return create_run(task, status, **fields)
 
     return make
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from project.tasks.models import Comment, Task
-from relaybridge.adapters import _load_adapter, get_adapter
-from relaybridge.models import AgentRun
+from project.tasks.models import Task
+from relaybridge.adapters import _load_adapter
 from tests.stacks import eager_celery, use_embedded_default, use_redis_stack
 
 from .adapters import OWN_TASKS
@@ -50,15 +49,3 @@ def tasks(db: None) -> dict[str, Task]:
         name: Task.objects.create(title=f"{name}'s task", description=f"owner:{name}")
         for name in ("alice", "mallory")
     }
-
-
-def make_run(task: Task, status: str) -> AgentRun:
-    comment = Comment.objects.create(task=task, body="no mention here")
-    adapter = get_adapter()
-    return AgentRun.objects.create(
-        comment=comment,
-        agent_id="athena",
-        thread_id=adapter.thread_id(task),
-        thread_key=adapter.thread_key(task),
-        status=status,
-    )

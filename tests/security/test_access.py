@@ -25,8 +25,7 @@ from project.tasks.models import Task
 from relaybridge import streams
 from relaybridge.consumers import CLOSE_FORBIDDEN
 from relaybridge.models import AgentRun
-
-from .conftest import make_run
+from tests.consumers.conftest import create_run
 
 Status = AgentRun.Status
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -118,7 +117,7 @@ class TestSocket:
         self, people: dict[str, Any], tasks: dict[str, Task]
     ) -> None:
         alice = await sync_to_async(cookie)(people["alice"])
-        other = await sync_to_async(make_run)(tasks["mallory"], Status.STREAMING)
+        other = await sync_to_async(create_run)(tasks["mallory"], Status.STREAMING)
         communicator = socket(tasks["alice"], alice)
         assert await close_code(communicator) is None
         layer = get_channel_layer()
@@ -169,7 +168,7 @@ def button(action: str, run_id: Any) -> str:
 def test_a_forged_run_id_of_another_task_is_forbidden_and_changes_nothing(
     people: dict[str, Any], tasks: dict[str, Task], action: str, status: str
 ) -> None:
-    theirs = make_run(tasks["mallory"], status)
+    theirs = create_run(tasks["mallory"], status)
     client = Client()
     client.force_login(people["alice"])
     response = client.post(button(action, theirs.run_id), **JSON)

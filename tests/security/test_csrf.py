@@ -18,8 +18,7 @@ from django.urls import reverse
 from project.tasks.models import Comment, Task
 from relaybridge import services
 from relaybridge.models import AgentRun
-
-from .conftest import make_run
+from tests.consumers.conftest import create_run
 
 Status = AgentRun.Status
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -57,7 +56,7 @@ def test_every_post_needs_the_csrf_token(
 ) -> None:
     monkeypatch.setattr(services, "queue_dispatch", lambda *args, **kwargs: None)
     task = tasks["alice"]
-    failed, streaming = make_run(task, Status.FAILED), make_run(task, Status.STREAMING)
+    failed, streaming = create_run(task, Status.FAILED), create_run(task, Status.STREAMING)
     path, data = POSTS[name](task, failed, streaming)
     client = Client(enforce_csrf_checks=True)
     client.force_login(people["alice"])
