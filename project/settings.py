@@ -93,8 +93,18 @@ if REDIS_URL:
                 # default of 100 loses streamed text as soon as a process lags a little.
                 "capacity": 5000,
             },
-        }
+        },
+        # What the pages watch goes through Redis Pub/Sub: one PUBLISH per message,
+        # nothing for a Daphne process to fetch one message at a time (the list-based
+        # layer above tops out near a thousand messages a second per process). A
+        # page that was not listening misses nothing: it reads the snapshot on
+        # connect. The intake stays on "default", which queues until it is read.
+        "streams": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        },
     }
+    RELAYBRIDGE_STREAM_LAYER = "streams"
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -13,6 +13,7 @@
 ``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
 ``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
 ``relaybridge.E007``   ``RELAY_APP_TOKEN`` holds an agent token (``rla_…``), not an app token.
+``relaybridge.E008``   ``RELAYBRIDGE_STREAM_LAYER`` names a layer ``CHANNEL_LAYERS`` lacks.
 =====================  ===================================================================
 
 No check message ever contains a token's value.
@@ -81,7 +82,8 @@ def check_relay_url(**kwargs: Any) -> list[checks.CheckMessage]:
 
 def check_channel_layer(**kwargs: Any) -> list[checks.CheckMessage]:
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
-    default = layers.get("default") if isinstance(layers, dict) else None
+    layers = layers if isinstance(layers, dict) else {}
+    default = layers.get("default")
     if not default or not default.get("BACKEND"):
         return [
             checks.Error(
@@ -91,7 +93,19 @@ def check_channel_layer(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="relaybridge.E002",
             )
         ]
-    if "redis" not in str(default["BACKEND"]).lower():
+    alias = relay_settings.STREAM_LAYER
+    stream = layers.get(alias)
+    if not stream or not stream.get("BACKEND"):
+        return [
+            checks.Error(
+                f"RELAYBRIDGE_STREAM_LAYER is {alias!r}, which CHANNEL_LAYERS does not define.",
+                hint="Name a layer of CHANNEL_LAYERS, or leave the setting out to stream "
+                "on 'default'.",
+                id="relaybridge.E008",
+            )
+        ]
+    used = {"default": default, alias: stream}
+    if not any("redis" in str(layer["BACKEND"]).lower() for layer in used.values()):
         return []
     problems: list[checks.CheckMessage] = []
     if not relay_settings.REDIS_URL:
@@ -102,7 +116,12 @@ def check_channel_layer(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="relaybridge.W002",
             )
         )
-    if _redis_py_major() >= 8 and _hosts_keep_default_socket_timeout(default):
+    # Only the list-based layer blocks on Redis; the Pub/Sub layer polls its socket.
+    if _redis_py_major() >= 8 and any(
+        str(layer["BACKEND"]).startswith("channels_redis.core")
+        and _hosts_keep_default_socket_timeout(layer)
+        for layer in used.values()
+    ):
         problems.append(
             checks.Warning(
                 "The Redis channel layer uses redis-py 8's default 5 s socket timeout, which "

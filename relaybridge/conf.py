@@ -61,6 +61,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     "SWEEP_INTERVAL": 30.0,
     "REDISPATCH_AFTER": 60.0,  # a dispatch that never ran or never finished is redone then
     "OUTBOUND_CHANNEL": "relaybridge.outbound",
+    # The CHANNEL_LAYERS alias that carries streams to pages (the intake stays on "default").
+    "STREAM_LAYER": "default",
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
     "CACHE_ALIAS": "default",
@@ -188,6 +190,10 @@ class RelaySettings:
     @property
     def OUTBOUND_CHANNEL(self) -> str:
         return str(self.get("OUTBOUND_CHANNEL"))
+
+    @property
+    def STREAM_LAYER(self) -> str:
+        return str(self.get("STREAM_LAYER"))
 
     @property
     def BUFFER_TTL(self) -> int:

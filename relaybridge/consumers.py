@@ -20,11 +20,13 @@ import json
 import logging
 from typing import Any, Final
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import services, streams
 from .adapters import CommentAdapter, DefaultCommentAdapter, get_adapter
+from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
 
 logger = logging.getLogger("relaybridge")
@@ -34,6 +36,8 @@ CLOSE_FORBIDDEN: Final = 4003
 CLOSE_NOT_FOUND: Final = 4004
 #: Longer messages from a page are not even parsed: the page sends only pings.
 MAX_CLIENT_MESSAGE_CHARS: Final = 4096
+#: The group messages this consumer forwards (``relaybridge.run.delta`` and the like).
+GROUP_MESSAGE_PREFIX: Final = "relaybridge."
 
 _ENDED: Final = frozenset(
     {AgentRun.Status.REPLIED, AgentRun.Status.FAILED, AgentRun.Status.STOPPED}
@@ -88,6 +92,11 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     group: str = ""
     thread_key: str = ""
+
+    @property
+    def channel_layer_alias(self) -> str:
+        """The layer pages listen on: ``RELAYBRIDGE_STREAM_LAYER`` (``default``)."""
+        return relay_settings.STREAM_LAYER
 
     async def connect(self) -> None:
         # run id -> the last seq this socket has (from the snapshot or a delta);
@@ -151,6 +160,19 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # The stream is one-way; a ping is answered so a page can test the socket.
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every message, which
+        # costs each message a trip to a thread and back: at a hundred streaming
+        # runs that is most of what a Daphne process does. The stream's handlers
+        # reach the database only through database_sync_to_async, which closes
+        # stale connections itself, so group messages skip that trip.
+        if str(message.get("type", "")).startswith(GROUP_MESSAGE_PREFIX):
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is not None:
+                await handler(message)
+                return
+        await super().dispatch(message)
 
     # --- group messages: type "relaybridge.run.delta" -> relaybridge_run_delta --------
 

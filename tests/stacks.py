@@ -1,8 +1,9 @@
 """The two shapes a test's settings take, shared by every test package.
 
 * the embedded default: the in-memory channel layer, no Redis buffer;
-* the Redis stack: a real ``channels_redis`` layer under a private prefix and the
-  Redis stream buffer.
+* the Redis stack: real ``channels_redis`` layers under a private prefix, as the
+  example project has them (the intake on the list-based layer, the pages' streams
+  on the Pub/Sub layer), and the Redis stream buffer.
 
 Both use a private local-memory cache (agent directory, worker status) and run
 Celery eagerly, as the embedded default does.
@@ -15,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from channels.layers import BaseChannelLayer, get_channel_layer
+
 from project.celery import app as celery_app
 from relaybridge.adapters import _load_adapter
+from relaybridge.conf import relay_settings
 
 
 def _private_cache(settings: Any) -> None:
@@ -30,22 +34,30 @@ def _private_cache(settings: Any) -> None:
 
 def use_embedded_default(settings: Any) -> None:
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.RELAYBRIDGE_STREAM_LAYER = "default"
     _private_cache(settings)
     settings.RELAYBRIDGE_REDIS_URL = None
 
 
 def use_redis_stack(settings: Any, redis_url: str) -> None:
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": redis_url, "socket_timeout": 30}],
-                "prefix": f"relaybridge-test-{uuid.uuid4().hex}",
-            },
-        }
+    config = {
+        "hosts": [{"address": redis_url, "socket_timeout": 30}],
+        "prefix": f"relaybridge-test-{uuid.uuid4().hex}",
     }
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": config},
+        "streams": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": config},
+    }
+    settings.RELAYBRIDGE_STREAM_LAYER = "streams"
     _private_cache(settings)
     settings.RELAYBRIDGE_REDIS_URL = redis_url
+
+
+def stream_layer() -> BaseChannelLayer:
+    """The layer pages listen on and the relay worker pushes to."""
+    layer = get_channel_layer(relay_settings.STREAM_LAYER)
+    assert layer is not None
+    return layer
 
 
 @contextmanager

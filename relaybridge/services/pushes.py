@@ -16,6 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from .. import streams
+from ..conf import relay_settings
 from ..models import AgentRun
 
 logger = logging.getLogger("relaybridge")
@@ -57,7 +58,7 @@ def push_status(run: AgentRun, text: str = "", seq: int = 0) -> bool:
     The change is already in the database, so a page that misses this push still
     sees it on its next snapshot or reload.
     """
-    layer = get_channel_layer()
+    layer = get_channel_layer(relay_settings.STREAM_LAYER)
     if layer is None:
         return False
     group = streams.group_name_for_thread(run.thread_key)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
 from django.utils import timezone
 
 from ..adapters import get_adapter
@@ -106,26 +107,50 @@ def mark_accepted(run_id: RunRef, event_id: str) -> bool:
         return False
 
 
-def record_first_token(run_id: RunRef) -> bool:
+def record_first_token(run_id: RunRef, at: datetime | None = None) -> bool:
     """``accepted`` → ``streaming``, recording our time to first token."""
-    try:
-        ref = as_uuid(run_id)
-    except ValueError:
-        return False
-    run = AgentRun.objects.filter(run_id=ref).values("sent_at", "queued_at").first()
-    if run is None:
-        return False
-    now = timezone.now()
-    started = run["sent_at"] or run["queued_at"]
-    elapsed_ms = max(0, int((now - started).total_seconds() * 1000))
-    return _transition(
-        run_id,
-        (Status.ACCEPTED,),
-        Status.STREAMING,
-        first_token_at=now,
-        first_token_ms=elapsed_ms,
-        updated_at=now,
+    return bool(record_first_tokens({run_id: at or timezone.now()}))
+
+
+def record_first_tokens(arrivals: Mapping[RunRef, datetime]) -> set[RunRef]:
+    """:func:`record_first_token` for many runs at once: the keys of those it moved.
+
+    ``arrivals`` maps each run to when its first token came. Two queries in all,
+    however many runs: where many answers begin together (the relay worker collects
+    them while a write is under way), one write per run would be most of its work.
+    """
+    refs: dict[UUID, RunRef] = {}
+    for run_id, _at in arrivals.items():
+        try:
+            refs[as_uuid(run_id)] = run_id
+        except ValueError:
+            continue
+    rows = AgentRun.objects.filter(run_id__in=list(refs), status=Status.ACCEPTED).values_list(
+        "run_id", "sent_at", "queued_at"
     )
+    at_cases, ms_cases = [], []
+    for ref, sent_at, queued_at in rows:
+        at = arrivals[refs[ref]]
+        elapsed_ms = max(0, int((at - (sent_at or queued_at)).total_seconds() * 1000))
+        at_cases.append(When(run_id=ref, then=Value(at)))
+        ms_cases.append(When(run_id=ref, then=Value(elapsed_ms)))
+    if not at_cases:
+        return set()
+    accepted = [ref for ref, _sent, _queued in rows]
+    moved = AgentRun.objects.filter(run_id__in=accepted, status=Status.ACCEPTED).update(
+        status=Status.STREAMING,
+        first_token_at=Case(*at_cases, output_field=DateTimeField()),
+        first_token_ms=Case(*ms_cases, output_field=PositiveIntegerField()),
+        updated_at=timezone.now(),
+    )
+    if moved < len(accepted):
+        # One was stopped between the two queries: ask which ones moved.
+        accepted = list(
+            AgentRun.objects.filter(
+                run_id__in=accepted, status=Status.STREAMING, first_token_at__isnull=False
+            ).values_list("run_id", flat=True)
+        )
+    return {refs[ref] for ref in accepted}
 
 
 def touch(run_id: RunRef) -> bool:

@@ -43,6 +43,7 @@ from .coalesce import TokenCoalescer
 from .connection import redacted
 from .leader import Leadership, keep_lock, try_acquire
 from .link import TEARDOWN_TIMEOUT_S, RelayLink
+from .memory import MemoryReturn
 from .options import WorkerOptions
 from .runs import RunUpdates
 from .status import STATUS_REFRESH_S, WorkerStatus, clear_status, write_status
@@ -63,12 +64,18 @@ class BridgeWorker:
         *,
         lock: Leadership,
         layer: BaseChannelLayer | None = None,
+        stream_layer: BaseChannelLayer | None = None,
         buffer: streams.StreamBuffer | None = None,
     ) -> None:
         self.options = options
         self.lock = lock
+        #: The intake arrives on ``layer``; pages are pushed to on ``stream_layer``
+        #: (``RELAYBRIDGE_STREAM_LAYER``, or ``layer`` itself when one is given).
         self.layer = layer or get_channel_layer()
-        if self.layer is None:
+        if layer is not None:
+            stream_layer = stream_layer or layer
+        self.stream_layer = stream_layer or get_channel_layer(relay_settings.STREAM_LAYER)
+        if self.layer is None or self.stream_layer is None:
             raise RuntimeError("relaybridge needs a channel layer (CHANNEL_LAYERS)")
         self.buffer = buffer or streams.get_stream_buffer()
         self.status = WorkerStatus(
@@ -82,6 +89,7 @@ class BridgeWorker:
         self._leading = False
         self.session: RelaySession | None = None
         self.link: RelayLink | None = None
+        self._memory = MemoryReturn()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -115,7 +123,9 @@ class BridgeWorker:
         logger.info("holding the Relay connection for this deployment")
         options = self.options
         session = RelaySession(limits=options.limits or STARTER)
-        updates = RunUpdates(self.layer, self.buffer, TokenCoalescer(options.flush_ms / 1000))
+        updates = RunUpdates(
+            self.stream_layer, self.buffer, TokenCoalescer(options.flush_ms / 1000)
+        )
         link = RelayLink(
             url=options.url,
             token=options.token,
@@ -268,6 +278,14 @@ class BridgeWorker:
                 )
                 self.link.wake.set()
         await self._release_ended_runs()
+        self._memory.check(self._carrying())
+
+    def _carrying(self) -> int:
+        """Runs the worker holds anything for: in flight, queued or remembered."""
+        if self.session is None or self.link is None:
+            return 0
+        counts = self.session.counts()
+        return counts.in_flight + counts.queued + len(self.link.updates.runs)
 
     async def _release_ended_runs(self) -> None:
         """Give back the thread slot and in-flight place of runs that ended while Relay

@@ -55,4 +55,7 @@ def run_info(run: AgentRun) -> RunInfo:
         attempts=run.attempts,
         last_error_code=run.error_code,
         streaming=run.status == AgentRun.Status.STREAMING,
+        # Its tokens are no longer shown: a first token would otherwise go out
+        # before the write that finds the run stopped (see starts.py).
+        ended=run.status == AgentRun.Status.STOPPED,
     )

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -24,6 +25,7 @@ from ..rendering import render_agent_markdown
 from .coalesce import Delta, TokenCoalescer
 from .ordering import RunChains
 from .run_info import RunInfo, accepted_status, run_info
+from .starts import FirstTokenWrites
 from .waiting import in_thread, wait_event
 
 logger = logging.getLogger("relaybridge.worker")
@@ -56,6 +58,7 @@ class RunUpdates:
         self._chains = RunChains()
         #: Progress writes of streaming runs, made beside their streams.
         self._touches: set[asyncio.Task[None]] = set()
+        self.first_tokens = FirstTokenWrites(self._touch)
         #: Set when a run's pending text falls due before the flusher planned to wake.
         self._flush_wake = asyncio.Event()
         self._flush_at: float | None = None
@@ -184,35 +187,33 @@ class RunUpdates:
         if info is None or info.ended:
             return
         now = self.clock()
-        first = False
-        # ``touch`` succeeds only for accepted or streaming runs, so a failed touch
-        # means the run was stopped (or otherwise ended) meanwhile.
         if not info.streaming:
             info.streaming = True
             info.last_touch = now
-            first = await in_thread(services.record_first_token)(run_id)
-            if not first and not await in_thread(services.touch)(run_id):
-                info.ended = True
-                return
+            # The first text goes out at once; the write that marks the run
+            # streaming follows, with those of other runs (see starts.py).
+            self.first_tokens.add(info)
         elif now - info.last_touch >= self.touch_every:
             info.last_touch = now
             # Beside the stream, not in its way: runs that started together would all
             # pause for this write at the same instant. A stop is still noticed here,
             # a write's time later (it always waited up to a touch interval).
-            task = asyncio.create_task(self._touch(info))
-            self._touches.add(task)
-            task.add_done_callback(self._touches.discard)
+            self._beside(self._touch(info))
         delta = self.coalescer.add(run_id, text, now)
         if delta is not None:
             await self.push_delta(delta)
         else:
             self._pending_added(run_id)
-        if first:
-            # "Streaming" goes out after the first text, in the run's chain, so the first
-            # token waits for one write only, not for the run to be read back as well.
-            self._chains.then(run_id, functools.partial(self.push_status, run_id))
+
+    def _beside(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(write)
+        self._touches.add(task)
+        task.add_done_callback(self._touches.discard)
+        return task
 
     async def _touch(self, info: RunInfo) -> None:
+        # ``touch`` succeeds only for accepted or streaming runs, so a failed touch
+        # means the run was stopped (or otherwise ended) meanwhile.
         try:
             if await in_thread(services.touch)(info.run_id):
                 return
@@ -230,6 +231,8 @@ class RunUpdates:
         pending = self.coalescer.flush(run_id, self.clock())
         if pending is not None:
             await self.push_delta(pending)
+        # The run's end must not overtake the write of its first token.
+        await self.first_tokens.written(run_id)
         metadata = {
             "tokens_used": reply.metadata.tokens_used,
             "model": reply.metadata.model,
@@ -260,6 +263,8 @@ class RunUpdates:
         pending = self.coalescer.flush(run_id, self.clock())
         if pending is not None:
             await self.push_delta(pending)
+        # The run's end must not overtake the write of its first token.
+        await self.first_tokens.written(run_id)
         # Retries are counted per code: consecutive attempts that failed the same way.
         retries_so_far = info.attempts - 1 if info.last_error_code == code else 0
         decision = decide_retry(code, retries_so_far)

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.shortcuts import resolve_url
 from django.test import Client
@@ -19,6 +18,7 @@ from project.tasks.models import Task
 from relaybridge import streams
 from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.models import AgentRun
+from tests.stacks import stream_layer
 
 from .conftest import cookie_for, socket
 
@@ -36,9 +36,7 @@ def status_of(run: AgentRun) -> str:
 
 async def push(group: str, event: dict[str, Any]) -> None:
     """A push to the thread's group, as the relay worker makes it."""
-    layer = get_channel_layer()
-    assert layer is not None
-    await layer.group_send(group, streams.group_message(event))
+    await stream_layer().group_send(group, streams.group_message(event))
 
 
 def logged_in(user: Any, **options: Any) -> Client:

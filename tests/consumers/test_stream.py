@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from project.tasks.models import Task
@@ -15,6 +14,7 @@ from relaybridge import streams
 from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.consumers import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND
 from relaybridge.models import AgentRun
+from tests.stacks import stream_layer
 
 from .conftest import cookie_for, socket
 
@@ -40,9 +40,7 @@ class WorkerDouble:
         self.group = streams.group_name_for_thread(run.thread_key)
 
     async def push(self, message: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        assert layer is not None
-        await layer.group_send(self.group, streams.group_message(message))
+        await stream_layer().group_send(self.group, streams.group_message(message))
 
     async def delta(self, seq: int) -> None:
         await self.buffer.append(self.run_id, seq, f"word{seq} ")

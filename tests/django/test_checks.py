@@ -77,6 +77,36 @@ def test_w002_redis_layer_without_shared_buffer(settings: Any) -> None:
     assert checks.check_channel_layer() == []
 
 
+PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+def test_e008_stream_layer_alias_must_exist(settings: Any) -> None:
+    settings.RELAYBRIDGE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_LAYER, "CONFIG": PATIENT_HOSTS}}
+    settings.RELAYBRIDGE_STREAM_LAYER = "streams"
+    [error] = checks.check_channel_layer()
+    assert error.id == "relaybridge.E008" and "'streams'" in error.msg
+    settings.CHANNEL_LAYERS["streams"] = {"BACKEND": PUBSUB_LAYER, "CONFIG": PATIENT_HOSTS}
+    assert checks.check_channel_layer() == []
+
+
+def test_w003_looks_at_the_stream_layer_too(settings: Any) -> None:
+    import redis
+
+    impatient = {"hosts": ["redis://127.0.0.1:6379/0"]}
+    settings.RELAYBRIDGE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    settings.RELAYBRIDGE_STREAM_LAYER = "streams"
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": REDIS_LAYER, "CONFIG": PATIENT_HOSTS},
+        "streams": {"BACKEND": REDIS_LAYER, "CONFIG": impatient},
+    }
+    expected = ["relaybridge.W003"] if int(redis.__version__.split(".")[0]) >= 8 else []
+    assert ids(checks.check_channel_layer()) == expected
+    # The Pub/Sub layer never blocks on Redis, so its socket timeout does not matter.
+    settings.CHANNEL_LAYERS["streams"] = {"BACKEND": PUBSUB_LAYER, "CONFIG": impatient}
+    assert checks.check_channel_layer() == []
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -189,5 +219,6 @@ def test_check_ids_are_documented() -> None:
         "E005",
         "E006",
         "E007",
+        "E008",
     ):
         assert f"relaybridge.{check_id}" in doc

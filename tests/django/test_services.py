@@ -111,6 +111,40 @@ def test_losing_races_return_false(run: AgentRun) -> None:
     assert not services.record_first_token("not-a-uuid")
 
 
+def test_first_tokens_of_many_runs_are_recorded_together(
+    comment: Comment, django_assert_max_num_queries: Any
+) -> None:
+    runs = services.create_runs(comment, ["athena", "klyve", "mnemo", "orin"])
+    for n, run in enumerate(runs):
+        assert services.claim_for_sending(run.run_id) is not None
+        if n < 3:
+            assert services.mark_accepted(run.run_id, f"evt_{n}")
+    athena, klyve, mnemo, orin = runs
+    assert services.mark_stopped(mnemo.run_id, "changed my mind")
+    sent = {run.run_id: AgentRun.objects.get(pk=run.pk).sent_at for run in runs}
+    arrivals = {
+        str(athena.run_id): timezone.now() + timedelta(milliseconds=40),
+        klyve.run_id: timezone.now() + timedelta(milliseconds=90),
+        str(mnemo.run_id): timezone.now(),  # stopped: stays stopped
+        str(orin.run_id): timezone.now(),  # never accepted
+        "not-a-uuid": timezone.now(),
+    }
+    with django_assert_max_num_queries(2):
+        moved = services.record_first_tokens(arrivals)
+
+    assert moved == {str(athena.run_id), klyve.run_id}
+    for run, key in ((athena, str(athena.run_id)), (klyve, klyve.run_id)):
+        run.refresh_from_db()
+        assert run.status == Status.STREAMING
+        assert run.first_token_at == arrivals[key]
+        started = sent[run.run_id] or run.queued_at
+        expected_ms = int((arrivals[key] - started).total_seconds() * 1000)
+        assert run.first_token_ms == expected_ms
+    assert status(mnemo) == Status.STOPPED and status(orin) == Status.SENDING
+    assert services.record_first_tokens(arrivals) == set()  # nothing moves twice
+    assert services.record_first_tokens({}) == set()
+
+
 def test_duplicate_event_id_is_refused(run: AgentRun, comment: Comment) -> None:
     (other,) = services.create_runs(comment, ["klyve"])
     for r in (run, other):

@@ -39,6 +39,7 @@ def redis_layer(settings: Any, redis_url: str) -> Iterator[None]:
             },
         }
     }
+    settings.RELAYBRIDGE_STREAM_LAYER = "default"
     yield
     layer = get_channel_layer()
     assert layer is not None

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import Client
@@ -26,6 +25,7 @@ from relaybridge import streams
 from relaybridge.consumers import CLOSE_FORBIDDEN
 from relaybridge.models import AgentRun
 from tests.consumers.conftest import create_run
+from tests.stacks import stream_layer
 
 Status = AgentRun.Status
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -120,10 +120,8 @@ class TestSocket:
         other = await sync_to_async(create_run)(tasks["mallory"], Status.STREAMING)
         communicator = socket(tasks["alice"], alice)
         assert await close_code(communicator) is None
-        layer = get_channel_layer()
-        assert layer is not None
         delta = streams.delta_event(str(other.run_id), 1, "secret plans")
-        await layer.group_send(
+        await stream_layer().group_send(
             streams.group_name_for_thread(other.thread_key), streams.group_message(delta)
         )
         assert await communicator.receive_nothing(timeout=0.3)

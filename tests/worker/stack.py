@@ -18,7 +18,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 
 from project.tasks.models import Comment, Task
 from relaybridge.buffers import RedisStreamBuffer
@@ -27,6 +26,7 @@ from relaybridge.streams import group_name_for_thread
 from relaybridge.testing import running_emulator
 from relaybridge.worker.bridge import BridgeWorker, WorkerOptions
 from relaybridge.worker.leader import LocalLeaderLock
+from tests.stacks import stream_layer
 
 
 @dataclass
@@ -47,8 +47,7 @@ class GroupListener:
 
 
 async def listen(thread_key: str) -> GroupListener:
-    layer = get_channel_layer()
-    assert layer is not None
+    layer = stream_layer()
     channel = await layer.new_channel()
     await layer.group_add(group_name_for_thread(thread_key), channel)
     listener = GroupListener()
@@ -71,6 +70,18 @@ async def post_mention(
         return Comment.objects.create(task=target, body=body)
 
     return await sync_to_async(save)()
+
+
+async def post_watched_mention(
+    body: str, title: str = "Q2 Roadmap Review"
+) -> tuple[Comment, GroupListener]:
+    """Like :func:`post_mention` on a new task, with a listener on the task's group
+    from before the comment exists: its first deltas can go out at once."""
+    from relaybridge.adapters import get_adapter
+
+    task = await sync_to_async(Task.objects.create)(title=title)
+    listener = await listen(await sync_to_async(get_adapter().thread_key)(task))
+    return await post_mention(body, task=task), listener
 
 
 async def runs_for(comment: Comment) -> list[AgentRun]:

@@ -12,7 +12,15 @@ from project.tasks.models import Comment
 from relaybridge.models import AgentRun
 from relaybridge.worker.status import read_status
 
-from .stack import listen, post_mention, relay_stack, run_status, runs_for, wait_for
+from .stack import (
+    listen,
+    post_mention,
+    post_watched_mention,
+    relay_stack,
+    run_status,
+    runs_for,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_stack")]
 
@@ -29,9 +37,8 @@ def _fresh(run: AgentRun) -> AgentRun:
 
 async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_stack: str) -> None:
     async with relay_stack(redis_stack):
-        comment = await post_mention("@athena summarize this task")
+        comment, listener = await post_watched_mention("@athena summarize this task")
         [run] = await runs_for(comment)
-        listener = await listen(run.thread_key)
         await wait_for(lambda: run_status(run.run_id) == Status.REPLIED, what="the reply")
         await asyncio.sleep(0.1)  # let the last pushes arrive
         run = await sync_to_async(_fresh)(run)
@@ -55,12 +62,12 @@ async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_st
 
 async def test_three_threads_streaming_at_once_stay_separate(redis_stack: str) -> None:
     async with relay_stack(redis_stack):
-        comments = [
-            await post_mention(f"@athena summarize thread {n}", title=f"Task number {n}")
+        watched = [
+            await post_watched_mention(f"@athena summarize thread {n}", title=f"Task number {n}")
             for n in range(3)
         ]
-        runs = [(await runs_for(c))[0] for c in comments]
-        listeners = [await listen(run.thread_key) for run in runs]
+        runs = [(await runs_for(comment))[0] for comment, _listener in watched]
+        listeners = [listener for _comment, listener in watched]
         for run in runs:
             await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
         await asyncio.sleep(0.1)
@@ -129,9 +136,8 @@ async def test_a_stalled_agent_is_failed_by_the_watchdog_with_its_partial_text(
     redis_stack: str,
 ) -> None:
     async with relay_stack(redis_stack, stall_timeout=0.6):
-        comment = await post_mention("@stall tell me everything")
+        comment, listener = await post_watched_mention("@stall tell me everything")
         [run] = await runs_for(comment)
-        listener = await listen(run.thread_key)
         await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the watchdog")
         await asyncio.sleep(0.1)
         failed = await sync_to_async(_fresh)(run)

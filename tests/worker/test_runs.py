@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -18,6 +17,7 @@ from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.models import AgentRun
 from relaybridge.worker.coalesce import TokenCoalescer
 from relaybridge.worker.runs import RunUpdates
+from tests.stacks import stream_layer
 
 from .conftest import free_tcp_port
 from .stack import listen
@@ -36,9 +36,7 @@ def _streaming_run() -> AgentRun:
 
 
 def _updates(buffer: Any) -> RunUpdates:
-    layer = get_channel_layer()
-    assert layer is not None
-    return RunUpdates(layer, buffer, TokenCoalescer(0))
+    return RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
 
 
 async def test_an_adopted_run_continues_its_sequence(redis_stack: str) -> None:
@@ -107,6 +105,37 @@ async def test_tokens_of_a_stopped_run_are_dropped(redis_stack: str) -> None:
     await buffer.close()
 
 
+async def test_a_run_stopped_while_carried_keeps_at_most_its_first_token(
+    redis_stack: str,
+) -> None:
+    """The first token goes out before the write that would find the run stopped;
+    that write ends the run, and nothing after it is pushed or buffered."""
+    from relaybridge import services
+
+    buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
+    task = await sync_to_async(Task.objects.create)(title="Stopped while carried")
+    comment = await sync_to_async(Comment.objects.create)(task=task, body="@athena go")
+    run = await sync_to_async(AgentRun.objects.get)(comment=comment)
+    run_id = str(run.run_id)
+    await sync_to_async(services.claim_for_sending)(run_id)
+    await sync_to_async(services.mark_accepted)(run_id, f"evt_{uuid.uuid4().hex[:8]}")
+    listener = await listen(run.thread_key)
+    updates = _updates(buffer)
+    await updates.remember(await sync_to_async(AgentRun.objects.get)(pk=run.pk))
+    await sync_to_async(services.mark_stopped)(run_id, "")
+    await updates.token(run_id, "first")
+    await updates.first_tokens.written(run_id)
+    await updates.token(run_id, " second")
+    await updates.token(run_id, " third")
+    await asyncio.sleep(0.2)
+    assert [d["text"] for d in listener.events("run.delta", run_id)] == ["first"]
+    assert await buffer.snapshot(run_id) == ("first", 1)
+    stopped = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+    assert stopped.status == AgentRun.Status.STOPPED and stopped.first_token_at is None
+    await buffer.clear(run_id)
+    await buffer.close()
+
+
 async def test_a_streaming_run_is_touched_well_within_a_short_stall_timeout(
     redis_stack: str, settings: Any
 ) -> None:
@@ -117,9 +146,7 @@ async def test_a_streaming_run_is_touched_well_within_a_short_stall_timeout(
     run = await sync_to_async(_streaming_run)()
     run_id = str(run.run_id)
     now = [100.0]
-    layer = get_channel_layer()
-    assert layer is not None
-    updates = RunUpdates(layer, buffer, TokenCoalescer(0), clock=lambda: now[0])
+    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0), clock=lambda: now[0])
     await updates.remember(run)
     await updates.token(run_id, "one")
 

@@ -163,8 +163,10 @@
         state.seq = message.seq;
         state.text += message.text;
         if (has(THINKING, state.status)) {
+          // The first text is how a page learns that the agent is writing.
           state.status = "streaming";
           this.render(state);
+          this.announce(this.statusText(state));
         } else {
           this.appendText(state, message.text);
         }
