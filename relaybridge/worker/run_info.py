@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import services, streams
+from ..conf import redact
 from ..models import AgentRun
+from ..rendering import render_agent_markdown
 
 
 @dataclass(slots=True)
@@ -36,6 +38,18 @@ def accepted_status(run_id: str, event_id: str, seq: int) -> dict[str, Any] | No
     ``None``: the run had moved on. The text so far is empty: no token has come yet.
     """
     return fresh_status(run_id, seq) if services.mark_accepted(run_id, event_id) else None
+
+
+def saved_reply(run_id: str, text: str, metadata: dict[str, Any]) -> tuple[Any, str] | None:
+    """Save the reply and render it for the page, in one trip to a thread.
+
+    ``(comment pk, html)``, or ``None`` when the run's reply was saved before. The
+    html is made from the text the comment holds (tokens blanked, see record_reply).
+    """
+    comment = services.record_reply(run_id, text, metadata)
+    if comment is None:
+        return None
+    return comment.pk, render_agent_markdown(redact(text))
 
 
 def fresh_status(run_id: str, seq: int) -> dict[str, Any]:

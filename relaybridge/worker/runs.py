@@ -18,13 +18,12 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .. import agents, services, streams
-from ..conf import loggable, redact, relay_settings
+from ..conf import loggable, relay_settings
 from ..models import AgentRun
 from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
-from ..rendering import render_agent_markdown
 from .coalesce import Delta, TokenCoalescer
 from .ordering import RunChains
-from .run_info import RunInfo, accepted_status, run_info
+from .run_info import RunInfo, accepted_status, run_info, saved_reply
 from .starts import FirstTokenWrites
 from .waiting import in_thread, wait_event
 
@@ -238,14 +237,14 @@ class RunUpdates:
             "model": reply.metadata.model,
             "latency_ms": reply.metadata.latency_ms,
         }
-        comment = await in_thread(services.record_reply)(run_id, reply.reply, metadata)
-        if comment is None:
+        saved = await in_thread(saved_reply)(run_id, reply.reply, metadata)
+        if saved is None:
             logger.info("run %s: reply already saved; this one is ignored", run_id)
         else:
-            # The same text the saved comment holds (tokens blanked, see record_reply).
-            html = await in_thread(render_agent_markdown)(redact(reply.reply))
-            event = streams.reply_event(run_id, comment.pk, html, info.agent_id)
-            await self.push(info.group, event)
+            comment_pk, html = saved
+            await self.push(
+                info.group, streams.reply_event(run_id, comment_pk, html, info.agent_id)
+            )
         await self._buffer("clear", run_id)
         self.forget(run_id)
 

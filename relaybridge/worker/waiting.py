@@ -8,13 +8,14 @@ so that shutdown and reconnects hang:
 * asgiref's ``sync_to_async``, cancelled mid-call, waits for the thread to finish
   and then returns normally; :func:`in_thread` re-raises the cancellation.
 
-:func:`in_thread` runs calls on a small pool of threads of its own, not on
-asgiref's single shared thread: the worker's database calls are independent
-conditional updates of different runs, and one thread would queue them all behind
-each other (a hundred runs starting together would wait for one commit after
-another). Each thread holds its own database connection. SQLite keeps asgiref's
-one thread: it takes one writer at a time anyway, and its shared in-memory test
-databases refuse concurrent access outright instead of waiting.
+:func:`in_thread` runs the worker's database calls on one thread of its own, with
+its own database connection. More threads do not help the streams: each
+holds the interpreter while Django builds its queries, and when a hundred answers
+end together, threads saving their replies leave the event loop (and every other
+run's tokens) waiting for its turn. With one thread it waits for at most that one;
+the writes that come in bursts are batched instead (see starts.py). SQLite uses
+asgiref's one shared thread: its shared in-memory test databases refuse access
+from a second thread.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from asgiref.sync import sync_to_async
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Threads (and so database connections) for the worker's database calls.
-#: Two, not more: each thread holds the interpreter while Django builds its queries,
-#: and where a hundred answers end together eight threads saving replies left the
-#: event loop, and every other run's tokens, waiting three times as long as two did.
-DATABASE_THREADS = 2
+#: Threads (and so database connections) for the worker's database calls. In the
+#: benchmark, with a hundred answers ending together, the last tokens of the other
+#: runs waited 40-70 ms (p99) behind the reply writes of 2 threads, 20-45 ms behind
+#: those of 1 (see the module docstring).
+DATABASE_THREADS = 1
 _executors: list[ThreadPoolExecutor | None] = []
 
 
