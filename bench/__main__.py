@@ -32,8 +32,10 @@ class Parameters:
     """Every knob of one benchmark run (all of it goes into the results)."""
 
     flush_ms: int = 50
-    #: ``redis`` (channels_redis's RedisChannelLayer, the project's) or ``pubsub``.
-    channel_layer: str = "redis"
+    #: ``project`` (the example project's layers: the intake on channels_redis's
+    #: list-based layer, pages' streams on its Pub/Sub layer) or ``redis`` (all on
+    #: the list-based layer).
+    channel_layer: str = "project"
     latency_runs: int = 100
     latency_tokens: int = 100
     latency_rate: float = 20.0
@@ -41,10 +43,10 @@ class Parameters:
     throughput_runs: int = 100
     throughput_seconds: float = 3.0
     throughput_rates_on: list[float] = field(
-        default_factory=lambda: [500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 40000.0]
+        default_factory=lambda: [500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 40000.0, 80000.0]
     )
     throughput_rates_off: list[float] = field(
-        default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0]
+        default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0]
     )
     throughput_pages: list[int] = field(default_factory=lambda: [1, 3])
     mention_rate: float = 20.0
@@ -102,8 +104,11 @@ async def run_scenarios(
     figures["flush_ms"] = float(params.flush_ms)
     login = await asyncio.to_thread(sign_in, stack.daphne_url, *DEMO_LOGIN)
     scenarios: dict[str, Any] = {"worker_rss_mb_cold": ledger.rss_mb(stack.worker.pid)}
+    # As many runs as the latency scenario starts at once: the first burst opens the
+    # processes' Redis and database connections, which a running deployment has open.
     log("warm-up")
-    await streaming.pipeline_phase(stack, login, streaming.Load(runs=2, tokens=5, rate=50))
+    warm_up = streaming.Load(runs=params.latency_runs, tokens=5, rate=params.latency_rate)
+    await streaming.pipeline_phase(stack, login, warm_up)
 
     if "mention" in only:
         log("mention -> accepted")
@@ -170,9 +175,12 @@ async def run_scenarios(
         scenarios["memory"] = memory
         figures["worker_rss_mb_1000_runs"] = memory["rss_mb_peak"]
         figures["worker_rss_mb_idle"] = memory["rss_mb_idle"]
+        figures["worker_rss_mb_after_runs"] = memory["rss_mb_after"]
     if only & {"latency", "throughput"}:
         log("restarting the relay worker with coalescing off")
         await asyncio.to_thread(stack.restart_worker, 0)
+        log("warm-up of the new worker")
+        await streaming.pipeline_phase(stack, login, warm_up)
         await streaming_scenarios("off", params.throughput_rates_off)
     scenarios["throughput_baselines"] = {str(k): v for k, v in baselines.items()}
     return figures, scenarios
@@ -239,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     params = Parameters.quick() if args.quick else Parameters()
     for assignment in args.set:
         _override(params, assignment)
+    if params.channel_layer not in {"project", "redis"}:
+        parser.error(f"channel_layer is 'project' or 'redis', not {params.channel_layer!r}")
     only = frozenset(name.strip() for name in args.only.split(",") if name.strip())
     if only - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")

@@ -238,5 +238,7 @@ async def _memory_batch(
         "max_streaming_at_once": streaming_seen,
         "final_statuses": final,
         "rss_mb_peak": peak,
-        "rss_mb_after": await settled_rss(pid),
+        # Over more than one watchdog round (5 s): the first one that finds the worker
+        # idle gives memory back (relaybridge/worker/memory.py).
+        "rss_mb_after": await settled_rss(pid, seconds=8.0),
     }

@@ -33,6 +33,7 @@ FIGURES: list[tuple[str, str, str, str]] = [
     ("bytes_ratio_accumulated_vs_delta", "bytes: accumulated / delta", "x", ""),
     ("worker_rss_mb_1000_runs", "worker RSS, runs streaming", "MB", "<= 150"),
     ("worker_rss_mb_idle", "worker RSS idle", "MB", ""),
+    ("worker_rss_mb_after_runs", "worker RSS after the runs end", "MB", "<= idle + 10%"),
 ]
 REQUIRED_KEYS = [key for key, *_ in FIGURES]
 

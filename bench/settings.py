@@ -10,27 +10,15 @@ from __future__ import annotations
 import os
 
 from tests.deployment.settings import *  # noqa: F403
-from tests.deployment.settings import LOGGING, REDIS_URL, RELAYBRIDGE_AGENTS
+from tests.deployment.settings import CHANNEL_LAYERS, LOGGING, RELAYBRIDGE_AGENTS
 
-# channels_redis counts its capacity (default 100) per *process* inbox: every page a
-# Daphne process serves shares one. A burst of deltas for a hundred open pages
-# overflows 100 in a few milliseconds of lag, and group_send then drops messages
-# silently. A deployment that streams to many pages per process needs more room.
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 5000},
-    }
-}
-# ``--set channel_layer=pubsub`` measures channels_redis's Pub/Sub layer instead: one
-# PUBLISH per group message and no per-message round trips on the receiving side.
-if os.environ.get("RELAYBRIDGE_BENCH_CHANNEL_LAYER") == "pubsub":
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
-        }
-    }
+# ``--set channel_layer=redis`` measures everything on the list-based layer, pages'
+# streams included (RELAYBRIDGE_STREAM_LAYER left at "default"), as a deployment
+# configured before the stream layer existed has it. The default, ``project``, keeps
+# the example project's layers: the intake on that layer, the streams on Pub/Sub.
+if os.environ.get("RELAYBRIDGE_BENCH_CHANNEL_LAYER") == "redis":
+    CHANNEL_LAYERS = {"default": CHANNEL_LAYERS["default"]}
+    RELAYBRIDGE_STREAM_LAYER = "default"
 
 # As in production: with DEBUG on, Django keeps the last 9,000 queries of every
 # database connection in memory (the relay worker has one per database thread),

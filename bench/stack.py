@@ -104,9 +104,10 @@ def setup_django(deployment: Deployment) -> None:
 
 @contextmanager
 def running_stack(
-    workdir: Path, redis_url: str, *, flush_ms: int, channel_layer: str = "redis"
+    workdir: Path, redis_url: str, *, flush_ms: int, channel_layer: str = "project"
 ) -> Iterator[Stack]:
-    """Start everything; ``channel_layer`` is ``redis`` (the project's) or ``pubsub``."""
+    """Start everything; ``channel_layer`` is ``project`` (the example project's
+    layers) or ``redis`` (pages' streams on the list-based layer too)."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = unique_database_name("bench")
     create_database(database)

@@ -47,14 +47,18 @@ class Load:
         return start_ns + int(n / self.runs / self.rate * 1e9)
 
 
-def summarize(log: TokenLog, expected: int) -> dict[str, Any]:
+def summarize(log: TokenLog, expected: int, tokens_per_answer: int) -> dict[str, Any]:
+    last = tokens_per_answer - 1
+    by_position: dict[str, list[float]] = {"first": [], "middle": [], "last": []}
+    for delay, index in zip(log.delays_ms, log.indexes, strict=True):
+        position = "first" if index == 0 else "last" if index == last else "middle"
+        by_position[position].append(delay)
     return {
         "delay_ms": distribution(log.delays_ms),
-        # Without each answer's first two tokens, which wait for the run's first-token
-        # write to the database: what a run costs once it streams.
-        "delay_ms_from_third_token": distribution(
-            [d for d, i in zip(log.delays_ms, log.indexes, strict=True) if i >= 2]
-        ),
+        # Where in an answer the delays fall: the first token (its run just started,
+        # as did the others), the last one (its reply follows at once, while other
+        # runs' replies are being saved) and the tokens in between.
+        "delay_ms_by_position": {name: distribution(d) for name, d in by_position.items()},
         "tokens_expected": expected,
         "tokens_delivered": log.tokens,
         "duplicates": log.duplicates,
@@ -73,7 +77,7 @@ async def baseline_phase(stack: Stack, load: Load) -> dict[str, Any]:
         start_ns=[load.start_of(n, start_ns) for n in range(load.runs)],
         seconds=load.duration_s() + 30,
     )
-    return summarize(log, load.runs * load.tokens)
+    return summarize(log, load.runs * load.tokens, load.tokens)
 
 
 async def open_pages(login: Login, task_ids: list[int], per_task: int) -> list[Subscriber]:
@@ -125,7 +129,7 @@ async def pipeline_phase(
     log = TokenLog()
     for page in pages:
         subscriber_tokens(page, log)
-    result = summarize(log, load.runs * load.tokens * pages_per_task)
+    result = summarize(log, load.runs * load.tokens * pages_per_task, load.tokens)
     result["mentions_late_s"] = round(late, 3)
     result["cpu_share_while_streaming"] = cpu
     return result, pages
