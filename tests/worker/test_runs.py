@@ -35,6 +35,18 @@ def _streaming_run() -> AgentRun:
     return AgentRun.objects.get(pk=run.pk)
 
 
+def _accepted_run(title: str) -> AgentRun:
+    """A run of a new task's mention that Relay has accepted."""
+    from relaybridge import services
+
+    task = Task.objects.create(title=title)
+    comment = Comment.objects.create(task=task, body="@athena go")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    services.mark_accepted(run.run_id, f"evt_{uuid.uuid4().hex[:8]}")
+    return AgentRun.objects.get(pk=run.pk)
+
+
 def _updates(buffer: Any) -> RunUpdates:
     return RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
 
@@ -84,12 +96,8 @@ async def test_tokens_of_a_stopped_run_are_dropped(redis_stack: str) -> None:
     from relaybridge import services
 
     buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
-    task = await sync_to_async(Task.objects.create)(title="Stopped")
-    comment = await sync_to_async(Comment.objects.create)(task=task, body="@athena go")
-    run = await sync_to_async(AgentRun.objects.get)(comment=comment)
+    run = await sync_to_async(_accepted_run)("Stopped")
     run_id = str(run.run_id)
-    await sync_to_async(services.claim_for_sending)(run_id)
-    await sync_to_async(services.mark_accepted)(run_id, f"evt_{uuid.uuid4().hex[:8]}")
     # Someone pressed Stop before the first token arrived.
     await sync_to_async(services.mark_stopped)(run_id, "")
     run = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
@@ -113,15 +121,11 @@ async def test_a_run_stopped_while_carried_keeps_at_most_its_first_token(
     from relaybridge import services
 
     buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
-    task = await sync_to_async(Task.objects.create)(title="Stopped while carried")
-    comment = await sync_to_async(Comment.objects.create)(task=task, body="@athena go")
-    run = await sync_to_async(AgentRun.objects.get)(comment=comment)
+    run = await sync_to_async(_accepted_run)("Stopped while carried")
     run_id = str(run.run_id)
-    await sync_to_async(services.claim_for_sending)(run_id)
-    await sync_to_async(services.mark_accepted)(run_id, f"evt_{uuid.uuid4().hex[:8]}")
     listener = await listen(run.thread_key)
     updates = _updates(buffer)
-    await updates.remember(await sync_to_async(AgentRun.objects.get)(pk=run.pk))
+    await updates.remember(run)
     await sync_to_async(services.mark_stopped)(run_id, "")
     await updates.token(run_id, "first")
     await updates.first_tokens.written(run_id)
