@@ -22,7 +22,6 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 
-from .conf import relay_settings
 from .worker.launch import WorkerRun
 
 logger = logging.getLogger("relaybridge.demo")
@@ -113,13 +112,15 @@ class EmbeddedServer:
     def _started(self) -> None:
         from channels.layers import get_channel_layer
 
+        from .streams import stream_layer
+
         if not self.server.listening_addresses:
             self.failed = True
             self._stop_reactor()
             return
         loop = asyncio.get_event_loop()  # Daphne made the reactor's loop the current one
         bind_layer_to_loop(get_channel_layer(), loop)
-        bind_layer_to_loop(get_channel_layer(relay_settings.STREAM_LAYER), loop)
+        bind_layer_to_loop(stream_layer(), loop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
         self._task = loop.create_task(self.worker.run(), name="relay-worker")

@@ -28,10 +28,12 @@ import hashlib
 import re
 from typing import Any, Final
 
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.utils import timezone
 
 from .adapters import get_adapter
 from .buffers import MemoryStreamBuffer, RedisStreamBuffer, StreamBuffer, get_stream_buffer
+from .conf import relay_settings
 from .models import AgentRun
 
 __all__ = [
@@ -89,6 +91,11 @@ def group_name_for_thread(thread_key: str) -> str:
     digest = hashlib.sha256(thread_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     cleaned = _UNSAFE.sub("_", thread_key)[:40]
     return f"{GROUP_PREFIX}{cleaned}.{digest}"
+
+
+def stream_layer() -> BaseChannelLayer | None:
+    """The channel layer of pages' streams (``RELAYBRIDGE_STREAM_LAYER``)."""
+    return get_channel_layer(relay_settings.STREAM_LAYER)
 
 
 def dispatch_message(run_id: str) -> dict[str, Any]:

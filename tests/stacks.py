@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer
 
 from project.celery import app as celery_app
+from relaybridge import streams
 from relaybridge.adapters import _load_adapter
-from relaybridge.conf import relay_settings
 
 
 def _private_cache(settings: Any) -> None:
@@ -55,7 +55,7 @@ def use_redis_stack(settings: Any, redis_url: str) -> None:
 
 def stream_layer() -> BaseChannelLayer:
     """The layer pages listen on and the relay worker pushes to."""
-    layer = get_channel_layer(relay_settings.STREAM_LAYER)
+    layer = streams.stream_layer()
     assert layer is not None
     return layer
 

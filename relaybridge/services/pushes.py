@@ -13,10 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from .. import streams
-from ..conf import relay_settings
 from ..models import AgentRun
 
 logger = logging.getLogger("relaybridge")
@@ -58,7 +56,7 @@ def push_status(run: AgentRun, text: str = "", seq: int = 0) -> bool:
     The change is already in the database, so a page that misses this push still
     sees it on its next snapshot or reload.
     """
-    layer = get_channel_layer(relay_settings.STREAM_LAYER)
+    layer = streams.stream_layer()
     if layer is None:
         return False
     group = streams.group_name_for_thread(run.thread_key)

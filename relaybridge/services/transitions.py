@@ -107,9 +107,9 @@ def mark_accepted(run_id: RunRef, event_id: str) -> bool:
         return False
 
 
-def record_first_token(run_id: RunRef, at: datetime | None = None) -> bool:
+def record_first_token(run_id: RunRef) -> bool:
     """``accepted`` → ``streaming``, recording our time to first token."""
-    return bool(record_first_tokens({run_id: at or timezone.now()}))
+    return bool(record_first_tokens({run_id: timezone.now()}))
 
 
 def record_first_tokens(arrivals: Mapping[RunRef, datetime]) -> set[RunRef]:

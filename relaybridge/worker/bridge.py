@@ -74,7 +74,7 @@ class BridgeWorker:
         self.layer = layer or get_channel_layer()
         if layer is not None:
             stream_layer = stream_layer or layer
-        self.stream_layer = stream_layer or get_channel_layer(relay_settings.STREAM_LAYER)
+        self.stream_layer = stream_layer or streams.stream_layer()
         if self.layer is None or self.stream_layer is None:
             raise RuntimeError("relaybridge needs a channel layer (CHANNEL_LAYERS)")
         self.buffer = buffer or streams.get_stream_buffer()
