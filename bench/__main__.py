@@ -252,7 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     only = frozenset(name.strip() for name in args.only.split(",") if name.strip())
     if only - set(SCENARIOS):
         parser.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
     from .stack import running_stack
 
@@ -263,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.keep_logs or Path(scratch)
         log(f"starting the stack (logs in {workdir})")
         layer = params.channel_layer
-        with running_stack(
-            workdir, redis_url, flush_ms=params.flush_ms, channel_layer=layer
-        ) as stack:
+        with running_stack(workdir, flush_ms=params.flush_ms, channel_layer=layer) as stack:
             log(f"relay worker pid {stack.worker.pid}, Daphne at {stack.daphne_url}")
             with profiling(stack.worker.pid, args.profile):
                 figures, scenarios = asyncio.run(run_scenarios(stack, params, only))

@@ -1,6 +1,7 @@
 """The benchmark stack: the test deployment's real processes, started once per run.
 
-PostgreSQL (a fresh database, migrated), a Redis database index, the Relay emulator
+PostgreSQL (a fresh database, migrated), a ``redis-server`` of its own on a free
+port (never the Redis ``REDIS_URL`` names, which may hold somebody's data), the Relay emulator
 with the load agent and no plan limits, one Celery worker, one relay worker and
 Daphne, all on 127.0.0.1 (:mod:`tests.deployment`). The driver process itself is
 set up as a Django client of the same database and broker, so it can create tasks
@@ -21,13 +22,13 @@ from relaybridge.testing import TEST_APP_ID, TEST_APP_TOKEN
 from tests.deployment.harness import Deployment
 from tests.deployment.processes import LoggedEmulatorProcess, ManagedProcess
 from tests.deployment.services import (
-    RedisSlot,
     create_database,
     drop_database,
     migrate,
     unique_database_name,
 )
 from tests.deployment.waiting import wait_until
+from tests.redis_server import RedisServer
 
 SETTINGS_MODULE = "bench.settings"
 #: The baseline clients' own app on the emulator, so their frames never reach the worker.
@@ -104,35 +105,40 @@ def setup_django(deployment: Deployment) -> None:
 
 @contextmanager
 def running_stack(
-    workdir: Path, redis_url: str, *, flush_ms: int, channel_layer: str = "project"
+    workdir: Path, *, flush_ms: int, channel_layer: str = "project"
 ) -> Iterator[Stack]:
     """Start everything; ``channel_layer`` is ``project`` (the example project's
     layers) or ``redis`` (pages' streams on the list-based layer too)."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = unique_database_name("bench")
     create_database(database)
-    slot = RedisSlot(redis_url).claim()
     try:
         migrate(database)
-        with Deployment(database=database, redis_slot=slot, workdir=workdir) as deployment:
-            deployment.settings["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
-            deployment.settings["RELAYBRIDGE_BENCH_CHANNEL_LAYER"] = channel_layer
-            emulator = LoggedEmulatorProcess(
-                log_path=workdir / "emulator.log",
-                log_level="WARNING",
-                app_tokens={TEST_APP_TOKEN: TEST_APP_ID, BASELINE_APP_TOKEN: BASELINE_APP_ID},
-                args=["--plan", "unlimited", "--load-agent", "--agents", LOAD_AGENT_ID],
-            )
-            deployment.emulator = emulator
-            emulator.start()
-            deployment.start_celery()
-            worker = start_worker(deployment, flush_ms)
-            daphne_url = deployment.start_daphne()
-            seeded = deployment.manage("seed_demo")
-            if seeded.returncode != 0:
-                raise RuntimeError(f"seed_demo failed:\n{seeded.output}")
-            setup_django(deployment)
-            yield Stack(deployment, emulator, worker, daphne_url, flush_ms)
+        with (
+            RedisServer(workdir / "redis.log") as redis_server,
+            Deployment(database=database, redis_server=redis_server, workdir=workdir) as deployed,
+        ):
+            yield start_stack(deployed, flush_ms=flush_ms, channel_layer=channel_layer)
     finally:
-        slot.release()
         drop_database(database)
+
+
+def start_stack(deployment: Deployment, *, flush_ms: int, channel_layer: str) -> Stack:
+    deployment.settings["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    deployment.settings["RELAYBRIDGE_BENCH_CHANNEL_LAYER"] = channel_layer
+    emulator = LoggedEmulatorProcess(
+        log_path=deployment.workdir / "emulator.log",
+        log_level="WARNING",
+        app_tokens={TEST_APP_TOKEN: TEST_APP_ID, BASELINE_APP_TOKEN: BASELINE_APP_ID},
+        args=["--plan", "unlimited", "--load-agent", "--agents", LOAD_AGENT_ID],
+    )
+    deployment.emulator = emulator
+    emulator.start()
+    deployment.start_celery()
+    worker = start_worker(deployment, flush_ms)
+    daphne_url = deployment.start_daphne()
+    seeded = deployment.manage("seed_demo")
+    if seeded.returncode != 0:
+        raise RuntimeError(f"seed_demo failed:\n{seeded.output}")
+    setup_django(deployment)
+    return Stack(deployment, emulator, worker, daphne_url, flush_ms)

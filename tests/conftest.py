@@ -9,18 +9,18 @@ can never turn into a silent pass.
 from __future__ import annotations
 
 import os
-import socket
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
+
+from tests.redis_server import RedisServer, redis_server_installed
 
 # The multi-process deployment (``deployment`` fixture) serves the worker, e2e and
 # reliability tests alike.
 pytest_plugins = ["tests.deployment.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("RELAYBRIDGE_REQUIRE_SERVICES") == "1"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def require_service(name: str, available: bool, how: str) -> None:
@@ -32,31 +32,26 @@ def require_service(name: str, available: bool, how: str) -> None:
     pytest.skip(message)
 
 
-def _tcp_answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def redis_available(url: str = REDIS_URL) -> bool:
-    parsed = urlparse(url)
-    if not _tcp_answers(parsed.hostname or "127.0.0.1", parsed.port or 6379):
-        return False
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
+def require_redis_server() -> None:
+    require_service("redis-server", redis_server_installed(), "the binary is not on PATH")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The URL of a real Redis server (skips, or fails in CI, without one)."""
-    require_service("Redis", redis_available(), f"nothing answers PING at {REDIS_URL}")
-    return REDIS_URL
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis server this session started, shared by the tests that use key prefixes.
+
+    The suite never writes to the Redis ``REDIS_URL`` names: that one may hold
+    somebody's data.
+    """
+    require_redis_server()
+    with RedisServer(tmp_path_factory.mktemp("redis") / "redis.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's own Redis (skips, or fails in CI, without redis-server)."""
+    return redis_server.url
 
 
 @pytest.fixture

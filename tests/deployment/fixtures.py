@@ -1,5 +1,5 @@
 """Fixtures for the multi-process tests, loaded as a plugin by the root conftest: a
-migrated template database, a Redis index, and a
+migrated template database, a ``redis-server`` of the test's own, and a
 :class:`Deployment` that kills every process it started when the test ends.
 """
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import require_redis_server, require_service
+from tests.redis_server import RedisServer
 
 from .harness import Deployment
 from .services import (
     POSTGRES_ADMIN_URL,
-    RedisSlot,
     create_database,
     drop_database,
     migrate,
@@ -43,22 +43,25 @@ def migrated_template() -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_slot(redis_url: str) -> Iterator[RedisSlot]:
-    slot = RedisSlot(redis_url).claim()
-    try:
-        yield slot
-    finally:
-        slot.release()
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, on a free port: nothing another test (or
+    anybody else on the machine) does reaches it, and it may be restarted at will."""
+    require_redis_server()
+    with RedisServer(tmp_path / "redis.log") as server:
+        yield server
 
 
 @pytest.fixture
 def deployment(
-    request: pytest.FixtureRequest, migrated_template: str, redis_slot: RedisSlot, tmp_path: Path
+    request: pytest.FixtureRequest,
+    migrated_template: str,
+    private_redis: RedisServer,
+    tmp_path: Path,
 ) -> Iterator[Deployment]:
     name = unique_database_name("test")
     create_database(name, template=migrated_template)
     try:
-        with Deployment(database=name, redis_slot=redis_slot, workdir=tmp_path) as deployed:
+        with Deployment(database=name, redis_server=private_redis, workdir=tmp_path) as deployed:
             request.node.stash[_DEPLOYMENT] = deployed
             yield deployed
     finally:

@@ -1,7 +1,7 @@
 """A whole deployment in processes: PostgreSQL, Redis, Celery, relay workers, a Relay.
 
 Each test gets its own PostgreSQL database (cloned from a template migrated once
-per session), its own Redis database index (flushed before and after), and the
+per session), its own ``redis-server`` (started for it on a free port), and the
 real processes of a production deployment started with one shared environment:
 
 * the Relay emulator (``python -m relaybridge.emulator``), killable and restartable
@@ -39,9 +39,10 @@ from psycopg.rows import class_row
 from relaybridge.testing import TEST_APP_TOKEN, free_port
 from relaybridge.worker.leader import DEFAULT_LOCK_KEY
 from relaybridge.worker.status import STATUS_CACHE_KEY, WorkerStatus
+from tests.redis_server import RedisServer
 
 from .processes import ROOT, LoggedEmulatorProcess, ManagedProcess, base_env
-from .services import RedisSlot, database_url
+from .services import database_url
 from .waiting import wait_until
 
 #: Run states after which nothing more happens to a run.
@@ -126,19 +127,20 @@ def mentions_from(output: str) -> list[Mention]:
 
 
 class Deployment:
-    """The processes of one test, sharing one database, one Redis index and one Relay."""
+    """The processes of one test, sharing one database, one Redis and one Relay."""
 
-    def __init__(self, *, database: str, redis_slot: RedisSlot, workdir: Path) -> None:
+    def __init__(self, *, database: str, redis_server: RedisServer, workdir: Path) -> None:
         self.database = database
-        self.redis_slot = redis_slot
+        self.redis_server = redis_server
         self.workdir = workdir
         #: Extra environment for every process started from now on (timing settings).
         self.settings: dict[str, str] = {}
         self.processes: list[ManagedProcess] = []
         self.emulator: LoggedEmulatorProcess | None = None
         self._db = psycopg.connect(database_url(database), autocommit=True)
-        # The project's cache settings (no key prefix, version 1) on this test's index.
-        self._cache = RedisCache(redis_slot.url, {})
+        # The project's cache settings (no key prefix, version 1) on this test's Redis.
+        self._cache = RedisCache(redis_server.url, {})
+        self._redis = redis_server.client(decode_responses=True)
 
     # environment
 
@@ -148,7 +150,7 @@ class Deployment:
 
     @property
     def redis(self) -> redis.Redis:
-        return self.redis_slot.client
+        return self._redis
 
     def env(self, **extra: str) -> dict[str, str]:
         relay: dict[str, str] = {"RELAY_APP_TOKEN": TEST_APP_TOKEN}
@@ -156,7 +158,7 @@ class Deployment:
             relay["RELAY_URL"] = self.emulator.url
         return base_env(
             database_url=self.database_url,
-            redis_url=self.redis_slot.url,
+            redis_url=self.redis_server.url,
             **{**relay, **self.settings, **extra},
         )
 
@@ -278,6 +280,7 @@ class Deployment:
         if self.emulator is not None:
             self.emulator.kill()
         self._db.close()
+        self._redis.close()
         if errors:
             raise errors[0]
 

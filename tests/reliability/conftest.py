@@ -1,4 +1,4 @@
-"""The fault scenarios' shared pieces: the tally sheet, the report, a private Redis.
+"""The fault scenarios' shared pieces: the tally sheet and the report.
 
 Every scenario records a :class:`~.tally.Tally`. At the end of the session the
 table is printed; the full form (``make reliability``) also writes it to
@@ -8,24 +8,13 @@ table is printed; the full form (``make reliability``) also writes it to
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
-from tests.deployment.harness import Deployment
 from tests.deployment.processes import ROOT
-from tests.deployment.services import (
-    RedisSlot,
-    create_database,
-    drop_database,
-    unique_database_name,
-)
 
-from .redis_server import RedisServer
 from .scale import FULL, SCALE
 from .tally import Tally, table
 
@@ -69,35 +58,3 @@ def write_report(tallies: list[Tally], path: Path) -> None:
         "scenarios": [t.as_dict() for t in tallies],
     }
     path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis server of this test's own, on a free port: it may be restarted at will
-    without touching the machine's shared Redis."""
-    found = shutil.which("redis-server") is not None
-    require_service("redis-server", found, "the binary is not on PATH")
-    server = RedisServer(tmp_path / "redis.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def private_deployment(
-    migrated_template: str, private_redis: RedisServer, tmp_path: Path
-) -> Iterator[Deployment]:
-    """Like the ``deployment`` fixture, but on :func:`private_redis`."""
-    name = unique_database_name("test")
-    create_database(name, template=migrated_template)
-    slot = RedisSlot(private_redis.url, slots=[0]).claim()
-    try:
-        with Deployment(database=name, redis_slot=slot, workdir=tmp_path) as deployed:
-            yield deployed
-    finally:
-        try:
-            slot.release()
-        finally:
-            drop_database(name)

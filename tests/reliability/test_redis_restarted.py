@@ -1,4 +1,4 @@
-"""Scenario 3: Redis killed and restarted mid-stream (on a private server, never the shared one).
+"""Scenario 3: Redis killed and restarted mid-stream (the test's own server).
 
 Redis carries the Celery broker, the channel layer (the worker's intake and the
 pages' pushes), the leadership lock and the streamed text so far. Without
@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tests.deployment.harness import Deployment, Mention
+from tests.redis_server import RedisServer
 
-from .redis_server import RedisServer
 from .scale import SCALE, dice
 from .stack import assert_recovered, mixed_bodies, rounds, start_stack, wait_for_streaming
 from .tally import Tally, settle
@@ -28,9 +28,8 @@ pytestmark = [
 
 
 def test_redis_restarted_mid_stream(
-    private_deployment: Deployment, private_redis: RedisServer, tally_sheet: list[Tally]
+    deployment: Deployment, private_redis: RedisServer, tally_sheet: list[Tally]
 ) -> None:
-    deployment = private_deployment
     rng, seed = dice()
     start_stack(deployment, token_delay_ms=40, emulator_args=["--agent-delay-ms", "slow=300"])
     started = time.monotonic()

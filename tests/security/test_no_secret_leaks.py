@@ -46,7 +46,7 @@ def execute(deployment: Deployment, sql: str) -> None:
 
 def redis_contents(deployment: Deployment) -> bytes:
     """Every key and value in the deployment's Redis database, as raw bytes."""
-    client = redis.Redis.from_url(deployment.redis_slot.url)
+    client = redis.Redis.from_url(deployment.redis_server.url)
     parts: list[bytes] = []
     try:
         for key in client.scan_iter(count=500):

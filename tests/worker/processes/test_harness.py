@@ -1,4 +1,4 @@
-"""The harness itself: databases, Redis isolation, the emulator, Celery and mentions.
+"""The harness itself: databases, Redis servers, the emulator, Celery and mentions.
 
 These run without a relay worker, so a broken harness shows up here rather than
 as a mysterious failure of a worker test.
@@ -16,24 +16,21 @@ from websockets.asyncio.client import connect
 
 from relaybridge.testing import TEST_APP_TOKEN
 from tests.deployment.harness import Deployment
-from tests.deployment.services import REDIS_DB_SLOTS, SLOT_CLAIM_KEY, RedisSlot
 from tests.deployment.waiting import wait_until
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
-def test_each_test_gets_a_migrated_empty_database_and_its_own_redis_index(
-    deployment: Deployment, redis_url: str
+def test_each_test_gets_a_migrated_empty_database_and_a_redis_server_of_its_own(
+    deployment: Deployment, redis_server: RedisServer
 ) -> None:
     assert deployment.runs() == []
-    assert deployment.redis_slot.db in REDIS_DB_SLOTS
-    assert deployment.redis.keys("*") == [SLOT_CLAIM_KEY]
-    # A second claim while this one is held takes another index.
-    other = RedisSlot(redis_url).claim(timeout=5)
-    try:
-        assert other.db != deployment.redis_slot.db
-    finally:
-        other.release()
+    assert deployment.redis.dbsize() == 0
+    # Not the session's shared server, and nothing in the environment names another.
+    assert deployment.redis_server.port != redis_server.port
+    assert deployment.env()["REDIS_URL"] == deployment.redis_server.url
+    assert deployment.redis.info("server")["process_id"] == deployment.redis_server.process.pid
 
 
 async def _open_app_connection(url: str) -> None:

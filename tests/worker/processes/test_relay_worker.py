@@ -1,7 +1,7 @@
 """``manage.py relay_worker`` as its own process, in a deployment of real processes.
 
 Each test starts the Relay emulator, a Celery worker and one or two relay workers
-against its own PostgreSQL database and Redis index, makes mentions through the
+against its own PostgreSQL database and Redis server, makes mentions through the
 ORM, and checks what ends up in the database: run states, reply comments, and what
 ``relay_status`` and the processes' logs say.
 """
