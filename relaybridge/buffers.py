@@ -3,9 +3,13 @@ be given a snapshot and then continue by sequence number, losing and doubling no
 
 The relay worker appends each coalesced delta with its sequence number; the
 consumer reads ``(text, last_seq)`` and then forwards only deltas with a higher
-``seq``. An append carries its ``seq`` and is applied only if that is higher than
-the stored one, atomically, so a repeated append is a no-op and text and sequence
-never disagree.
+``seq``. An append carries its ``seq`` and is applied only if it follows the stored one,
+atomically, so a repeated append is a no-op and text and sequence never disagree.
+An append that does not follow (Redis lost the run's keys: restarted empty, flushed,
+or evicted them; an earlier append failed) raises :class:`StreamGap` and changes
+nothing: applied, it would make the text after the loss pass for the whole text so
+far, and a page that (re)connects would show less than it had. The writer then puts
+the whole text back with ``replace``.
 
 :class:`RedisStreamBuffer` is shared by every process (production);
 :class:`MemoryStreamBuffer` serves the embedded default, where the worker and the
@@ -22,12 +26,16 @@ import redis.asyncio as aioredis
 
 from .conf import relay_settings
 
-# KEYS: text, seq. ARGV: seq, text, ttl. Returns 1 when applied, 0 for an old seq.
+# KEYS: text, seq. ARGV: seq, text, ttl. Returns 1 when applied, 0 for an old seq,
+# -1 when deltas before seq are missing.
 _APPEND: Final = """
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local seq = tonumber(ARGV[1])
 if seq <= last then
     return 0
+end
+if seq > last + 1 then
+    return -1
 end
 redis.call('APPEND', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -36,9 +44,20 @@ return 1
 """
 
 
+class StreamGap(Exception):
+    """The buffer lacks deltas before the one appended; the text is left as it was."""
+
+    def __init__(self, run_id: str, seq: int, last: int) -> None:
+        super().__init__(f"run {run_id}: delta {seq} does not follow the stored delta {last}")
+        self.run_id, self.seq, self.last = run_id, seq, last
+
+
 class StreamBuffer(Protocol):
     async def append(self, run_id: str, seq: int, text: str) -> bool:
-        """Append ``text`` as delta ``seq``; False (and nothing changes) if seq is not new."""
+        """Append ``text`` as delta ``seq``; False (and nothing changes) if seq is not new.
+
+        Raises :class:`StreamGap` (and nothing changes) if deltas before ``seq`` are missing.
+        """
         ...
 
     async def snapshot(self, run_id: str) -> tuple[str, int]:
@@ -82,6 +101,8 @@ class RedisStreamBuffer:
 
     async def append(self, run_id: str, seq: int, text: str) -> bool:
         applied = await self._append(keys=self._keys(run_id), args=[seq, text, self.ttl])
+        if applied == -1:
+            raise StreamGap(run_id, seq, (await self.snapshot(run_id))[1])
         return bool(applied)
 
     async def snapshot(self, run_id: str) -> tuple[str, int]:
@@ -125,6 +146,8 @@ class MemoryStreamBuffer:
             current, last = self._live(run_id) or ("", 0)
             if seq <= last:
                 return False
+            if seq > last + 1:
+                raise StreamGap(run_id, seq, last)
             self._entries[run_id] = (current + text, seq, time.monotonic() + self.ttl)
             return True
 

@@ -18,6 +18,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .. import agents, services, streams
+from ..buffers import StreamGap
 from ..conf import loggable, relay_settings
 from ..models import AgentRun
 from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
@@ -50,6 +51,8 @@ class RunUpdates:
         self.coalescer = coalescer
         self.clock = clock
         self.runs: dict[str, RunInfo] = {}
+        #: Each carried run's text as pushed so far, to put back in a buffer that lost it.
+        self._streamed: dict[str, list[str]] = {}
         # Well within the stall timeout: a run that streams must never look stalled
         # to the watchdog between two touches, however short the timeout is set.
         self.touch_every = min(TOUCH_EVERY_S, relay_settings.STALL_TIMEOUT / 4)
@@ -72,8 +75,9 @@ class RunUpdates:
         if run.status in (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING):
             # Streamed by an earlier connection or worker: continue its numbering, or
             # the buffer and the pages would drop the new text as already seen.
-            _text, seq = await self.snapshot(info.run_id)
+            text, seq = await self.snapshot(info.run_id)
             self.coalescer.resume(info.run_id, seq)
+            self._streamed.setdefault(info.run_id, [text])
         return info
 
     # --- the text-so-far buffer: trouble there costs a snapshot, never the connection
@@ -104,6 +108,7 @@ class RunUpdates:
 
     def forget(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
+        self._streamed.pop(run_id, None)
         self.coalescer.forget(run_id)
 
     # --- pushes ------------------------------------------------------------------
@@ -142,9 +147,20 @@ class RunUpdates:
         info = self.runs.get(delta.run)
         if info is None:
             return
+        streamed = self._streamed.setdefault(delta.run, [])
+        streamed.append(delta.text)
         # Buffer first, then push: a page that reads the snapshot after this point
         # has the text; one that got the push dedupes by ``seq``.
-        await self._buffer("append", delta.run, delta.seq, delta.text)
+        try:
+            async with self._redis_slots:
+                await self.buffer.append(delta.run, delta.seq, delta.text)
+        except StreamGap:
+            # The buffer lost the run's earlier text (Redis restarted empty or was
+            # flushed, an append failed): put all of it back, or a page that connects
+            # now is shown only what came after, in place of what it had.
+            await self._buffer("replace", delta.run, "".join(streamed), delta.seq)
+        except Exception:
+            logger.exception("could not append the stream buffer of run %s", delta.run)
         await self.push(info.group, streams.delta_event(delta.run, delta.seq, delta.text))
 
     async def flush_due(self) -> None:

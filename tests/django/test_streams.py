@@ -15,7 +15,12 @@ from django.utils import timezone
 
 from project.tasks.models import Comment
 from relaybridge import services, streams
-from relaybridge.buffers import MemoryStreamBuffer, RedisStreamBuffer, get_stream_buffer
+from relaybridge.buffers import (
+    MemoryStreamBuffer,
+    RedisStreamBuffer,
+    StreamGap,
+    get_stream_buffer,
+)
 from relaybridge.models import AgentRun
 
 VALID_GROUP = re.compile(r"^[A-Za-z0-9_.\-]{1,99}$")
@@ -105,6 +110,14 @@ async def exercise_buffer(buffer: Any) -> None:
     assert not await buffer.append(run_id, 1, "stale")
     assert await buffer.append(run_id, 3, "ld ☃")
     assert await buffer.snapshot(run_id) == ("Hello, world ☃", 3)
+    # Delta 4 never arrived: 5 would pass the text without it for the whole text.
+    with pytest.raises(StreamGap, match="delta 5 does not follow the stored delta 3"):
+        await buffer.append(run_id, 5, "!")
+    assert await buffer.snapshot(run_id) == ("Hello, world ☃", 3)
+    await buffer.clear(run_id)
+    with pytest.raises(StreamGap):  # the keys are gone: not even a first delta 2
+        await buffer.append(run_id, 2, "tail")
+    assert await buffer.snapshot(run_id) == ("", 0)
     await buffer.replace(run_id, "Hello, world! (final)", 4)
     assert await buffer.snapshot(run_id) == ("Hello, world! (final)", 4)
     await buffer.clear(run_id)

@@ -1,0 +1,73 @@
+"""The text-so-far buffer losing a streaming run's keys: Redis restarted without
+persistence, flushed, or an append that failed. A page that (re)connects reads the
+buffer as the whole text so far, so it must never hold only the text after the loss.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+
+from relaybridge.buffers import RedisStreamBuffer
+from relaybridge.worker.coalesce import TokenCoalescer
+from relaybridge.worker.runs import RunUpdates
+from tests.redis_server import RedisServer
+from tests.stacks import stream_layer
+
+from .stack import listen, wait_for
+from .test_runs import _accepted_run, _streaming_run
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("redis_stack"),
+]
+
+
+def _buffer(server: RedisServer) -> RedisStreamBuffer:
+    return RedisStreamBuffer(aioredis.Redis.from_url(server.url), prefix=f"t:{uuid.uuid4()}")
+
+
+async def test_text_the_buffer_lost_mid_answer_is_written_back_whole(
+    private_redis: RedisServer,
+) -> None:
+    buffer = _buffer(private_redis)
+    run = await sync_to_async(_accepted_run)("Flushed mid-answer")
+    run_id = str(run.run_id)
+    listener = await listen(run.thread_key)
+    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
+    await updates.remember(run)
+    await updates.token(run_id, "Hello")
+    await updates.token(run_id, " world")
+    assert await buffer.snapshot(run_id) == ("Hello world", 2)
+
+    # Every key is gone (this test's own server: Redis restarted empty, or flushed).
+    private_redis.flush()
+    await updates.token(run_id, " again")
+
+    # Before, the buffer held (" again", 3): a page that connected now was shown
+    # six characters where it had shown eleven.
+    assert await buffer.snapshot(run_id) == ("Hello world again", 3)
+    await wait_for(lambda: len(listener.events("run.delta", run_id)) == 3, 5, "three deltas")
+    deltas = [(d["seq"], d["text"]) for d in listener.events("run.delta", run_id)]
+    assert deltas == [(1, "Hello"), (2, " world"), (3, " again")]
+    await buffer.clear(run_id)
+    await buffer.close()
+
+
+async def test_an_adopted_run_writes_back_the_text_it_found(private_redis: RedisServer) -> None:
+    """A standby that took over continues the numbering and the text it read."""
+    buffer = _buffer(private_redis)
+    run = await sync_to_async(_streaming_run)()
+    run_id = str(run.run_id)
+    await buffer.replace(run_id, "Streamed before the takeover.", 4)
+    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
+    await updates.remember(run)
+    private_redis.flush()
+    await updates.token(run_id, " After.")
+    assert await buffer.snapshot(run_id) == ("Streamed before the takeover. After.", 5)
+    await buffer.clear(run_id)
+    await buffer.close()
