@@ -11,7 +11,10 @@ Nothing is lost or doubled for a page that joins mid-stream: the worker appends 
 delta to the text-so-far buffer *before* it pushes it, and the consumer joins the
 group *before* it reads the buffer. Every delta is therefore in the snapshot, or
 arrives on the socket afterwards, or both; "both" is dropped here by sequence
-number, so each delta reaches the page exactly once.
+number, so each delta reaches the page exactly once. A delta that does not follow
+the last one the socket sent (the buffer was being written back after Redis lost it
+when the snapshot was read, or a push was lost) is not sent on its own, as if it
+followed: the page gets the run's whole text so far from the buffer instead.
 """
 
 from __future__ import annotations
@@ -87,6 +90,14 @@ def _is_active(run_id: str, thread_key: str) -> bool:
     ).exists()
 
 
+def _active_status(run_id: str, thread_key: str, text: str, seq: int) -> dict[str, Any] | None:
+    """The run's ``run.status`` with ``text``/``seq``; None if it is not active here."""
+    run = AgentRun.objects.filter(
+        run_id=run_id, thread_key=thread_key, status__in=ACTIVE_STATUSES
+    ).first()
+    return None if run is None else streams.status_event(run, text, seq)
+
+
 class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """One page watching one thread's runs."""
 
@@ -120,11 +131,18 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def _snapshot(self) -> dict[str, Any]:
         runs = await database_sync_to_async(_active_runs)(self.thread_key)
+        texts = await self._read_texts([str(run.run_id) for run in runs])
+        for run_id, (_text, seq) in texts.items():
+            self.runs[run_id] = seq
+        return streams.snapshot_event(await database_sync_to_async(_states)(runs, texts))
+
+    async def _read_texts(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
         texts: dict[str, tuple[str, int]] = {}
+        if not run_ids:
+            return texts
         buffer = streams.get_stream_buffer()
         try:
-            for run in runs:
-                run_id = str(run.run_id)
+            for run_id in run_ids:
                 try:
                     texts[run_id] = await buffer.snapshot(run_id)
                 except Exception:
@@ -134,9 +152,20 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         finally:
             # A Redis buffer owns a client on this loop; a socket must not keep it.
             await buffer.close()
-        for run_id, (_text, seq) in texts.items():
-            self.runs[run_id] = seq
-        return streams.snapshot_event(await database_sync_to_async(_states)(runs, texts))
+        return texts
+
+    async def _catch_up(self, run_id: str, seq: int) -> bool:
+        """Send the run's whole text so far in place of delta ``seq``, which does not
+        follow the last one this socket sent; False if the buffer lacks it too."""
+        text, stored = (await self._read_texts([run_id]))[run_id]
+        if stored < seq:
+            return False
+        event = await database_sync_to_async(_active_status)(run_id, self.thread_key, text, stored)
+        # An ended run's reply or error follows on the group, as for every page.
+        self.runs[run_id] = None if event is None else stored
+        if event is not None:
+            await self.send_json(event)
+        return True
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -193,6 +222,8 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         last = self.runs[run_id]
         if last is None or event["seq"] <= last:
             return  # stopped (Relay cannot cancel, tokens keep coming) or already sent
+        if event["seq"] > last + 1 and await self._catch_up(run_id, event["seq"]):
+            return
         self.runs[run_id] = event["seq"]
         await self.send_json(event)
 

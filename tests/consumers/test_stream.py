@@ -183,3 +183,41 @@ async def test_status_reply_and_error_are_forwarded(
     finally:
         await communicator.disconnect()
         await worker.close()
+
+
+async def test_a_delta_after_a_gap_brings_the_whole_text_not_just_its_own(
+    redis_stack: str, task: Task, make_user: Callable[..., Any], make_run: Callable[..., AgentRun]
+) -> None:
+    run = await sync_to_async(make_run)(AgentRun.Status.STREAMING)
+    run_id = str(run.run_id)
+    cookie = await cookie_for(make_user)
+    worker = WorkerDouble(redis_stack, run)
+    communicator = socket(task.pk, cookie)
+    try:
+        for seq in (1, 2, 3):
+            await worker.delta(seq)
+        # The buffer lost the run's keys (Redis restarted empty) just as a page
+        # connected: its snapshot has no text at all.
+        await worker.buffer.clear(run_id)
+        assert (await communicator.connect())[0]
+        snapshot = await communicator.receive_json_from(timeout=2)
+        assert [(r["text"], r["seq"]) for r in snapshot["runs"]] == [("", 0)]
+
+        # The worker writes its whole text back, then pushes its next delta. That
+        # delta alone would show the page "word4 " where other pages show four words.
+        await worker.buffer.replace(run_id, "word1 word2 word3 word4 ", 4)
+        await worker.push(streams.delta_event(run_id, 4, "word4 "))
+        caught_up = await communicator.receive_json_from(timeout=2)
+        assert (caught_up["type"], caught_up["status"]) == ("run.status", "streaming")
+        assert (caught_up["text"], caught_up["seq"]) == ("word1 word2 word3 word4 ", 4)
+        await worker.delta(5)
+        following = await communicator.receive_json_from(timeout=2)
+        assert (following["type"], following["seq"], following["text"]) == (
+            "run.delta",
+            5,
+            "word5 ",
+        )
+        assert await communicator.receive_nothing(timeout=0.3)
+    finally:
+        await communicator.disconnect()
+        await worker.close()
