@@ -298,6 +298,9 @@ class RunUpdates:
             loggable(error, limit=2000),
         )
         partial, _seq = await self.snapshot(run_id)
+        streamed = "".join(self._streamed.get(run_id, ()))
+        if len(streamed) > len(partial):  # the buffer lost text that pages were shown
+            partial = streamed
         changed = await in_thread(services.record_error)(
             run_id, code, message, retry_in, partial_text=partial or None
         )

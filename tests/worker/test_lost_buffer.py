@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 
 from relaybridge.buffers import RedisStreamBuffer
+from relaybridge.models import AgentRun
 from relaybridge.worker.coalesce import TokenCoalescer
 from relaybridge.worker.runs import RunUpdates
 from tests.redis_server import RedisServer
@@ -70,4 +71,27 @@ async def test_an_adopted_run_writes_back_the_text_it_found(private_redis: Redis
     await updates.token(run_id, " After.")
     assert await buffer.snapshot(run_id) == ("Streamed before the takeover. After.", 5)
     await buffer.clear(run_id)
+    await buffer.close()
+
+
+async def test_a_run_failing_right_after_the_loss_keeps_all_its_text(
+    private_redis: RedisServer,
+) -> None:
+    buffer = _buffer(private_redis)
+    run = await sync_to_async(_accepted_run)("Failed after the loss")
+    run_id = str(run.run_id)
+    listener = await listen(run.thread_key)
+    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
+    await updates.remember(run)
+    await updates.token(run_id, "Hello")
+    await updates.token(run_id, " world")
+    await updates.first_tokens.written(run_id)
+    private_redis.flush()
+    await updates.failed(run_id, "AGENT_ERROR", "boom", retry=False)
+
+    failed = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+    assert (failed.status, failed.partial_text) == ("failed", "Hello world")
+    await wait_for(lambda: listener.events("run.status", run_id), 5, "the failed run's status")
+    [status] = listener.events("run.status", run_id)
+    assert (status["status"], status["text"]) == ("failed", "Hello world")
     await buffer.close()
