@@ -238,3 +238,36 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
     except (TypeError, ValueError) as exc:
         problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
     return [checks.Error(problem, id="relaybridge.E006") for problem in problems]
+
+
+def separate_worker_layer_problem() -> str | None:
+    """Why ``relay_worker`` cannot work as its own process with these channel layers.
+
+    The in-memory layer reaches only code in the same process: a relay worker of its
+    own would hear no run handed over by the web or Celery processes (they would wait
+    for its sweep) and its pushes would reach no page. None when every layer
+    relaybridge uses can be shared.
+    """
+    from channels.layers import InMemoryChannelLayer
+    from django.utils.module_loading import import_string
+
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    in_process = []
+    for alias in dict.fromkeys(("default", relay_settings.STREAM_LAYER)):
+        backend = (layers.get(alias) or {}).get("BACKEND") if isinstance(layers, dict) else None
+        try:
+            backend_class = import_string(str(backend)) if backend else None
+        except ImportError:
+            continue  # relaybridge.E002/E008 or Channels itself report it
+        if isinstance(backend_class, type) and issubclass(backend_class, InMemoryChannelLayer):
+            in_process.append(alias)
+    if not in_process:
+        return None
+    return _(
+        "relay_worker cannot run as a process of its own with the in-memory channel layer "
+        "(CHANNEL_LAYERS %(aliases)s): runs handed over by the web and Celery processes "
+        "would never reach it, and its pushes would reach no page. Give every process a "
+        "shared layer (channels_redis: README, step 5 of installing), or run "
+        "`python manage.py relay_devserver`, which serves the site and the relay worker in "
+        "one process."
+    ) % {"aliases": ", ".join(repr(alias) for alias in in_process)}

@@ -44,16 +44,14 @@ def comment_model_problem() -> str | None:
         }
     if app_label not in apps.app_configs:
         return _(
-            "RELAYBRIDGE_COMMENT_MODEL is %(label)r, but no installed app has the label "
-            "%(app)r."
+            "RELAYBRIDGE_COMMENT_MODEL is %(label)r, but no installed app has the label %(app)r."
         ) % {"label": label, "app": app_label}
     if apps.models_ready:
         try:
             apps.get_model(app_label, model_name)
         except LookupError:
             return _(
-                "RELAYBRIDGE_COMMENT_MODEL is %(label)r, but app %(app)r has no model "
-                "%(model)r."
+                "RELAYBRIDGE_COMMENT_MODEL is %(label)r, but app %(app)r has no model %(model)r."
             ) % {"label": label, "app": app_label, "model": model_name}
     return None
 
