@@ -4,9 +4,8 @@ import django.db.models.deletion
 import django.utils.timezone
 import uuid
 from django.conf import settings
-from django.db import migrations, models
-
 from django.core.exceptions import ImproperlyConfigured
+from django.db import migrations, models
 
 from relaybridge.comment_model import REMEDY
 from relaybridge.conf import relay_settings
