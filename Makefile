@@ -4,20 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo lock clean reliability bench bench-quick
+NODE_STAMP := node_modules/.installed
 
+.PHONY: test lint lint-js typecheck pytest demo lock clean reliability bench bench-quick wheel-check
+
+# The package with the example's extra (Daphne, dj-database-url) and the tools.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[demo,test,dev]'
 	touch $(STAMP)
+
+# ESLint and its plugins, at the versions in package-lock.json (needs Node 20.19+ and npm).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
 
 ## make test: lint, type check and the whole test suite
 test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(STAMP) lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## make lint-js: ESLint over relaybridge's browser scripts (eslint.config.mjs)
+lint-js: $(NODE_STAMP)
+	npx --no-install eslint .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy relaybridge project
@@ -45,9 +57,14 @@ bench-quick: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python manage.py run_demo $(if $(PORT),--port $(PORT))
 
+## make wheel-check: build the wheel, install it into a new virtual environment with a
+## small host project (tests/host_project, not the example) and check it works there
+wheel-check:
+	$(PYTHON) .ci/wheel_check.py
+
 ## make lock: refresh constraints.txt from the current environment
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build dist

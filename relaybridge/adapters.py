@@ -53,7 +53,10 @@ class CommentAdapter:
     """What relaybridge needs from the host. Subclasses implement the abstract methods."""
 
     def comment_model(self) -> type[models.Model]:
-        return apps.get_model(relay_settings.COMMENT_MODEL)
+        label = relay_settings.COMMENT_MODEL
+        if label is None:  # check relaybridge.E003 says so, with the remedy
+            raise LookupError("RELAYBRIDGE_COMMENT_MODEL is not set")
+        return apps.get_model(label)
 
     def check(self) -> list[str]:
         """Problems with the host's models, reported by system check relaybridge.E003."""

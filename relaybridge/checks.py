@@ -8,7 +8,8 @@
                        timeout in place: every idle ``receive`` fails after 5 s.
 ``relaybridge.E001``   ``RELAY_URL`` is not a ``wss://`` URL while ``DEBUG`` is off.
 ``relaybridge.E002``   No ``CHANNEL_LAYERS`` default: runs cannot reach the relay worker.
-``relaybridge.E003``   The comment model is missing or lacks what the adapter needs.
+``relaybridge.E003``   ``RELAYBRIDGE_COMMENT_MODEL`` is unset or names no installed model,
+                       or the model lacks what the adapter needs.
 ``relaybridge.E004``   A Relay token is in Django settings; tokens belong in the environment.
 ``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
 ``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
@@ -27,7 +28,9 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 
+from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
 
@@ -39,6 +42,7 @@ def register_checks() -> None:
         check_relay_credentials,
         check_relay_url,
         check_channel_layer,
+        check_comment_model,
         check_adapter,
         check_tokens_not_in_settings,
         check_setting_values,
@@ -161,6 +165,13 @@ def _hosts_keep_default_socket_timeout(layer: dict[str, Any]) -> bool:
     return False
 
 
+def check_comment_model(**kwargs: Any) -> list[checks.CheckMessage]:
+    problem = comment_model_problem()
+    if problem is None:
+        return []
+    return [checks.Error(problem, hint=_(REMEDY), id="relaybridge.E003")]
+
+
 def check_adapter(**kwargs: Any) -> list[checks.CheckMessage]:
     from .adapters import get_adapter
 
@@ -168,6 +179,8 @@ def check_adapter(**kwargs: Any) -> list[checks.CheckMessage]:
         adapter = get_adapter()
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="relaybridge.E005")]
+    if comment_model_problem() is not None:
+        return []  # check_comment_model says what is wrong; the adapter cannot be asked
     return [
         checks.Error(
             f"RELAYBRIDGE_COMMENT_MODEL: {problem}",
@@ -225,3 +238,36 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
     except (TypeError, ValueError) as exc:
         problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
     return [checks.Error(problem, id="relaybridge.E006") for problem in problems]
+
+
+def separate_worker_layer_problem() -> str | None:
+    """Why ``relay_worker`` cannot work as its own process with these channel layers.
+
+    The in-memory layer reaches only code in the same process: a relay worker of its
+    own would hear no run handed over by the web or Celery processes (they would wait
+    for its sweep) and its pushes would reach no page. None when every layer
+    relaybridge uses can be shared.
+    """
+    from channels.layers import InMemoryChannelLayer
+    from django.utils.module_loading import import_string
+
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    in_process = []
+    for alias in dict.fromkeys(("default", relay_settings.STREAM_LAYER)):
+        backend = (layers.get(alias) or {}).get("BACKEND") if isinstance(layers, dict) else None
+        try:
+            backend_class = import_string(str(backend)) if backend else None
+        except ImportError:
+            continue  # relaybridge.E002/E008 or Channels itself report it
+        if isinstance(backend_class, type) and issubclass(backend_class, InMemoryChannelLayer):
+            in_process.append(alias)
+    if not in_process:
+        return None
+    return _(
+        "relay_worker cannot run as a process of its own with the in-memory channel layer "
+        "(CHANNEL_LAYERS %(aliases)s): runs handed over by the web and Celery processes "
+        "would never reach it, and its pushes would reach no page. Give every process a "
+        "shared layer (channels_redis: README, step 5 of installing), or run "
+        "`python manage.py relay_devserver`, which serves the site and the relay worker in "
+        "one process."
+    ) % {"aliases": ", ".join(repr(alias) for alias in in_process)}

@@ -28,8 +28,9 @@ DEFAULT_RELAY_URL: Final = "wss://api.relay.ckgworks.com/v1/ws/app"
 RELAY_DASHBOARD_URL: Final = "https://relay.ckgworks.com"
 
 DEFAULTS: Final[dict[str, Any]] = {
-    # The host's comment model and the adapter that reads and writes it.
-    "COMMENT_MODEL": "tasks.Comment",
+    # The host's comment model ("app_label.Model", required: check relaybridge.E003
+    # reports it unset) and the adapter that reads and writes it.
+    "COMMENT_MODEL": None,
     "ADAPTER": "relaybridge.adapters.DefaultCommentAdapter",
     # Field names the default adapter uses (see adapters.DefaultCommentAdapter).
     "BODY_FIELD": "body",
@@ -93,8 +94,9 @@ class RelaySettings:
         return "<RelaySettings>"
 
     @property
-    def COMMENT_MODEL(self) -> str:
-        return str(self.get("COMMENT_MODEL"))
+    def COMMENT_MODEL(self) -> str | None:
+        value = str(self.get("COMMENT_MODEL") or "").strip()
+        return value or None
 
     @property
     def ADAPTER(self) -> str:

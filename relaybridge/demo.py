@@ -1,9 +1,10 @@
 """The embedded default in one process: Daphne and the relay worker on one event loop.
 
 The in-memory channel layer only connects code that runs in one process, on one
-event loop. So ``manage.py run_demo`` runs Daphne on Twisted's asyncio reactor and
-schedules the relay worker (and, without ``RELAY_APP_TOKEN``, the Relay emulator)
-on that reactor's asyncio loop. Celery is eager there, so tasks run in the thread
+event loop. So ``manage.py relay_devserver`` (and ``run_demo``, built on it) runs
+Daphne on Twisted's asyncio reactor and schedules the relay worker (and, without
+``RELAY_APP_TOKEN``, the Relay emulator) on that reactor's asyncio loop. Celery is
+eager there, so tasks run in the thread
 that queues them: a view's thread (``async_to_sync`` hops back onto the loop) or a
 retry's timer thread (which :func:`bind_layer_to_loop` sends back onto the loop).
 
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
+from django.utils.translation import gettext as _
 
 from .worker.launch import WorkerRun
 
@@ -32,6 +34,27 @@ LAYER_HOP_TIMEOUT_S = 10.0
 FORCED_STOP_GRACE_S = 10.0
 
 _LAYER_METHODS = ("send", "group_send", "group_add", "group_discard", "flush")
+
+
+class DaphneMissing(ImportError):
+    """Daphne, which the one-process server runs on, is not installed."""
+
+
+def require_daphne() -> None:
+    """Raise :class:`DaphneMissing`, naming the extra to install, when Daphne is absent.
+
+    Daphne is an extra (``relaybridge[daphne]``): a host may serve its project with
+    another ASGI server, and only the one-process server needs Daphne itself.
+    """
+    try:
+        import daphne.server  # noqa: F401
+    except ImportError as exc:
+        raise DaphneMissing(
+            _(
+                "The one-process server runs on Daphne, which is not installed. Install "
+                'relaybridge with its daphne extra: pip install "relaybridge[daphne]"'
+            )
+        ) from exc
 
 
 def bind_layer_to_loop(layer: BaseChannelLayer | None, loop: asyncio.AbstractEventLoop) -> bool:
@@ -81,6 +104,7 @@ class EmbeddedServer:
         on_stopping: Callable[[], None] | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
+        require_daphne()
         # Importing daphne.server installs Twisted's asyncio reactor (if nothing has).
         from daphne.server import Server
 

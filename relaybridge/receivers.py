@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.db.models.signals import post_save, pre_save
 
 from . import services
 from .adapters import get_adapter
 from .agents import known_agent_ids
+from .comment_model import comment_model_problem
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
@@ -30,14 +32,18 @@ from .signals import comment_mention, reply_hop_depth
 
 
 def connect_receivers() -> None:
-    pre_save.connect(
-        redact_comment_secrets,
-        sender=relay_settings.COMMENT_MODEL,
-        dispatch_uid="relaybridge.redact_comment_secrets",
-    )
-    post_save.connect(
-        comment_saved, sender=relay_settings.COMMENT_MODEL, dispatch_uid="relaybridge.comment_saved"
-    )
+    # Called once every model is loaded: a setting that names no model is left to the
+    # check (relaybridge.E003) rather than to a lazy sender Django would report too.
+    if comment_model_problem() is None:
+        comment_model = apps.get_model(str(relay_settings.COMMENT_MODEL))
+        pre_save.connect(
+            redact_comment_secrets,
+            sender=comment_model,
+            dispatch_uid="relaybridge.redact_comment_secrets",
+        )
+        post_save.connect(
+            comment_saved, sender=comment_model, dispatch_uid="relaybridge.comment_saved"
+        )
     comment_mention.connect(create_runs_for_mention, dispatch_uid="relaybridge.create_runs")
 
 

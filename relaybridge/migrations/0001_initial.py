@@ -4,12 +4,16 @@ import django.db.models.deletion
 import django.utils.timezone
 import uuid
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import migrations, models
 
+from relaybridge.comment_model import REMEDY
 from relaybridge.conf import relay_settings
 
-# RELAYBRIDGE_COMMENT_MODEL, with relaybridge's default when the host has not set it.
+# RELAYBRIDGE_COMMENT_MODEL: the table's foreign keys point at the host's comment model.
 COMMENT_MODEL = relay_settings.COMMENT_MODEL
+if COMMENT_MODEL is None:  # `migrate` runs the checks first; this is for --skip-checks
+    raise ImproperlyConfigured(f"RELAYBRIDGE_COMMENT_MODEL is not set. {REMEDY}")
 
 
 class Migration(migrations.Migration):

@@ -149,9 +149,35 @@ def test_a_layer_configured_as_w003_asks_waits_past_five_seconds(redis_url: str)
 
 
 @pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "RELAYBRIDGE_COMMENT_MODEL is not set."),
+        ("tasks.Nothing", "but app 'tasks' has no model 'Nothing'"),
+        ("nowhere.Comment", "but no installed app has the label 'nowhere'"),
+        ("Comment", "not 'app_label.ModelName'"),
+    ],
+)
+def test_e003_comment_model_unset_or_unknown(
+    settings: Any, value: str | None, problem: str
+) -> None:
+    if value is None:
+        del settings.RELAYBRIDGE_COMMENT_MODEL
+    else:
+        settings.RELAYBRIDGE_COMMENT_MODEL = value
+    (message,) = checks.check_comment_model()
+    assert message.id == "relaybridge.E003"
+    assert problem in message.msg
+    assert message.hint is not None and "RELAYBRIDGE_COMMENT_MODEL = " in message.hint
+    assert checks.check_adapter() == []  # said once, not again by the adapter
+
+
+def test_e003_not_raised_for_the_example_comment_model() -> None:
+    assert checks.check_comment_model() == []
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
-        {"RELAYBRIDGE_COMMENT_MODEL": "tasks.Nothing"},
         {"RELAYBRIDGE_BODY_FIELD": "text"},
         {"RELAYBRIDGE_AUTHOR_FIELD": "task"},  # not nullable
         {"RELAYBRIDGE_AGENT_FIELD": "created_at"},

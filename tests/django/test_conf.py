@@ -15,7 +15,7 @@ def test_defaults(settings: Any) -> None:
     for name in list(conf.DEFAULTS):
         if hasattr(settings, f"RELAYBRIDGE_{name}"):
             delattr(settings, f"RELAYBRIDGE_{name}")
-    assert relay_settings.COMMENT_MODEL == "tasks.Comment"
+    assert relay_settings.COMMENT_MODEL is None  # required: check relaybridge.E003
     assert relay_settings.ADAPTER == "relaybridge.adapters.DefaultCommentAdapter"
     assert relay_settings.MAX_MENTIONS == 5
     assert relay_settings.AGENTS == []

@@ -16,8 +16,9 @@ import logging
 import signal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from relaybridge.checks import separate_worker_layer_problem
 from relaybridge.worker.launch import WorkerRun
 
 logger = logging.getLogger("relaybridge.worker")
@@ -40,6 +41,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        problem = separate_worker_layer_problem()
+        if problem is not None:  # else runs would wait for the sweep, silently
+            raise CommandError(problem)
         if not logging.getLogger("relaybridge").hasHandlers():
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

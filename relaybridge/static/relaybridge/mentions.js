@@ -15,7 +15,7 @@
   if (window.relaybridgeMentions) return;
 
   // "@" at the start of a word, then the part of an id typed so far, right before the caret.
-  var TRIGGER = /(^|[\s(\[{"'])@([A-Za-z0-9_-]*)$/;
+  var TRIGGER = /(^|[\s([{"'])@([A-Za-z0-9_-]*)$/;
   var MAX_OPTIONS = 8;
   var PREVIEW_DELAY_MS = 250;
 
@@ -190,7 +190,7 @@
       method: "POST",
       body: body,
       credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(this.form), Accept: "application/json" }
+      headers: { "X-CSRFToken": csrfToken(this.form), Accept: "application/json" },
     }).then(function (response) {
       return response.ok ? response.json() : null;
     }).then(function (answer) {
