@@ -39,6 +39,9 @@ DEFAULTS: Final[dict[str, Any]] = {
     "CREATED_FIELD": "created_at",
     "THREAD_TITLE_FIELD": "title",
     "THREAD_ID_PREFIX": None,  # None: the thread model's name, e.g. "task" -> "task-42"
+    # relaybridge.contrib.django_comments: "app_label.model_name" of the models whose
+    # comments take part (None: every model).
+    "DJANGO_COMMENTS_MODELS": None,
     # Mentions.
     "MAX_MENTIONS": 5,
     "AGENTS": [],  # allow-list used until discovery has filled the cache
@@ -130,6 +133,11 @@ class RelaySettings:
     def THREAD_ID_PREFIX(self) -> str | None:
         value = self.get("THREAD_ID_PREFIX")
         return str(value) if value else None
+
+    @property
+    def DJANGO_COMMENTS_MODELS(self) -> list[str] | None:
+        value = self.get("DJANGO_COMMENTS_MODELS")
+        return None if value is None else [str(label) for label in value]
 
     @property
     def MAX_MENTIONS(self) -> int:
