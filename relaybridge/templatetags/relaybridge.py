@@ -63,11 +63,11 @@ def visible_runs(thread: Any) -> list[AgentRun]:
 
 
 def _cached_runs(context: Context, thread: Any) -> list[AgentRun]:
-    # One query per thread and render, however many comments ask.
-    cache: dict[str, list[AgentRun]] | None = context.render_context.get(_CACHE_KEY)
-    if cache is None:
-        cache = {}
-        context.render_context[_CACHE_KEY] = cache
+    # One query per thread and render, however many comments ask -- also from inside
+    # {% include %}s, which give each included template a render context of its own:
+    # the cache lives in the bottom layer, which the whole render shares.
+    shared: Any = context.render_context.dicts[0]
+    cache: dict[str, list[AgentRun]] = shared.setdefault(_CACHE_KEY, {})
     thread_key = get_adapter().thread_key(thread)
     if thread_key not in cache:
         cache[thread_key] = visible_runs(thread)
