@@ -26,6 +26,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from ..adapters import CommentAdapter, HistoryEntry, Sender
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
 #: The attribute :meth:`DjangoCommentsAdapter.save_reply` sets on the reply it saves
 #: (and a ledger lookup caches): the agent's id. The receivers that run while the
-#: reply is saved -- before the run ledger points at it -- read it from there.
-AGENT_MARK: Final = "_relaybridge_agent_id"
+#: reply is saved -- before the run ledger points at it -- read it from there, and
+#: templates read it after ``{% relaybridge_agent_authors comment_list %}``.
+AGENT_MARK: Final = "relaybridge_agent_id"
 
 
 class DjangoCommentsAdapter(CommentAdapter):
@@ -194,6 +196,20 @@ class DjangoCommentsAdapter(CommentAdapter):
             HistoryEntry(author=self.author_name(c, agents.get(c.pk)), text=self.text(c))
             for c in recent
         ]
+
+    def mark_agent_comments(self, comments: Iterable[Any]) -> None:
+        """Prepare a page's comments: mark the agents' ones and load what they are on.
+
+        Sets ``relaybridge_agent_id`` on the comments agents wrote (one query for
+        the list) and fetches the commented objects once per content type, so that
+        ``{% relaybridge_runs comment %}`` costs no query per comment.
+        """
+        comments = list(comments)
+        prefetch_related_objects(comments, "content_object")
+        agents = self._agents_of(c.pk for c in comments if c.user_id is None)
+        for comment in comments:
+            if comment.pk in agents:
+                setattr(comment, AGENT_MARK, agents[comment.pk])
 
     def _agents_of(self, comment_ids: Iterable[Any]) -> dict[Any, str]:
         """Which of these comments agents wrote: one query for a whole history."""
