@@ -53,7 +53,13 @@ class DjangoCommentsAdapter(CommentAdapter):
         return None if labels is None else frozenset(label.lower() for label in labels)
 
     def handles(self, comment: Any) -> bool:
-        """Only comments on the participating models; the content type comes from a cache."""
+        """Public comments on the participating models (the content type comes from a cache).
+
+        A comment held for moderation (``is_public=False``) or removed calls no agent;
+        once approved and saved again, its mentions run then.
+        """
+        if not comment.is_public or comment.is_removed:
+            return False
         allowed = self.participating_models()
         if allowed is None:
             return True

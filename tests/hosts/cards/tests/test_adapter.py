@@ -155,3 +155,8 @@ def test_history_holds_the_public_comments_on_the_same_card_with_their_authors(
 def test_the_stream_is_for_signed_in_people(user: Any, card: Card) -> None:
     assert adapter().can_view(user, card) is True
     assert adapter().can_view(AnonymousUser(), card) is False
+
+
+def test_handles_no_comment_held_for_moderation_or_removed(make_comment: MakeComment) -> None:
+    assert adapter().handles(make_comment("held", is_public=False)) is False
+    assert adapter().handles(make_comment("removed", is_removed=True)) is False

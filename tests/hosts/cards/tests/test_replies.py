@@ -86,11 +86,15 @@ def test_with_agent_hops_a_reply_calls_the_other_agent_once_one_hop_down(
     assert hop.requested_by is None
 
 
-@pytest.mark.xfail(
+#: Until relaybridge consults CommentAdapter.handles(), the adapter cannot keep comments out.
+needs_handles = pytest.mark.xfail(
     not hasattr(CommentAdapter, "handles"),
     reason="relaybridge asks CommentAdapter.handles() only from the loop-safety work on",
     strict=True,
 )
+
+
+@needs_handles
 def test_comments_on_models_outside_the_scope_call_no_agent(
     make_comment: MakeComment, board: Board, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -107,3 +111,15 @@ def test_without_a_scope_comments_on_any_model_call_agents(
     comment = make_comment("@athena summarize this board", content_object=board)
     (run,) = AgentRun.objects.filter(comment=comment)
     assert run.thread_key == f"cards.board.{board.pk}"
+
+
+@needs_handles
+def test_a_comment_held_for_moderation_calls_agents_once_approved(
+    make_comment: MakeComment,
+) -> None:
+    comment = make_comment("@athena summarize", is_public=False)
+    assert not AgentRun.objects.filter(comment=comment).exists()
+    comment.is_public = True
+    comment.save()
+    (run,) = AgentRun.objects.filter(comment=comment)
+    assert run.agent_id == "athena"
