@@ -124,6 +124,12 @@ class DjangoCommentsAdapter(CommentAdapter):
     def thread_key(self, thread: Any) -> str:
         return f"{thread._meta.app_label}.{thread._meta.model_name}.{thread.pk}"
 
+    def comment_thread_key(self, comment: Any) -> str:
+        # From the generic relation, without loading the object: a page's runs then
+        # cost one query, however many comments it shows.
+        content_type = ContentType.objects.get_for_id(comment.content_type_id)
+        return f"{content_type.app_label}.{content_type.model}.{comment.object_pk}"
+
     def thread_by_key(self, key: str) -> Any | None:
         parts = key.split(".", 2)
         if len(parts) != 3:

@@ -39,6 +39,7 @@ def test_a_comment_s_thread_is_the_card_it_is_on(
     assert adapter().thread_for(comment) == card
     assert adapter().thread_id(card) == f"cards.card-{card.pk}"
     assert adapter().thread_key(card) == f"cards.card.{card.pk}"
+    assert adapter().comment_thread_key(comment) == f"cards.card.{card.pk}"
     assert adapter().thread_by_key(f"cards.card.{card.pk}") == card
     assert adapter().thread_title(card) == "Launch checklist"
     assert adapter().sender(comment) == {"id": str(user.pk), "name": "Alice Ng"}
