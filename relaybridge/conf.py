@@ -47,6 +47,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     "AGENTS": [],  # allow-list used until discovery has filled the cache
     "AGENT_HOPS": False,
     "AGENT_HOP_DEPTH": 1,
+    # The loop backstop: at most AGENT_HOP_LIMIT runs started by agents' replies per
+    # thread in any AGENT_HOP_WINDOW seconds; more are refused. None: no backstop.
+    "AGENT_HOP_LIMIT": 10,
+    "AGENT_HOP_WINDOW": 600.0,
     # Payload.
     "HISTORY_COMMENTS": 20,
     # Relay connection and pacing.
@@ -154,6 +158,15 @@ class RelaySettings:
     @property
     def AGENT_HOP_DEPTH(self) -> int:
         return int(self.get("AGENT_HOP_DEPTH"))
+
+    @property
+    def AGENT_HOP_LIMIT(self) -> int | None:
+        value = self.get("AGENT_HOP_LIMIT")
+        return None if value is None else int(value)
+
+    @property
+    def AGENT_HOP_WINDOW(self) -> float:
+        return float(self.get("AGENT_HOP_WINDOW"))
 
     @property
     def HISTORY_COMMENTS(self) -> int:

@@ -91,6 +91,8 @@ _TABLE = (
     ),
     # The host adapter raised while building the payload: retrying would raise again.
     CodePolicy(_C.PAYLOAD_ERROR, "The mention could not be prepared for the agent", loud=True),
+    # Recorded on a run that is created refused; it is never sent, so never retried.
+    CodePolicy(_C.HOP_LIMIT, "Not sent: too many agent replies in this thread"),
 )
 
 #: Every known code's policy, keyed by canonical code.

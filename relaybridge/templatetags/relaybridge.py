@@ -14,7 +14,9 @@
 * ``{{ comment.body|relaybridge_markdown }}`` -- an agent's Markdown as sanitized
   HTML; ``{{ agent_id|relaybridge_agent_name }}`` -- an agent's display name.
 
-All run queries of one page render share one query per thread.
+All run queries of one page share one query per thread: the runs are loaded once
+(cached on the request, else on the render context) and indexed by comment, so a
+page of 200 comments costs what a page of 5 does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.template.context import Context
 from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from ..adapters import DefaultCommentAdapter, get_adapter
 from ..agents import mentionable_agents
@@ -40,7 +43,9 @@ register = template.Library()
 Status = AgentRun.Status
 
 #: Runs a page shows: those still going, and those that ended without a reply.
-VISIBLE_STATUSES: Final = frozenset({*ACTIVE_STATUSES, Status.FAILED, Status.STOPPED})
+VISIBLE_STATUSES: Final = frozenset(
+    {*ACTIVE_STATUSES, Status.FAILED, Status.STOPPED, Status.REFUSED}
+)
 #: Which runs get which button (the endpoints check again; this is only the offer).
 RETRYABLE_STATUSES: Final = frozenset({Status.FAILED, Status.STOPPED})
 STOPPABLE_STATUSES: Final = frozenset({Status.ACCEPTED, Status.STREAMING})
@@ -48,13 +53,17 @@ STOPPABLE_STATUSES: Final = frozenset({Status.ACCEPTED, Status.STREAMING})
 RUN_TOKEN: Final = "{run}"
 _ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _CACHE_KEY: Final = "relaybridge.visible_runs"
+_CACHE_ATTRIBUTE: Final = "_relaybridge_visible_runs"
 #: Where ``relaybridge.routing`` serves the thread streams.
 WS_PREFIX: Final = "/ws/tasks/"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
     """The thread's runs a page shows, oldest first."""
-    thread_key = get_adapter().thread_key(thread)
+    return _visible_runs_by_key(get_adapter().thread_key(thread))
+
+
+def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
     return list(
         AgentRun.objects.filter(thread_key=thread_key, status__in=VISIBLE_STATUSES).order_by(
             "queued_at", "id"
@@ -62,15 +71,38 @@ def visible_runs(thread: Any) -> list[AgentRun]:
     )
 
 
-def _cached_runs(context: Context, thread: Any) -> list[AgentRun]:
-    # One query per thread and render, however many comments ask -- also from inside
-    # {% include %}s, which give each included template a render context of its own:
-    # the cache lives in the bottom layer, which the whole render shares.
+class _ThreadRuns:
+    """One thread's visible runs, loaded once, and indexed by comment."""
+
+    def __init__(self, runs: list[AgentRun]) -> None:
+        self.runs = runs
+        self.by_comment: dict[str, list[AgentRun]] = {}
+        for run in runs:
+            self.by_comment.setdefault(str(run.comment_id), []).append(run)
+
+
+def _page_cache(context: Context) -> dict[str, _ThreadRuns]:
+    # On the request when there is one: a page drawn by several templates (the
+    # comments from their own, as django-contrib-comments does) still loads each
+    # thread's runs once. Else on the render context (one template render).
+    request = context.get("request")
+    if request is not None:
+        cache: dict[str, _ThreadRuns] | None = getattr(request, _CACHE_ATTRIBUTE, None)
+        if cache is None:
+            cache = {}
+            setattr(request, _CACHE_ATTRIBUTE, cache)
+        return cache
+    # The render context's bottom layer: every {% include %} gets a layer of its own.
     shared: Any = context.render_context.dicts[0]
-    cache: dict[str, list[AgentRun]] = shared.setdefault(_CACHE_KEY, {})
-    thread_key = get_adapter().thread_key(thread)
+    found: dict[str, _ThreadRuns] = shared.setdefault(_CACHE_KEY, {})
+    return found
+
+
+def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
+    # One query per thread and page, however many comments ask.
+    cache = _page_cache(context)
     if thread_key not in cache:
-        cache[thread_key] = visible_runs(thread)
+        cache[thread_key] = _ThreadRuns(_visible_runs_by_key(thread_key))
     return cache[thread_key]
 
 
@@ -125,6 +157,9 @@ def run_status_text(run: AgentRun, name: str) -> str:
         return f"{reason or f'{name} is unavailable'} — {when}"
     if run.status == Status.STOPPED:
         return f"{name} was stopped" + (f": {reason}" if reason else ".")
+    if run.status == Status.REFUSED:
+        # The reason is stored whole ("Not sent: too many agent replies …").
+        return reason or gettext("Not sent: %(name)s was not asked.") % {"name": name}
     return reason or f"{name} could not answer."
 
 
@@ -146,7 +181,7 @@ def _run_view(run: AgentRun) -> dict[str, Any]:
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
     thread_key = get_adapter().thread_key(thread)
-    states = [run_state(run) for run in _cached_runs(context, thread)]
+    states = [run_state(run) for run in _cached_runs(context, thread_key).runs]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
         "thread_key": thread_key,
@@ -162,8 +197,8 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
 @register.inclusion_tag("relaybridge/runs.html", takes_context=True)
 def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
-    thread = get_adapter().thread_for(comment)
-    runs = [run for run in _cached_runs(context, thread) if run.comment_id == comment.pk]
+    thread_key = get_adapter().comment_thread_key(comment)
+    runs = _cached_runs(context, thread_key).by_comment.get(str(comment.pk), [])
     return {
         "comment_id": str(comment.pk),
         "runs": [_run_view(run) for run in runs],
