@@ -7,7 +7,9 @@ adapter's ``can_view`` on the run's thread. An unknown run id is a 404, a refuse
 user a 403, a run in the wrong state a 409. The new status is pushed to the
 thread's group, so every tab on every Daphne process sees it.
 
-A fetch sending ``Accept: application/json`` gets JSON; a plain
+A fetch sending ``Accept: application/json`` gets JSON: ``ok``, ``status``, and
+``run`` (the run's ``run.status`` message, so a page whose socket is down still
+shows the change) or ``error`` and a translated ``message``; a plain
 form POST is redirected back to the page it came from, so the buttons work
 without JavaScript.
 
@@ -26,10 +28,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from . import services
+from . import services, streams
 from .adapters import get_adapter
 from .agents import known_agent_ids, mentionable_agents
 from .conf import relay_settings
@@ -61,20 +64,31 @@ def _guarded(request: HttpRequest, run_id: uuid.UUID, action: Action) -> HttpRes
         raise Http404("No such run.")
     adapter = get_adapter()
     if not adapter.can_view(request.user, adapter.thread_for(run.comment)):
-        return _answer(request, 403, {"ok": False, "error": "forbidden"})
+        message = gettext("You may not change the runs of this thread.")
+        return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
     status, body = action(run)
     return _answer(request, status, body)
+
+
+def _conflict(run: AgentRun, error: str, message: str) -> tuple[int, dict[str, Any]]:
+    return 409, {"ok": False, "error": error, "status": run.status, "message": message}
 
 
 def _retry(run: AgentRun) -> tuple[int, dict[str, Any]]:
     run_id = str(run.run_id)
     if not services.retry_run(run_id):
-        return 409, {"ok": False, "error": "not retryable", "status": run.status}
+        message = gettext("This run cannot be retried now.")
+        return 409, {
+            "ok": False,
+            "error": "not retryable",
+            "status": run.status,
+            "message": message,
+        }
     # The old attempt's text must not hold back the new stream's sequence numbers.
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run)
-    return 200, {"ok": True, "status": run.status}
+    return 200, {"ok": True, "status": run.status, "run": streams.status_event(run)}
 
 
 def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
@@ -83,11 +97,18 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
     # A run stopped while waiting for a retry has no stream, only its earlier text.
     partial = text or run.partial_text
     if not services.mark_stopped(run_id, partial):
-        return 409, {"ok": False, "error": "already finished", "status": run.status}
+        message = gettext("This run has already finished.")
+        return 409, {
+            "ok": False,
+            "error": "already finished",
+            "status": run.status,
+            "message": message,
+        }
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run, partial, seq)
-    return 200, {"ok": True, "status": run.status, "text": partial}
+    event = streams.status_event(run, partial, seq)
+    return 200, {"ok": True, "status": run.status, "text": partial, "run": event}
 
 
 @require_POST
