@@ -127,6 +127,10 @@ def writing_text(name: str) -> str:
     return gettext("%(agent)s is writing…") % {"agent": name}
 
 
+def replied_text(name: str) -> str:
+    return gettext("%(agent)s replied.") % {"agent": name}
+
+
 def status_template(run: AgentRun, name: str) -> str:
     """A retrying run's status line with ``{countdown}`` where the wait goes, else ``""``."""
     if run.status != Status.RETRYING:
@@ -142,7 +146,7 @@ def run_status_text(run: AgentRun, name: str) -> str:
     if run.status == Status.STREAMING:
         return writing_text(name)
     if run.status == Status.REPLIED:
-        return gettext("%(agent)s replied.") % {"agent": name}
+        return replied_text(name)
     if run.status == Status.RETRYING:
         return status_template(run, name).replace(COUNTDOWN, countdown_text(retry_in(run)))
     reason = _reason(run, name)

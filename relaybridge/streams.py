@@ -26,12 +26,18 @@ import re
 from typing import Any, Final, Literal, TypedDict
 
 from channels.layers import BaseChannelLayer, get_channel_layer
-from django.utils.translation import gettext
 
 from .adapters import get_adapter
 from .buffers import MemoryStreamBuffer, RedisStreamBuffer, StreamBuffer, get_stream_buffer
 from .conf import relay_settings
-from .fragments import render_reply, render_run, retry_in, run_status_text, status_template
+from .fragments import (
+    render_reply,
+    render_run,
+    replied_text,
+    retry_in,
+    run_status_text,
+    status_template,
+)
 from .fragments import writing_text as writing_line
 from .models import AgentRun
 from .rendering import render_agent_markdown
@@ -253,7 +259,7 @@ def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage
         render_agent_markdown(adapter.text(comment)),
         agent_id,
         fragment=render_reply(comment),
-        status_text=gettext("%(agent)s replied.") % {"agent": name},
+        status_text=replied_text(name),
     )
 
 

@@ -14,8 +14,9 @@ form POST is redirected back to the page it came from, so the buttons work
 without JavaScript.
 
 The mention preview answers, for a draft comment, which agents posting it would
-call: the same parser and limit as the ``post_save`` receiver, so the preview never
-promises a call that will not happen.
+call, and says so in a sentence for the page (``message``): the same parser and
+limit as the ``post_save`` receiver, so the preview never promises a call that
+will not happen.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -144,4 +145,38 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
         }
         for agent_id in agent_ids[:limit]
     ]
-    return JsonResponse({"agents": agents, "limit": limit, "over_limit": len(agent_ids) > limit})
+    over_limit = len(agent_ids) > limit
+    return JsonResponse(
+        {
+            "agents": agents,
+            "limit": limit,
+            "over_limit": over_limit,
+            "message": _preview_message(agents, limit, over_limit),
+        }
+    )
+
+
+def _join_names(names: list[str]) -> str:
+    if len(names) < 2:
+        return "".join(names)
+    return gettext("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
+
+
+def _preview_message(agents: list[dict[str, Any]], limit: int, over_limit: bool) -> str:
+    """What the page says under the comment box ("Posting will call Athena.")."""
+    if not agents:
+        return ""
+    names = [
+        gettext("%(name)s (unavailable)") % {"name": agent["name"]}
+        if agent["unavailable"]
+        else str(agent["name"])
+        for agent in agents
+    ]
+    message = gettext("Posting will call %(agents)s.") % {"agents": _join_names(names)}
+    if over_limit:
+        message += " " + ngettext(
+            "Only the first mentioned agent is called.",
+            "Only the first %(limit)s mentioned agents are called.",
+            limit,
+        ) % {"limit": limit}
+    return message
