@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo lock clean reliability bench bench-quick
+.PHONY: test lint typecheck pytest jstest demo lock clean reliability bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,dev]'
 	touch $(STAMP)
 
-## make test: lint, type check and the whole test suite
-test: lint typecheck pytest
+## make test: lint, type check, the page scripts' unit tests and the whole test suite
+test: lint typecheck jstest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -21,6 +21,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy relaybridge project
+
+## make jstest: the page scripts' unit tests, on Node's own test runner (no npm packages)
+jstest:
+	node --test tests/js/
 
 pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -70,6 +70,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     "OUTBOUND_CHANNEL": "relaybridge.outbound",
     # The CHANNEL_LAYERS alias that carries streams to pages (the intake stays on "default").
     "STREAM_LAYER": "default",
+    # Where relaybridge.routing serves a thread's stream: "<STREAM_PATH><thread value>/".
+    "STREAM_PATH": "ws/tasks/",
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
     "CACHE_ALIAS": "default",
@@ -215,6 +217,12 @@ class RelaySettings:
     @property
     def STREAM_LAYER(self) -> str:
         return str(self.get("STREAM_LAYER"))
+
+    @property
+    def STREAM_PATH(self) -> str:
+        """The stream sockets' path prefix, without a leading and with a trailing slash."""
+        value = str(self.get("STREAM_PATH")).strip("/")
+        return f"{value}/" if value else ""
 
     @property
     def BUFFER_TTL(self) -> int:

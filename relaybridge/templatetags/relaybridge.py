@@ -2,12 +2,15 @@
 
 ``{% load relaybridge %}`` and then:
 
-* ``{% relaybridge_stream thread %}`` -- once per page: the stream area the script
-  attaches to (WebSocket path, Retry/Stop URL templates, the runs to show as JSON,
-  an ``aria-live`` region for status announcements).
+* ``{% relaybridge_stream thread %}`` -- once per page: the stream area the scripts
+  attach to (WebSocket path, Retry/Stop URL templates, the runs to show and the
+  scripts' translated words as JSON, an ``aria-live`` region for announcements).
 * ``{% relaybridge_runs comment %}`` -- under each comment: its runs that have not
-  ended in a reply ("Athena is thinking…", a failure with its reason, a stop), with
-  plain POST forms for Retry and Stop, so the page works without JavaScript.
+  ended in a reply, one ``relaybridge/run.html`` each ("Athena is thinking…", a
+  failure with its reason, a stop), with plain POST forms for Retry and Stop, so
+  the page works without JavaScript.
+* ``{% relaybridge_reply comment %}`` -- an agent's reply comment as
+  ``relaybridge/reply.html`` renders it: the same markup the stream inserts live.
 * ``{% relaybridge_mention_hint %}`` -- below the comment box: the agents one can
   mention, with "unavailable" for those Relay refused; with JavaScript, the ``@``
   autocomplete and the "will call" preview of the comment box it describes.
@@ -22,40 +25,49 @@ page of 200 comments costs what a page of 5 does.
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import quote
 
 from django import template
 from django.template.context import Context
 from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
-from django.utils.translation import gettext
 
-from ..adapters import DefaultCommentAdapter, get_adapter
+from ..adapters import get_adapter
 from ..agents import mentionable_agents
-from ..models import ACTIVE_STATUSES, AgentRun
-from ..protocol.policy import describe_error, format_delay
+from ..fragments import (
+    GIVEN_RUNS,
+    REPLY_TEMPLATE,
+    RETRYABLE_STATUSES,
+    RUN_TOKEN,
+    STOPPABLE_STATUSES,
+    VISIBLE_STATUSES,
+    page_texts,
+    reply_context,
+    run_status_text,
+    run_url,
+    run_url_template,
+    run_view,
+)
+from ..models import AgentRun
 from ..rendering import render_agent_markdown
+from ..stream_urls import stream_path
 from ..streams import run_state
 
 register = template.Library()
 
-Status = AgentRun.Status
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "RUN_TOKEN",
+    "STOPPABLE_STATUSES",
+    "VISIBLE_STATUSES",
+    "run_status_text",
+    "run_url",
+    "run_url_template",
+    "visible_runs",
+]
 
-#: Runs a page shows: those still going, and those that ended without a reply.
-VISIBLE_STATUSES: Final = frozenset(
-    {*ACTIVE_STATUSES, Status.FAILED, Status.STOPPED, Status.REFUSED}
-)
-#: Which runs get which button (the endpoints check again; this is only the offer).
-RETRYABLE_STATUSES: Final = frozenset({Status.FAILED, Status.STOPPED})
-STOPPABLE_STATUSES: Final = frozenset({Status.ACCEPTED, Status.STREAMING})
-#: The token in the URL templates the script replaces with a run id.
-RUN_TOKEN: Final = "{run}"
-_ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _CACHE_KEY: Final = "relaybridge.visible_runs"
 _CACHE_ATTRIBUTE: Final = "_relaybridge_visible_runs"
-#: Where ``relaybridge.routing`` serves the thread streams.
-WS_PREFIX: Final = "/ws/tasks/"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
@@ -106,77 +118,6 @@ def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     return cache[thread_key]
 
 
-def run_url_template(action: str) -> str:
-    """The URL of a run's ``retry``/``stop`` endpoint with ``{run}`` for its id.
-
-    Reversed from ``relaybridge:<action>-run`` when the host includes
-    ``relaybridge.urls``; otherwise the documented default path.
-    """
-    try:
-        url = reverse(f"relaybridge:{action}-run", kwargs={"run_id": _ZERO_UUID})
-    except NoReverseMatch:
-        return f"/relaybridge/runs/{RUN_TOKEN}/{action}/"
-    return url.replace(_ZERO_UUID, RUN_TOKEN)
-
-
-def run_url(action: str, run: AgentRun) -> str:
-    return run_url_template(action).replace(RUN_TOKEN, str(run.run_id))
-
-
-def default_ws_path(thread: Any) -> str:
-    """The stream socket of ``thread`` (``relaybridge.routing``): ``/ws/tasks/<thread>/``.
-
-    ``<thread>`` is what :func:`relaybridge.consumers.thread_for_url` reads back: an
-    adapter's own ``thread_url_value(thread)`` if it has one (with ``thread_by_url``),
-    else the primary key for the default adapter and the thread key for others.
-    """
-    adapter = get_adapter()
-    to_url = getattr(adapter, "thread_url_value", None)
-    if callable(to_url):
-        value = str(to_url(thread))
-    elif isinstance(adapter, DefaultCommentAdapter):
-        value = str(thread.pk)
-    else:
-        value = adapter.thread_key(thread)
-    return f"{WS_PREFIX}{quote(value, safe='')}/"
-
-
-def run_status_text(run: AgentRun, name: str) -> str:
-    """What a person reads about a run before the script takes over."""
-    if run.status in (Status.QUEUED, Status.SENDING, Status.ACCEPTED):
-        return f"{name} is thinking…"
-    if run.status == Status.STREAMING:
-        return f"{name} is writing…"
-    reason = run.error_message or (
-        describe_error(run.error_code, agent=name) if run.error_code else ""
-    )
-    if run.status == Status.RETRYING:
-        state = run_state(run)
-        wait = state["retry_in"]
-        when = f"retrying in {format_delay(wait)}" if wait is not None else "retrying soon"
-        return f"{reason or f'{name} is unavailable'} — {when}"
-    if run.status == Status.STOPPED:
-        return f"{name} was stopped" + (f": {reason}" if reason else ".")
-    if run.status == Status.REFUSED:
-        # The reason is stored whole ("Not sent: too many agent replies …").
-        return reason or gettext("Not sent: %(name)s was not asked.") % {"name": name}
-    return reason or f"{name} could not answer."
-
-
-def _run_view(run: AgentRun) -> dict[str, Any]:
-    name = get_adapter().agent_display_name(run.agent_id)
-    return {
-        "run": run,
-        "run_id": str(run.run_id),
-        "agent_name": name,
-        "status_text": run_status_text(run, name),
-        "partial_text": run.partial_text if run.status in RETRYABLE_STATUSES else "",
-        "failed": run.status in RETRYABLE_STATUSES,
-        "retry_url": run_url("retry", run) if run.status in RETRYABLE_STATUSES else "",
-        "stop_url": run_url("stop", run) if run.status in STOPPABLE_STATUSES else "",
-    }
-
-
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
@@ -187,23 +128,50 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
         "thread_key": thread_key,
         "dom_id": dom_id,
         "json_id": f"{dom_id}-runs",
-        "ws_path": ws_path or default_ws_path(thread),
+        "ws_path": ws_path or stream_path(thread),
         "retry_url": run_url_template("retry"),
         "stop_url": run_url_template("stop"),
         "runs": states,
+        "texts_id": f"{dom_id}-texts",
+        "texts": page_texts(),
     }
 
 
 @register.inclusion_tag("relaybridge/runs.html", takes_context=True)
 def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
-    thread_key = get_adapter().comment_thread_key(comment)
-    runs = _cached_runs(context, thread_key).by_comment.get(str(comment.pk), [])
+    given = context.get(GIVEN_RUNS)
+    if given is not None and given[0] == str(comment.pk):
+        views = given[1]  # from relaybridge_reply, or none for a reply rendered live
+    else:
+        views = [run_view(run) for run in _comment_runs(context, comment)]
     return {
         "comment_id": str(comment.pk),
-        "runs": [_run_view(run) for run in runs],
+        "runs": views,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+def _comment_runs(context: Context, comment: Any) -> list[AgentRun]:
+    thread_key = get_adapter().comment_thread_key(comment)
+    return _cached_runs(context, thread_key).by_comment.get(str(comment.pk), [])
+
+
+@register.inclusion_tag(REPLY_TEMPLATE, takes_context=True)
+def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
+    """An agent's reply ``comment`` as ``relaybridge/reply.html`` renders it.
+
+    The stream's ``run.reply`` carries the same template's rendering, so a reply
+    looks the same inserted live and after a reload.
+    """
+    values = reply_context(comment)
+    # The included template has a render context of its own: its runs are looked
+    # up here, from the page's one query per thread.
+    values[GIVEN_RUNS] = (
+        str(comment.pk),
+        [run_view(run) for run in _comment_runs(context, comment)],
+    )
+    return values
 
 
 @register.inclusion_tag("relaybridge/mention_hint.html")

@@ -155,7 +155,15 @@ async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tok
         client = await sync_to_async(logged_in)(await sync_to_async(make_user)("bob"))
         response = await sync_to_async(client.post)(url("stop", run_id), **JSON)
         assert response.status_code == 200
-        assert response.json() == {"ok": True, "status": "stopped", "text": "The plan is "}
+        body = response.json()
+        assert {key: body[key] for key in ("ok", "status", "text")} == {
+            "ok": True,
+            "status": "stopped",
+            "text": "The plan is ",
+        }
+        # The run's status message, for a page whose socket is down meanwhile.
+        assert (body["run"]["type"], body["run"]["status"]) == ("run.status", "stopped")
+        assert body["run"]["status_text"] == "Athena was stopped."
 
         pushed = await watcher.receive_json_from(timeout=2)
         assert pushed["type"] == "run.status"

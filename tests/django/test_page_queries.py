@@ -87,7 +87,7 @@ def test_each_comment_gets_only_its_own_runs(user: Any) -> None:
     html = PAGE.render(Context({"task": task, "comments": comments}))
     for comment in comments:
         run = AgentRun.objects.get(comment=comment)
-        after = html.split(f'data-relaybridge-comment="{comment.pk}"')[1]
-        block = after.split("data-relaybridge-comment=")[0]
+        after = html.split(f'data-relaybridge-comment-runs="{comment.pk}"')[1]
+        block = after.split("data-relaybridge-comment-runs=")[0]
         assert f'data-relaybridge-run="{run.run_id}"' in block
         assert block.count("data-relaybridge-run=") == 1

@@ -41,7 +41,7 @@ def test_the_page_shows_people_and_agents_in_django_comments_markup(
     assert "<strong>the status page</strong>" in html  # the agent's Markdown, sanitized
     assert f'data-relaybridge-thread="cards.card.{card.pk}"' in html
     assert f'data-relaybridge-ws="/ws/tasks/cards.card.{card.pk}/"' in html
-    assert f'data-relaybridge-comment="{mention.pk}"' in html  # {% relaybridge_runs %}
+    assert f'data-relaybridge-comment-runs="{mention.pk}"' in html  # {% relaybridge_runs %}
     assert 'id="relaybridge-mention-hint"' in html
 
 
