@@ -8,7 +8,6 @@ import django_comments
 import pytest
 
 from relaybridge import services
-from relaybridge.adapters import CommentAdapter
 from relaybridge.models import AgentRun
 
 from ..cards.models import Board, Card
@@ -86,15 +85,6 @@ def test_with_agent_hops_a_reply_calls_the_other_agent_once_one_hop_down(
     assert hop.requested_by is None
 
 
-#: Until relaybridge consults CommentAdapter.handles(), the adapter cannot keep comments out.
-needs_handles = pytest.mark.xfail(
-    not hasattr(CommentAdapter, "handles"),
-    reason="relaybridge asks CommentAdapter.handles() only from the loop-safety work on",
-    strict=True,
-)
-
-
-@needs_handles
 def test_comments_on_models_outside_the_scope_call_no_agent(
     make_comment: MakeComment, board: Board, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -113,7 +103,6 @@ def test_without_a_scope_comments_on_any_model_call_agents(
     assert run.thread_key == f"cards.board.{board.pk}"
 
 
-@needs_handles
 def test_a_comment_held_for_moderation_calls_agents_once_approved(
     make_comment: MakeComment,
 ) -> None:
