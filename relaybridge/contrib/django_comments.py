@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import prefetch_related_objects
@@ -33,6 +32,8 @@ from ..adapters import CommentAdapter, HistoryEntry, Sender
 from ..conf import redact, relay_settings
 
 if TYPE_CHECKING:
+    from django.contrib.contenttypes.models import ContentType
+
     from ..models import AgentRun
 
 #: The attribute :meth:`DjangoCommentsAdapter.save_reply` sets on the reply it saves
@@ -40,6 +41,15 @@ if TYPE_CHECKING:
 #: reply is saved -- before the run ledger points at it -- read it from there, and
 #: templates read it after ``{% relaybridge_agent_authors comment_list %}``.
 AGENT_MARK: Final = "relaybridge_agent_id"
+
+
+def content_type(content_type_id: int) -> ContentType:
+    """A content type from Django's cache (one query the first time per id)."""
+    # Imported here: the template tags import this module in every project that
+    # installs relaybridge, with or without the contenttypes app.
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_id(content_type_id)
 
 
 class DjangoCommentsAdapter(CommentAdapter):
@@ -63,8 +73,8 @@ class DjangoCommentsAdapter(CommentAdapter):
         allowed = self.participating_models()
         if allowed is None:
             return True
-        content_type = ContentType.objects.get_for_id(comment.content_type_id)
-        return f"{content_type.app_label}.{content_type.model}" in allowed
+        kind = content_type(comment.content_type_id)
+        return f"{kind.app_label}.{kind.model}" in allowed
 
     def check(self) -> list[str]:
         needed = {
@@ -127,8 +137,8 @@ class DjangoCommentsAdapter(CommentAdapter):
     def comment_thread_key(self, comment: Any) -> str:
         # From the generic relation, without loading the object: a page's runs then
         # cost one query, however many comments it shows.
-        content_type = ContentType.objects.get_for_id(comment.content_type_id)
-        return f"{content_type.app_label}.{content_type.model}.{comment.object_pk}"
+        kind = content_type(comment.content_type_id)
+        return f"{kind.app_label}.{kind.model}.{comment.object_pk}"
 
     def thread_by_key(self, key: str) -> Any | None:
         parts = key.split(".", 2)
