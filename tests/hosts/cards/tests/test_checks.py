@@ -54,5 +54,5 @@ def test_missing_apps_are_reported(settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_the_cards_app_has_every_migration_it_needs() -> None:
-    call_command("makemigrations", "cards", "--check", "--dry-run", verbosity=0)
+def test_the_cards_host_has_every_migration_it_needs() -> None:
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
