@@ -63,13 +63,7 @@ class DjangoCommentsAdapter(CommentAdapter):
         return None if labels is None else frozenset(label.lower() for label in labels)
 
     def handles(self, comment: Any) -> bool:
-        """Public comments on the participating models (the content type comes from a cache).
-
-        A comment held for moderation (``is_public=False``) or removed calls no agent;
-        once approved and saved again, its mentions run then.
-        """
-        if not comment.is_public or comment.is_removed:
-            return False
+        """Comments on the participating models (the content type comes from a cache)."""
         allowed = self.participating_models()
         if allowed is None:
             return True
@@ -118,6 +112,13 @@ class DjangoCommentsAdapter(CommentAdapter):
     # -- a comment and its thread -------------------------------------------------------
 
     def text(self, comment: Any) -> str:
+        """The comment's text; none while it is held for moderation or once removed.
+
+        So such a comment calls no agent (once approved and saved again, its mentions
+        run then), while its pasted tokens are still blanked (``redact_secrets``).
+        """
+        if not comment.is_public or comment.is_removed:
+            return ""
         return str(comment.comment or "")
 
     def redact_secrets(self, comment: Any) -> None:

@@ -158,6 +158,12 @@ def test_the_stream_is_for_signed_in_people(user: Any, card: Card) -> None:
     assert adapter().can_view(AnonymousUser(), card) is False
 
 
-def test_handles_no_comment_held_for_moderation_or_removed(make_comment: MakeComment) -> None:
-    assert adapter().handles(make_comment("held", is_public=False)) is False
-    assert adapter().handles(make_comment("removed", is_removed=True)) is False
+def test_a_comment_held_for_moderation_or_removed_has_no_text_but_is_redacted(
+    make_comment: MakeComment,
+) -> None:
+    held = make_comment("@athena my token is rlk_live_abcdef123456", is_public=False)
+    removed = make_comment("@athena hello", is_removed=True)
+    assert adapter().handles(held) and adapter().handles(removed)
+    assert adapter().text(held) == adapter().text(removed) == ""
+    stored = django_comments.get_model().objects.get(pk=held.pk).comment
+    assert "rlk_" not in stored and "[redacted]" in stored
