@@ -97,7 +97,7 @@ def _page_cache(context: Context) -> dict[str, _ThreadRuns]:
     # On the request when there is one: a page drawn by several templates (the
     # comments from their own, as django-contrib-comments does) still loads each
     # thread's runs once. Else on the render context (one template render).
-    request = context.get("request")
+    request = getattr(context, "request", None) or context.get("request")
     if request is not None:
         cache: dict[str, _ThreadRuns] | None = getattr(request, _CACHE_ATTRIBUTE, None)
         if cache is None:

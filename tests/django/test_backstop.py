@@ -221,3 +221,28 @@ def _a_backend_waits_on_a_lock() -> bool:
         )
         (waiting,) = cursor.fetchone()
     return bool(waiting)
+
+
+@pytest.mark.django_db
+def test_two_agents_asking_each_other_forever_are_stopped_by_the_backstop(
+    hops: Any, make_comment: MakeComment
+) -> None:
+    hops.RELAYBRIDGE_AGENT_HOP_DEPTH = 100  # a depth cap too generous to stop anything
+    hops.RELAYBRIDGE_AGENT_HOP_LIMIT = 3
+    run = AgentRun.objects.get(comment=make_comment("@athena talk to klyve"))
+    chain = []
+    for turn in range(10):
+        other = "klyve" if run.agent_id == "athena" else "athena"
+        assert services.claim_for_sending(run.run_id)
+        assert services.mark_accepted(run.run_id, f"evt_{turn}")
+        reply = services.record_reply(run.run_id, f"@{other} your turn")
+        run = AgentRun.objects.get(comment=reply)
+        chain.append((run.hop_depth, run.status))
+        if run.status == Status.REFUSED:
+            break
+    assert chain == [
+        (1, Status.QUEUED),
+        (2, Status.QUEUED),
+        (3, Status.QUEUED),
+        (4, Status.REFUSED),
+    ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.template import Context, Template
+from django.template import Context, RequestContext, Template
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
@@ -73,7 +73,8 @@ def test_one_query_when_the_comments_are_drawn_by_another_template(
     request = rf.get("/")
 
     def render() -> str:
-        stream = STREAM_ONLY.render(Context({"task": task, "request": request}))
+        # A RequestContext (no request context processor needed) and a plain one.
+        stream = STREAM_ONLY.render(RequestContext(request, {"task": task}))
         listing = COMMENT_LIST.render(Context({"comments": comments, "request": request}))
         return stream + listing
 
