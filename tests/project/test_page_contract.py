@@ -102,3 +102,30 @@ def test_the_task_page_speaks_a_second_language(
     assert state["status_text"] == "Athena réfléchit…"
     assert state["writing_text"] == "Athena écrit…"
     assert "Athena réfléchit…" in state["html"]
+
+
+def test_a_reason_the_worker_recorded_is_shown_in_the_pages_language(
+    task: Task, user: Any, settings: Any
+) -> None:
+    settings.LOCALE_PATHS = [str(TEST_LOCALE)]
+    settings.LANGUAGES = [("en", "English"), ("fr", "Français")]
+    comment = Comment.objects.create(task=task, author=user, body="@athena hi")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    # As the relay worker records it: the policy's English sentence and the wait.
+    services.record_error(
+        run.run_id, "AGENT_OFFLINE", "Athena is offline — retrying in 4 s", 4, schedule=False
+    )
+    run.refresh_from_db()
+    assert re.fullmatch(
+        r"Athena is offline — retrying in [34] s", streams.run_state(run)["status_text"]
+    )
+    with translation.override("fr"):
+        state = streams.run_state(run)
+    assert re.fullmatch(r"Athena est hors ligne — nouvel essai dans [34] s", state["status_text"])
+    assert state["status_template"] == "Athena est hors ligne — {countdown}"
+    # A message of the host's or Relay's own is shown as recorded.
+    services.record_error(run.run_id, "AGENT_OFFLINE", "Down for maintenance", 4, schedule=False)
+    run.refresh_from_db()
+    with translation.override("fr"):
+        assert streams.run_state(run)["status_template"] == "Down for maintenance — {countdown}"
