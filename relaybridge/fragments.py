@@ -32,7 +32,7 @@ from django.utils.translation import gettext
 from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
-from .protocol.policy import describe_error
+from .protocol.policy import describe_error, policy_for
 from .rendering import render_agent_markdown
 
 Status = AgentRun.Status
@@ -120,9 +120,24 @@ def page_texts() -> dict[str, str]:
     }
 
 
+def error_text(code: str, name: str) -> str:
+    """The reason for error ``code`` in the active language ("Athena is offline")."""
+    policy = policy_for(code)
+    try:
+        message = gettext(policy.message).format(agent=name, code=policy.code)
+    except (KeyError, IndexError, ValueError):
+        # A translation with broken placeholders: the English one still works.
+        message = policy.message.format(agent=name, code=policy.code)
+    return message[:1].upper() + message[1:]
+
+
 def _reason(run: AgentRun, name: str) -> str:
     reason = _RETRY_SUFFIX.sub("", run.error_message or "")
-    return reason or (describe_error(run.error_code, agent=name) if run.error_code else "")
+    if run.error_code and (not reason or reason == describe_error(run.error_code, agent=name)):
+        # The worker recorded the policy's own message (in English): say it in the
+        # page's language. Any other message is shown as it was recorded.
+        return error_text(run.error_code, name)
+    return reason
 
 
 def writing_text(name: str) -> str:

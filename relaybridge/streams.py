@@ -22,7 +22,9 @@ sanitized body (:func:`relaybridge.rendering.render_agent_markdown`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from collections.abc import Callable
 from typing import Any, Final, Literal, TypedDict
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -41,6 +43,8 @@ from .fragments import (
 from .fragments import writing_text as writing_line
 from .models import AgentRun
 from .rendering import render_agent_markdown
+
+logger = logging.getLogger("relaybridge")
 
 __all__ = [
     "DISPATCH",
@@ -184,6 +188,19 @@ def stream_layer() -> BaseChannelLayer | None:
     return get_channel_layer(relay_settings.STREAM_LAYER)
 
 
+def _rendered(render: Callable[..., str], *args: Any) -> str:
+    """A fragment, or "" when the host's template fails (the page then reloads its list).
+
+    The run's change is already saved; a broken override must not stop the push
+    that tells the pages, nor the relay worker that makes it.
+    """
+    try:
+        return render(*args)
+    except Exception:
+        logger.exception("could not render %s for the page", render.__name__)
+        return ""
+
+
 def dispatch_message(run_id: str) -> dict[str, Any]:
     return {"type": DISPATCH, "run_id": str(run_id)}
 
@@ -212,7 +229,7 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0) -> RunState:
         "status_text": run_status_text(run, name),
         "writing_text": writing_line(name),
         "status_template": status_template(run, name),
-        "html": render_run(run, text),
+        "html": _rendered(render_run, run, text),
     }
 
 
@@ -258,7 +275,7 @@ def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage
         comment.pk,
         render_agent_markdown(adapter.text(comment)),
         agent_id,
-        fragment=render_reply(comment),
+        fragment=_rendered(render_reply, comment),
         status_text=replied_text(name),
     )
 

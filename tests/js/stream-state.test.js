@@ -137,3 +137,20 @@ test("the status line counts down to a retry in the server's words", () => {
   assert.equal(streamState.statusLine(state.runs[RUN], 86000, texts), "Slow is offline — retrying in 1 min 15 s");
   assert.equal(state.announce, "Slow is offline");
 });
+
+test("a person's Retry of a stopped run starts its text again", () => {
+  let state = streamState.reduce(
+    streamState.emptyState(),
+    { type: "snapshot", runs: [runState({ status: "stopped", text: "The first half", seq: 0 })] },
+    0
+  );
+  assert.equal(streamState.shownText(state, RUN), "The first half");
+  state = streamState.reduce(state, { type: "run.status", ...runState({ status: "queued", status_text: "Slow is thinking…" }) }, 1);
+  assert.equal(streamState.shownText(state, RUN), "");
+  state = streamState.reduce(state, { type: "run.delta", run: RUN, seq: 1, text: "Anew" }, 2);
+  assert.equal(streamState.shownText(state, RUN), "Anew");
+  // Not so for the worker's own retries: those never make the text shorter.
+  state = streamState.reduce(state, { type: "run.status", ...runState({ status: "retrying", text: "", seq: 0 }) }, 3);
+  state = streamState.reduce(state, { type: "run.status", ...runState({ status: "queued", text: "", seq: 0 }) }, 4);
+  assert.equal(streamState.shownText(state, RUN), "Anew");
+});

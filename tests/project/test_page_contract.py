@@ -102,3 +102,51 @@ def test_the_task_page_speaks_a_second_language(
     assert state["status_text"] == "Athena réfléchit…"
     assert state["writing_text"] == "Athena écrit…"
     assert "Athena réfléchit…" in state["html"]
+
+
+def test_a_reason_the_worker_recorded_is_shown_in_the_pages_language(
+    task: Task, user: Any, settings: Any
+) -> None:
+    settings.LOCALE_PATHS = [str(TEST_LOCALE)]
+    settings.LANGUAGES = [("en", "English"), ("fr", "Français")]
+    comment = Comment.objects.create(task=task, author=user, body="@athena hi")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    # As the relay worker records it: the policy's English sentence and the wait.
+    services.record_error(
+        run.run_id, "AGENT_OFFLINE", "Athena is offline — retrying in 4 s", 4, schedule=False
+    )
+    run.refresh_from_db()
+    assert re.fullmatch(
+        r"Athena is offline — retrying in [34] s", streams.run_state(run)["status_text"]
+    )
+    with translation.override("fr"):
+        state = streams.run_state(run)
+    assert re.fullmatch(r"Athena est hors ligne — nouvel essai dans [34] s", state["status_text"])
+    assert state["status_template"] == "Athena est hors ligne — {countdown}"
+    # A message of the host's or Relay's own is shown as recorded.
+    services.record_error(run.run_id, "AGENT_OFFLINE", "Down for maintenance", 4, schedule=False)
+    run.refresh_from_db()
+    with translation.override("fr"):
+        assert streams.run_state(run)["status_template"] == "Down for maintenance — {countdown}"
+
+
+def test_a_broken_reply_override_leaves_the_page_to_refresh_and_says_so(
+    task: Task, user: Any, settings: Any, tmp_path: Path, caplog: Any
+) -> None:
+    override = tmp_path / "relaybridge"
+    override.mkdir()
+    (override / "reply.html").write_text("{% url 'no-such-view' %}")
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [str(tmp_path), *settings.TEMPLATES[0]["DIRS"]]}
+    ]
+    comment = Comment.objects.create(task=task, author=user, body="@athena hello")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    services.mark_accepted(run.run_id, "evt_1")
+    reply = services.record_reply(run.run_id, "Hello", {})
+    assert reply is not None
+    message = streams.reply_event_for(str(run.run_id), reply, "athena")
+    # The reply still goes out (the page fetches its comment list for the markup).
+    assert message["fragment"] == "" and message["html"].strip() == "<p>Hello</p>"
+    assert "could not render render_reply" in caplog.text

@@ -14,7 +14,8 @@
  * the server (a snapshot or status is authoritative about them: a second relay
  * worker that took over mid-answer may have less text and number its deltas from
  * 1 again), but what the page shows is the longer of what it showed and what the
- * stream has now.
+ * stream has now. The one exception is a person's Retry of a failed or stopped
+ * run: the old answer gives way to the new one from its first word.
  *
  * Loaded as a classic script (window.relaybridgeStreamState) and, in Node's test
  * runner, as a CommonJS module.
@@ -31,6 +32,8 @@
   "use strict";
 
   var THINKING = ["queued", "sending", "accepted"];
+  // Ended without a reply: only a person's Retry starts such a run again.
+  var RETRYABLE = ["failed", "stopped"];
   var ENDED = ["replied", "failed", "stopped", "refused"];
   // Fields of a run state that the reducer computes itself, never copies.
   var OWN_FIELDS = ["type", "text", "seq", "retry_in"];
@@ -69,6 +72,10 @@
       }
     }
     if (old && old.status === "replied") run.status = "replied"; // a late status never revives it
+    if (old && has(RETRYABLE, old.status) && !has(ENDED, run.status)) {
+      // Someone pressed Retry: a new answer, not more of the old one.
+      run.shown = "";
+    }
     run.text = String(message.text || "");
     run.seq = Number(message.seq) || 0;
     run.shown = longer(run.shown || "", run.text);
