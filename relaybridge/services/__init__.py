@@ -19,7 +19,7 @@ messages are in :mod:`relaybridge.protocol.policy`.
 """
 
 from .payload import build_payload, fit_payload
-from .pushes import clear_stream, push_status, read_stream
+from .pushes import clear_stream, push_status, read_stream, settle_stopped_text
 from .runs import (
     RunRef,
     abandoned_claims,
@@ -70,6 +70,7 @@ __all__ = [
     "retry_run",
     "runs_to_redispatch",
     "runs_to_sweep",
+    "settle_stopped_text",
     "stalled_runs",
     "store_payload",
     "touch",
