@@ -105,6 +105,8 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
             "status": run.status,
             "message": message,
         }
+    # A token streamed while the run was being stopped stays with it.
+    partial, seq = services.settle_stopped_text(run_id, partial, seq)
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run, partial, seq)

@@ -23,7 +23,7 @@ messages are in :mod:`relaybridge.protocol.policy`.
 from .backstop import hop_limit_reason, hops_admitted
 from .hops import Authorship, agents_to_run, comment_author, saved_reply_author
 from .payload import build_payload, fit_payload
-from .pushes import clear_stream, push_status, read_stream
+from .pushes import clear_stream, push_status, read_stream, settle_stopped_text
 from .runs import (
     RunRef,
     abandoned_claims,
@@ -80,6 +80,7 @@ __all__ = [
     "runs_to_redispatch",
     "runs_to_sweep",
     "saved_reply_author",
+    "settle_stopped_text",
     "stalled_runs",
     "store_payload",
     "touch",

@@ -19,7 +19,13 @@ import pytest
 from .browser import chromium, new_page
 
 STATIC = Path(__file__).resolve().parents[2] / "relaybridge" / "static" / "relaybridge"
-SCRIPTS = ["stream-state.js", "stream-socket.js", "stream-render.js", "stream.js"]
+SCRIPTS = [
+    "stream-state.js",
+    "stream-socket.js",
+    "stream-render.js",
+    "stream-page.js",
+    "stream.js",
+]
 RUN = "5e0c3a52-8a47-4f53-9d3e-2f0f6b7c1a01"
 
 FAKE_SOCKET = """

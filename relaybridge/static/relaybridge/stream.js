@@ -2,9 +2,10 @@
  * relaybridge's live stream of a thread's agent runs. Plain JavaScript, no build step.
  *
  * Attaches to every [data-relaybridge-ws] container (from {% relaybridge_stream %})
- * and ties three parts together: stream-socket.js (the WebSocket, with backoff),
- * stream-state.js (a pure reducer of the browser messages) and stream-render.js
- * (the state on the page, from server-rendered fragments). Retry/Stop forms and a
+ * and ties the parts together: stream-socket.js (the WebSocket, with backoff),
+ * stream-state.js (a pure reducer of the browser messages), stream-render.js (the
+ * state on the page, from server-rendered fragments) and stream-page.js (the
+ * comment form and refreshing the comment list). Retry/Stop forms and a
  * comment form marked data-relaybridge-comment-form are posted with fetch, so the
  * page never reloads; without this script all of them are plain form POSTs.
  *
@@ -19,20 +20,10 @@
   var StreamSocket = window.relaybridgeStreamSocket.StreamSocket;
   var socketUrl = window.relaybridgeStreamSocket.socketUrl;
   var Renderer = window.relaybridgeStreamRender.Renderer;
+  var page = window.relaybridgeStreamPage;
+  var csrfToken = page.csrfToken;
 
   var streams = [];
-
-  function csrfToken(form) {
-    var inputs = [
-      form && form.querySelector("input[name=csrfmiddlewaretoken]"),
-      document.querySelector("input[name=csrfmiddlewaretoken]"),
-    ];
-    for (var i = 0; i < inputs.length; i++) {
-      if (inputs[i] && inputs[i].value) return inputs[i].value;
-    }
-    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
 
   function readJson(id, fallback) {
     var element = id ? document.getElementById(id) : null;
@@ -131,7 +122,7 @@
       return;
     }
     refreshing = true;
-    refreshPage().then(function () {
+    page.refreshPage(renderEverything).then(function () {
       refreshing = false;
       if (refreshAgain) {
         refreshAgain = false;
@@ -142,47 +133,6 @@
 
   function renderEverything() {
     for (var i = 0; i < streams.length; i++) streams[i].update();
-  }
-
-  function swapFromDocument(doc, selectors) {
-    for (var i = 0; i < selectors.length; i++) {
-      var selector = selectors[i].trim();
-      if (!selector) continue;
-      var current = document.querySelector(selector);
-      var fresh = doc.querySelector(selector);
-      if (current && fresh) {
-        current.parentNode.replaceChild(document.importNode(fresh, true), current);
-      } else if (current) {
-        current.parentNode.removeChild(current);
-      }
-    }
-  }
-
-  // What a refresh replaces: the comment form's data-relaybridge-comment-form list.
-  function refreshSelectors() {
-    var form = document.querySelector("form[data-relaybridge-comment-form]");
-    var value = (form && form.getAttribute("data-relaybridge-comment-form")) || "[data-relaybridge-comment-list]";
-    return value.split(",");
-  }
-
-  // Replace the comment list with the server's current one, then re-apply live state.
-  function refreshPage() {
-    return fetch(window.location.pathname + window.location.search, {
-      credentials: "same-origin",
-      headers: { Accept: "text/html" },
-    })
-      .then(function (response) {
-        return response.ok ? response.text() : null;
-      })
-      .then(function (html) {
-        if (html == null) return;
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        swapFromDocument(doc, refreshSelectors());
-        renderEverything();
-      })
-      .catch(function () {
-        /* the next snapshot or reload shows the page as it is */
-      });
   }
 
   function streamFor(runId) {
@@ -228,57 +178,13 @@
       });
   }
 
-  function submitComment(form, event) {
-    event.preventDefault();
-    var button = form.querySelector("[type=submit]");
-    if (button) button.disabled = true;
-    fetch(form.action || window.location.href, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(form), Accept: "text/html" },
-      body: new FormData(form),
-    })
-      .then(function (response) {
-        var landed = new URL(response.url, window.location.href);
-        if (response.redirected && landed.pathname !== window.location.pathname) {
-          window.location.href = response.url; // e.g. signed out meanwhile
-          return null;
-        }
-        return response.text().then(function (html) {
-          return { status: response.status, html: html };
-        });
-      })
-      .then(function (result) {
-        if (!result) return;
-        var doc = new DOMParser().parseFromString(result.html, "text/html");
-        var oldAlert = form.querySelector("[role=alert]");
-        if (oldAlert) oldAlert.parentNode.removeChild(oldAlert);
-        if (result.status >= 400) {
-          var fresh = form.id ? doc.getElementById(form.id) : null;
-          var alert = fresh && fresh.querySelector("[role=alert]");
-          var field = form.querySelector("textarea");
-          if (alert && field) field.insertAdjacentElement("afterend", document.importNode(alert, true));
-          return;
-        }
-        form.reset();
-        swapFromDocument(doc, refreshSelectors());
-        renderEverything();
-      })
-      .catch(function () {
-        form.submit(); // fall back to the plain POST
-      })
-      .then(function () {
-        if (button) button.disabled = false;
-      });
-  }
-
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
     if (form.hasAttribute("data-relaybridge-run-action") && form.closest("[data-relaybridge-run]")) {
       submitRunAction(form, event);
     } else if (form.hasAttribute("data-relaybridge-comment-form") && window.fetch) {
-      submitComment(form, event);
+      page.submitComment(form, event, renderEverything);
     }
   });
 
