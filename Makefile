@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: test lint lint-js typecheck pytest demo lock clean reliability bench bench-quick wheel-check
+.PHONY: test lint lint-js typecheck pytest jstest demo lock clean reliability bench bench-quick wheel-check
 
 # The package with the example's extra (Daphne, dj-database-url) and the tools.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,8 +20,8 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-## make test: lint, type check and the whole test suite
-test: lint typecheck pytest
+## make test: lint, type check, the page scripts' unit tests and the whole test suite
+test: lint typecheck jstest pytest
 
 lint: $(STAMP) lint-js
 	$(BIN)/ruff check .
@@ -33,6 +33,10 @@ lint-js: $(NODE_STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy relaybridge project
+
+## make jstest: the page scripts' unit tests, on Node's own test runner (no npm packages)
+jstest:
+	node --test tests/js/
 
 pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -62,6 +62,17 @@ class CommentAdapter:
         """Problems with the host's models, reported by system check relaybridge.E003."""
         return []
 
+    def handles(self, comment: Any) -> bool:
+        """Does ``comment`` belong to a thread relaybridge serves? Default: every comment.
+
+        Asked first by every receiver (``pre_save``, ``post_save``,
+        ``comment_mention``), for every comment of the model saved anywhere on the
+        site: a comment it says no to is neither redacted, nor parsed for mentions,
+        nor run. Keep it cheap -- no query, or one at most (e.g. compare a content
+        type id with a cached ``ContentType``).
+        """
+        return True
+
     def text(self, comment: Any) -> str:
         raise NotImplementedError
 
@@ -75,6 +86,15 @@ class CommentAdapter:
     def thread_key(self, thread: Any) -> str:
         """relaybridge's key for the thread's channel-layer group and its URL."""
         raise NotImplementedError
+
+    def comment_thread_key(self, comment: Any) -> str:
+        """``thread_key(thread_for(comment))``, which pages ask for every comment.
+
+        Override it when that can be known without loading the thread (a foreign
+        key's id, a generic relation's content type and object id): the runs of a
+        page of comments then cost one query in all.
+        """
+        return self.thread_key(self.thread_for(comment))
 
     def thread_by_key(self, key: str) -> Any | None:
         raise NotImplementedError
@@ -185,6 +205,19 @@ class DefaultCommentAdapter(CommentAdapter):
 
     def thread_key(self, thread: Any) -> str:
         return f"{thread._meta.app_label}.{thread._meta.model_name}.{thread.pk}"
+
+    def comment_thread_key(self, comment: Any) -> str:
+        if (
+            type(self).thread_for is not DefaultCommentAdapter.thread_for
+            or type(self).thread_key is not DefaultCommentAdapter.thread_key
+        ):
+            return super().comment_thread_key(comment)
+        field = self._field(type(comment), relay_settings.THREAD_FIELD)
+        if not field.target_field.primary_key:
+            return super().comment_thread_key(comment)  # a to_field: the key needs the pk
+        # The key from the foreign key's id: no query for the thread.
+        meta = field.related_model._meta
+        return f"{meta.app_label}.{meta.model_name}.{getattr(comment, field.attname)}"
 
     def thread_by_key(self, key: str) -> Any | None:
         model = self.thread_model()

@@ -66,12 +66,14 @@ class AgentRunAdmin(AgentRunAdminBase):
         "thread_id",
         "comment_id",
         "queued_at",
+        "hop_depth",
         "attempts",
         "time_to_first_token",
         "duration",
         "error_code",
     )
-    list_filter = ("status", "agent_id", "error_code")
+    # "refused" among the statuses and the hop depth: where agents asking agents show.
+    list_filter = ("status", "agent_id", "error_code", "hop_depth")
     search_fields = ("agent_id", "thread_id", "event_id", "error_code", "error_message")
     date_hierarchy = "queued_at"
     list_select_related = ("comment",)

@@ -221,6 +221,11 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             problems.append("RELAYBRIDGE_AGENT_HOP_DEPTH must not be negative")
         if relay_settings.HISTORY_COMMENTS < 0:
             problems.append("RELAYBRIDGE_HISTORY_COMMENTS must not be negative")
+        hop_limit = relay_settings.AGENT_HOP_LIMIT
+        if hop_limit is not None and hop_limit < 0:
+            problems.append("RELAYBRIDGE_AGENT_HOP_LIMIT must not be negative (None: no limit)")
+        if relay_settings.AGENT_HOP_WINDOW <= 0:
+            problems.append("RELAYBRIDGE_AGENT_HOP_WINDOW must be positive")
         if relay_settings.PLAN.strip() not in PLANS:
             problems.append(f"RELAYBRIDGE_PLAN must be one of {sorted(PLANS)}")
         if relay_settings.AUTH_STYLE not in ("header", "query"):

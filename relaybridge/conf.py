@@ -40,11 +40,18 @@ DEFAULTS: Final[dict[str, Any]] = {
     "CREATED_FIELD": "created_at",
     "THREAD_TITLE_FIELD": "title",
     "THREAD_ID_PREFIX": None,  # None: the thread model's name, e.g. "task" -> "task-42"
+    # relaybridge.contrib.django_comments: "app_label.model_name" of the models whose
+    # comments take part (None: every model).
+    "DJANGO_COMMENTS_MODELS": None,
     # Mentions.
     "MAX_MENTIONS": 5,
     "AGENTS": [],  # allow-list used until discovery has filled the cache
     "AGENT_HOPS": False,
     "AGENT_HOP_DEPTH": 1,
+    # The loop backstop: at most AGENT_HOP_LIMIT runs started by agents' replies per
+    # thread in any AGENT_HOP_WINDOW seconds; more are refused. None: no backstop.
+    "AGENT_HOP_LIMIT": 10,
+    "AGENT_HOP_WINDOW": 600.0,
     # Payload.
     "HISTORY_COMMENTS": 20,
     # Relay connection and pacing.
@@ -64,6 +71,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     "OUTBOUND_CHANNEL": "relaybridge.outbound",
     # The CHANNEL_LAYERS alias that carries streams to pages (the intake stays on "default").
     "STREAM_LAYER": "default",
+    # Where relaybridge.routing serves a thread's stream: "<STREAM_PATH><thread value>/".
+    "STREAM_PATH": "ws/tasks/",
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
     "CACHE_ALIAS": "default",
@@ -134,6 +143,11 @@ class RelaySettings:
         return str(value) if value else None
 
     @property
+    def DJANGO_COMMENTS_MODELS(self) -> list[str] | None:
+        value = self.get("DJANGO_COMMENTS_MODELS")
+        return None if value is None else [str(label) for label in value]
+
+    @property
     def MAX_MENTIONS(self) -> int:
         return int(self.get("MAX_MENTIONS"))
 
@@ -148,6 +162,15 @@ class RelaySettings:
     @property
     def AGENT_HOP_DEPTH(self) -> int:
         return int(self.get("AGENT_HOP_DEPTH"))
+
+    @property
+    def AGENT_HOP_LIMIT(self) -> int | None:
+        value = self.get("AGENT_HOP_LIMIT")
+        return None if value is None else int(value)
+
+    @property
+    def AGENT_HOP_WINDOW(self) -> float:
+        return float(self.get("AGENT_HOP_WINDOW"))
 
     @property
     def HISTORY_COMMENTS(self) -> int:
@@ -196,6 +219,12 @@ class RelaySettings:
     @property
     def STREAM_LAYER(self) -> str:
         return str(self.get("STREAM_LAYER"))
+
+    @property
+    def STREAM_PATH(self) -> str:
+        """The stream sockets' path prefix, without a leading and with a trailing slash."""
+        value = str(self.get("STREAM_PATH")).strip("/")
+        return f"{value}/" if value else ""
 
     @property
     def BUFFER_TTL(self) -> int:

@@ -1,8 +1,10 @@
-"""The browser's live stream of a thread: ``/ws/tasks/<id>/``.
+"""The browser's live stream of a thread: ``/ws/tasks/<thread value>/``.
 
 :class:`ThreadStreamConsumer` lets a page watch the agent runs of one thread (a
-task). On connect it checks the adapter's ``can_view`` (close code 4003 when
-refused, 4004 for a thread that does not exist), joins the thread's group, sends a
+task). On connect it checks the thread value in the URL against a strict pattern
+before any lookup (close code 4400 when it does not match, see
+:mod:`relaybridge.stream_urls`), then the adapter's ``can_view`` (close code 4003
+when refused, 4004 for a thread that does not exist), joins the thread's group, sends a
 ``snapshot`` of the active runs with their text so far, and then forwards the
 ``run.status`` / ``run.delta`` / ``run.reply`` / ``run.error`` messages the relay
 worker and the Retry/Stop views push to the group (DESIGN §3).
@@ -28,15 +30,20 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import services, streams
-from .adapters import CommentAdapter, DefaultCommentAdapter, get_adapter
+from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
+from .stream_urls import is_thread_value, thread_for_url
+
+__all__ = ["ThreadStreamConsumer", "authorize", "thread_for_url"]
 
 logger = logging.getLogger("relaybridge")
 
 #: Close codes the page's script understands: do not reconnect after these.
 CLOSE_FORBIDDEN: Final = 4003
 CLOSE_NOT_FOUND: Final = 4004
+#: The thread value in the URL is malformed: refused before any lookup.
+CLOSE_BAD_THREAD: Final = 4400
 #: Longer messages from a page are not even parsed: the page sends only pings.
 MAX_CLIENT_MESSAGE_CHARS: Final = 4096
 #: The group messages this consumer forwards (``relaybridge.run.delta`` and the like).
@@ -47,24 +54,10 @@ _ENDED: Final = frozenset(
 )
 
 
-def thread_for_url(adapter: CommentAdapter, value: str) -> Any | None:
-    """The thread a stream URL names, looked up through the host's adapter.
-
-    An adapter may define ``thread_by_url(value)`` to use its own ids in the URL.
-    Otherwise the default adapter reads the value as the thread model's primary key,
-    and any other adapter as its own ``thread_key``.
-    """
-    lookup = getattr(adapter, "thread_by_url", None)
-    if callable(lookup):
-        return lookup(value)
-    if isinstance(adapter, DefaultCommentAdapter):
-        meta = adapter.thread_model()._meta
-        return adapter.thread_by_key(f"{meta.app_label}.{meta.model_name}.{value}")
-    return adapter.thread_by_key(value)
-
-
 def authorize(user: Any, value: str) -> tuple[int, str]:
     """``(0, thread_key)`` when ``user`` may watch the thread, else ``(close code, "")``."""
+    if not is_thread_value(value):
+        return CLOSE_BAD_THREAD, ""
     if not getattr(user, "is_authenticated", False):
         return CLOSE_FORBIDDEN, ""
     adapter = get_adapter()
@@ -80,7 +73,7 @@ def _active_runs(thread_key: str) -> list[AgentRun]:
     return list(services.active_runs(thread_key))
 
 
-def _states(runs: list[AgentRun], texts: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+def _states(runs: list[AgentRun], texts: dict[str, tuple[str, int]]) -> list[streams.RunState]:
     return [streams.run_state(run, *texts[str(run.run_id)]) for run in runs]
 
 
@@ -114,7 +107,12 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # absent: never seen; None: the run has ended, so its late deltas are dropped.
         self.runs: dict[str, int | None] = {}
         value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
-        code, thread_key = await database_sync_to_async(authorize)(self.scope.get("user"), value)
+        if is_thread_value(value):
+            user = self.scope.get("user")
+            code, thread_key = await database_sync_to_async(authorize)(user, value)
+        else:
+            # Untrusted input that no adapter should ever see.
+            code, thread_key = CLOSE_BAD_THREAD, ""
         if code:
             # Accept, then close: a handshake refused before accept reaches the
             # browser as 1006, and the page needs the code to stop reconnecting.
@@ -129,7 +127,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         await self.send_json(await self._snapshot())
 
-    async def _snapshot(self) -> dict[str, Any]:
+    async def _snapshot(self) -> streams.SnapshotMessage:
         runs = await database_sync_to_async(_active_runs)(self.thread_key)
         texts = await self._read_texts([str(run.run_id) for run in runs])
         for run_id, (_text, seq) in texts.items():
@@ -206,14 +204,14 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     # --- group messages: type "relaybridge.run.delta" -> relaybridge_run_delta --------
 
     async def relaybridge_run_status(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+        event: streams.RunStatusMessage = message["event"]
         # A status is authoritative about the stream: a retry starts it again at 0.
-        ended = event.get("status") in _ENDED
-        self.runs[event["run"]] = None if ended else int(event.get("seq") or 0)
+        ended = event["status"] in _ENDED
+        self.runs[event["run"]] = None if ended else int(event["seq"] or 0)
         await self.send_json(event)
 
     async def relaybridge_run_delta(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+        event: streams.RunDeltaMessage = message["event"]
         run_id = event["run"]
         if run_id not in self.runs:
             # A run that started, or ended, while this socket was not watching.

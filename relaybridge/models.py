@@ -1,8 +1,13 @@
 """The run ledger: one :class:`AgentRun` per mention of one agent in one comment.
 
 Every mention ends in exactly one of: a saved reply (``replied``), a visible failure
-with a reason (``failed``), or a visible stop (``stopped``). Status changes happen
+with a reason (``failed``), a visible stop (``stopped``), or a visible refusal
+(``refused``: never sent, because the loop backstop said no). Status changes happen
 only through :mod:`relaybridge.services`, as conditional updates.
+
+:class:`ThreadHopGate` is one row per thread whose agents have asked each other
+something: the row is locked while that thread's recent agent hops are counted, so
+two hops at once cannot both slip past the backstop.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class AgentRun(models.Model):
         RETRYING = "retrying", "Retrying"
         FAILED = "failed", "Failed"
         STOPPED = "stopped", "Stopped"
+        #: Never sent: the loop backstop (or another limit) said no; the reason is kept.
+        REFUSED = "refused", "Refused"
 
     id = models.BigAutoField(primary_key=True)
     #: Our reference, also sent inside the payload as ``relaybridge_run``.
@@ -142,3 +149,18 @@ ACTIVE_STATUSES = frozenset(
         AgentRun.Status.RETRYING,
     }
 )
+
+
+class ThreadHopGate(models.Model):
+    """The lock a thread's agent hops are counted under (see services.backstop)."""
+
+    id = models.BigAutoField(primary_key=True)
+    thread_key = models.CharField(max_length=200, unique=True)
+    #: When a hop last took the lock; written to take it (an UPDATE locks on every database).
+    locked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "thread hop gate"
+
+    def __str__(self) -> str:
+        return self.thread_key

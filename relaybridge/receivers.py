@@ -4,21 +4,30 @@
 * ``post_save`` on the comment model: find mentions, send ``comment_mention``.
 * ``comment_mention``: create the runs, queue their dispatch after commit.
 
+Each first asks the adapter whether it ``handles`` the comment (a thread it serves);
+comments it does not handle are ignored at the cost of that one check.
+
 Saving a comment again never runs an agent twice: only agents without a run for
 that comment are sent on. An edit that adds a *new* mention does run that agent
 (the comment now asks it something), up to ``RELAYBRIDGE_MAX_MENTIONS`` runs per
 comment in total.
 
-Comments written by agents trigger nothing unless ``RELAYBRIDGE_AGENT_HOPS`` is on;
-then a reply's mentions run at the reply's hop depth (its run's depth + 1), and
-not at all beyond ``RELAYBRIDGE_AGENT_HOP_DEPTH``. An agent never triggers itself.
+Loop safety (README, "Loop safety"): a comment relaybridge is saving as an agent's
+reply, or saved as one earlier, is that agent's whatever the adapter says
+(:mod:`relaybridge.services.hops`). Agents' comments trigger nothing unless
+``RELAYBRIDGE_AGENT_HOPS`` is on; then a reply's mentions run at the reply's hop
+depth (its run's depth + 1), not at all beyond ``RELAYBRIDGE_AGENT_HOP_DEPTH``, and
+within the thread's hop limit (:mod:`relaybridge.services.backstop`). An agent
+never triggers itself.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.apps import apps
+from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
 from . import services
@@ -28,7 +37,13 @@ from .comment_model import comment_model_problem
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
-from .signals import comment_mention, reply_hop_depth
+from .signals import comment_mention
+
+#: The comment whose ``comment_mention`` :func:`comment_saved` is sending: its author
+#: is already settled, so :func:`create_runs_for_mention` need not look it up again.
+_author_settled: ContextVar[tuple[Any, services.Authorship] | None] = ContextVar(
+    "relaybridge_author_settled", default=None
+)
 
 
 def connect_receivers() -> None:
@@ -50,8 +65,11 @@ def connect_receivers() -> None:
 def redact_comment_secrets(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     # A token pasted into a thread would be stored, shown to everyone who reads it
     # and sent on to agents: it is blanked before the comment is written at all.
-    if not raw:
-        get_adapter().redact_secrets(instance)
+    if raw:
+        return
+    adapter = get_adapter()
+    if adapter.handles(instance):
+        adapter.redact_secrets(instance)
 
 
 def comment_saved(
@@ -60,43 +78,31 @@ def comment_saved(
     if raw:  # loading fixtures: history, not new requests
         return
     adapter = get_adapter()
-    author_agent = adapter.is_agent_comment(instance)
-    hop_depth = 0
-    if author_agent:
-        if not relay_settings.AGENT_HOPS:
-            return
-        hop_depth = _hop_depth_of_agent_comment(instance)
-        if hop_depth > relay_settings.AGENT_HOP_DEPTH:
-            return
+    if not adapter.handles(instance):
+        return
     agent_ids = find_mentions(
         adapter.text(instance), known_agent_ids(), relay_settings.MAX_MENTIONS
     )
-    if author_agent:
-        agent_ids = [a for a in agent_ids if a.lower() != author_agent.lower()]
+    if not agent_ids:
+        return
+    author = services.comment_author(instance, created=created)
+    agent_ids = services.agents_to_run(agent_ids, author)
     if agent_ids and not created:
         already = set(AgentRun.objects.filter(comment=instance).values_list("agent_id", flat=True))
         agent_ids = [a for a in agent_ids if a not in already]
     if not agent_ids:
         return
-    comment_mention.send(
-        sender=sender,
-        comment=instance,
-        agent_ids=agent_ids,
-        requested_by=adapter.requested_by(instance),
-        hop_depth=hop_depth,
-    )
-
-
-def _hop_depth_of_agent_comment(comment: Any) -> int:
-    depth = reply_hop_depth.get()
-    if depth is not None:
-        return depth
-    producing_run = AgentRun.objects.filter(reply_comment=comment).values_list(
-        "hop_depth", flat=True
-    )
-    for run_depth in producing_run[:1]:
-        return run_depth + 1
-    return 1  # written by an agent outside a run (an import): at least one hop
+    token = _author_settled.set((instance, author))
+    try:
+        comment_mention.send(
+            sender=sender,
+            comment=instance,
+            agent_ids=agent_ids,
+            requested_by=None if author.agent_id else adapter.requested_by(instance),
+            hop_depth=author.hop_depth,
+        )
+    finally:
+        _author_settled.reset(token)
 
 
 def create_runs_for_mention(
@@ -107,5 +113,21 @@ def create_runs_for_mention(
     hop_depth: int = 0,
     **kwargs: Any,
 ) -> None:
-    for run in services.create_runs(comment, agent_ids, requested_by, hop_depth=hop_depth):
-        services.queue_dispatch(run.run_id)
+    if not get_adapter().handles(comment):
+        return
+    settled = _author_settled.get()
+    if settled is not None and settled[0] is comment:
+        author = settled[1]
+    else:
+        # A host's own signal: the hop rules hold for it too (a reply being saved,
+        # a reply saved earlier, or a depth the host claims).
+        author = services.comment_author(comment, hop_depth=hop_depth)
+        agent_ids = services.agents_to_run(agent_ids, author)
+    if author.agent_id:
+        requested_by = None
+    for run in services.create_runs(comment, agent_ids, requested_by, hop_depth=author.hop_depth):
+        if run.status == AgentRun.Status.QUEUED:
+            services.queue_dispatch(run.run_id)
+        else:
+            # Refused: never sent, but shown at once on the pages watching the thread.
+            transaction.on_commit(lambda run=run: services.push_status(run))  # type: ignore[misc]

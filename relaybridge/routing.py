@@ -1,8 +1,9 @@
 """WebSocket URL patterns of relaybridge, included by the host's ASGI router.
 
-``/ws/tasks/<thread>/`` streams one thread's runs; ``<thread>`` is whatever the
-host's adapter resolves (:func:`relaybridge.consumers.thread_for_url`): the task's
-primary key with the default adapter.
+``/<RELAYBRIDGE_STREAM_PATH><thread>/`` (``/ws/tasks/<thread>/`` by default) streams
+one thread's runs; ``<thread>`` is the value :mod:`relaybridge.stream_urls` gives
+and reads back: the task's primary key with the default adapter. The setting is
+read when this module is imported, at the ASGI application's start.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from django.urls import path
 
 from .consumers import ThreadStreamConsumer
+from .stream_urls import stream_route
 
 websocket_urlpatterns: list[Any] = [
-    path("ws/tasks/<str:thread>/", ThreadStreamConsumer.as_asgi(), name="relaybridge-stream"),
+    path(stream_route(), ThreadStreamConsumer.as_asgi(), name="relaybridge-stream"),
 ]

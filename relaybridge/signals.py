@@ -1,4 +1,4 @@
-"""Signals relaybridge sends.
+"""Signals relaybridge sends, and what it knows while it saves an agent's reply.
 
 ``comment_mention`` -- a saved comment mentions agents.
 
@@ -11,19 +11,38 @@
 
 relaybridge sends it from a ``post_save`` receiver on the comment model; its own
 receiver turns it into runs and queues their dispatch after the transaction
-commits. A host may send it itself (an API view, an import) with the same kwargs;
-sending it twice for the same comment and agent creates one run.
+commits. A host may also send it itself (an API view, an import) with the same
+kwargs; sending it twice for the same comment and agent creates one run. Whoever
+sends it, a comment relaybridge is saving (or saved) as an agent's reply runs
+agents only through the agent-hop rules (README, "Loop safety").
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass
+from uuid import UUID
 
 from django.dispatch import Signal
 
 comment_mention = Signal()
 
-#: While relaybridge saves an agent's reply, the hop depth that reply carries (the
-#: run's depth + 1), so mentions inside it are attributed to the right depth. Set
-#: by :func:`relaybridge.services.record_reply`, read by the post_save receiver.
-reply_hop_depth: ContextVar[int | None] = ContextVar("relaybridge_reply_hop_depth", default=None)
+
+@dataclass(frozen=True, slots=True)
+class ReplyInProgress:
+    """The run whose reply relaybridge is saving right now (in this thread of control)."""
+
+    run_id: UUID
+    #: The agent the reply is by.
+    agent_id: str
+    #: The hop depth the reply carries: its run's depth + 1.
+    hop_depth: int
+
+
+#: Set by :func:`relaybridge.services.record_reply` around the adapter's
+#: ``save_reply``. Every comment saved meanwhile -- however many saves the adapter
+#: makes, whatever ``is_agent_comment`` answers between them -- is the agent's reply,
+#: so the receivers hold it to the agent-hop rules at this depth.
+reply_in_progress: ContextVar[ReplyInProgress | None] = ContextVar(
+    "relaybridge_reply_in_progress", default=None
+)

@@ -7,34 +7,44 @@
   so the consumer's handler (e.g. ``relaybridge_run_delta``) forwards ``event``.
 * The text-so-far buffer (:mod:`relaybridge.buffers`), re-exported here.
 
-Browser messages::
-
-    {"type": "snapshot", "runs": [<run state>, ...]}
-    {"type": "run.status", <run state>}
-    {"type": "run.delta", "run": <uuid>, "seq": n, "text": "..."}
-    {"type": "run.reply", "run": <uuid>, "comment_id": "...", "html": "...", "agent_id": ...}
-    {"type": "run.error", "run": <uuid>, "code": "...", "message": "...", "retry_in": s|null}
-
-A run state is ``{"run", "agent_id", "agent_name", "comment_id", "status",
-"retry_in", "code", "message", "text", "seq"}``; ``text``/``seq`` are the text so
-far and the last delta's sequence number (0 before any). Streamed ``text`` is plain
-text for the page to insert as text; only ``run.reply``'s ``html`` is markup, and
-it is sanitized (:func:`relaybridge.rendering.render_agent_markdown`).
+The browser messages are typed once, below (:class:`RunState` and one
+``TypedDict`` per message); the worker, the consumer and the views build them only
+through the functions here. Every text a person reads in them is worked out on
+the server (:mod:`relaybridge.fragments`): ``status_text`` (the status line),
+``writing_text`` (the line once text arrives), ``status_template`` (a retrying
+run's line with ``{countdown}`` for the script's live countdown), ``html`` (the
+run rendered with ``relaybridge/run.html``) and ``run.reply``'s ``fragment``
+(the reply comment rendered with ``relaybridge/reply.html``). Streamed ``text`` is
+plain text for the page to insert as text; ``run.reply``'s ``html`` is the reply's
+sanitized body (:func:`relaybridge.rendering.render_agent_markdown`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Literal, TypedDict
 
 from channels.layers import BaseChannelLayer, get_channel_layer
-from django.utils import timezone
 
 from .adapters import get_adapter
 from .buffers import MemoryStreamBuffer, RedisStreamBuffer, StreamBuffer, get_stream_buffer
 from .conf import relay_settings
+from .fragments import (
+    render_reply,
+    render_run,
+    replied_text,
+    retry_in,
+    run_status_text,
+    status_template,
+)
+from .fragments import writing_text as writing_line
 from .models import AgentRun
+from .rendering import render_agent_markdown
+
+logger = logging.getLogger("relaybridge")
 
 __all__ = [
     "DISPATCH",
@@ -45,8 +55,15 @@ __all__ = [
     "RUN_REPLY",
     "RUN_STATUS",
     "SNAPSHOT",
+    "BrowserMessage",
     "MemoryStreamBuffer",
     "RedisStreamBuffer",
+    "RunDeltaMessage",
+    "RunErrorMessage",
+    "RunReplyMessage",
+    "RunState",
+    "RunStatusMessage",
+    "SnapshotMessage",
     "StreamBuffer",
     "delta_event",
     "dispatch_message",
@@ -55,6 +72,7 @@ __all__ = [
     "group_message",
     "group_name_for_thread",
     "reply_event",
+    "reply_event_for",
     "run_state",
     "snapshot_event",
     "status_event",
@@ -72,6 +90,78 @@ RUN_ERROR: Final = "run.error"
 LAYER_TYPES: Final = {
     kind: f"relaybridge.{kind}" for kind in (SNAPSHOT, RUN_STATUS, RUN_DELTA, RUN_REPLY, RUN_ERROR)
 }
+
+
+class RunState(TypedDict):
+    """A run as the page shows it (``snapshot``'s ``runs``, and ``run.status``)."""
+
+    run: str
+    agent_id: str
+    agent_name: str
+    comment_id: str
+    status: str
+    #: Seconds until a retrying run is sent again, else None.
+    retry_in: float | None
+    code: str
+    message: str
+    #: The text so far and the last delta's seq (0 before any).
+    text: str
+    seq: int
+    status_text: str
+    writing_text: str
+    #: A retrying run's status line with ``{countdown}``; "" for other runs.
+    status_template: str
+    #: The run rendered with ``relaybridge/run.html``.
+    html: str
+
+
+class SnapshotMessage(TypedDict):
+    type: Literal["snapshot"]
+    runs: list[RunState]
+
+
+class RunStatusMessage(RunState):
+    type: Literal["run.status"]
+
+
+class RunDeltaMessage(TypedDict):
+    type: Literal["run.delta"]
+    run: str
+    seq: int
+    text: str
+
+
+class RunReplyMessage(TypedDict):
+    type: Literal["run.reply"]
+    run: str
+    comment_id: str
+    #: The reply's body, sanitized HTML.
+    html: str
+    agent_id: str
+    #: The reply comment rendered with ``relaybridge/reply.html`` ("" if unknown).
+    fragment: str
+    status_text: str
+
+
+class RunErrorMessage(TypedDict):
+    type: Literal["run.error"]
+    run: str
+    code: str
+    message: str
+    retry_in: float | None
+
+
+BrowserMessage = (
+    SnapshotMessage | RunStatusMessage | RunDeltaMessage | RunReplyMessage | RunErrorMessage
+)
+
+
+class GroupMessage(TypedDict):
+    """A browser message wrapped for ``group_send``."""
+
+    type: str
+    event: BrowserMessage
+
 
 GROUP_PREFIX: Final = "relaybridge.thread."
 # Channels allows ASCII letters, digits, "-", "_" and "." in names shorter than 100.
@@ -98,62 +188,99 @@ def stream_layer() -> BaseChannelLayer | None:
     return get_channel_layer(relay_settings.STREAM_LAYER)
 
 
+def _rendered(render: Callable[..., str], *args: Any) -> str:
+    """A fragment, or "" when the host's template fails (the page then reloads its list).
+
+    The run's change is already saved; a broken override must not stop the push
+    that tells the pages, nor the relay worker that makes it.
+    """
+    try:
+        return render(*args)
+    except Exception:
+        logger.exception("could not render %s for the page", render.__name__)
+        return ""
+
+
 def dispatch_message(run_id: str) -> dict[str, Any]:
     return {"type": DISPATCH, "run_id": str(run_id)}
 
 
-def group_message(event: dict[str, Any]) -> dict[str, Any]:
+def group_message(event: BrowserMessage) -> GroupMessage:
     """Wrap a browser message for ``group_send``."""
     return {"type": LAYER_TYPES[event["type"]], "event": event}
 
 
-def _retry_in(run: AgentRun) -> float | None:
-    if run.status != AgentRun.Status.RETRYING or run.next_attempt_at is None:
-        return None
-    return max(0.0, round((run.next_attempt_at - timezone.now()).total_seconds(), 1))
-
-
-def run_state(run: AgentRun, text: str = "", seq: int = 0) -> dict[str, Any]:
+def run_state(run: AgentRun, text: str = "", seq: int = 0) -> RunState:
     """A run as the page shows it; ``text``/``seq`` from the stream buffer."""
     if run.status in (AgentRun.Status.FAILED, AgentRun.Status.STOPPED) and not text:
         text = run.partial_text
+    name = get_adapter().agent_display_name(run.agent_id)
     return {
         "run": str(run.run_id),
         "agent_id": run.agent_id,
-        "agent_name": get_adapter().agent_display_name(run.agent_id),
+        "agent_name": name,
         "comment_id": str(run.comment_id),
         "status": run.status,
-        "retry_in": _retry_in(run),
+        "retry_in": retry_in(run),
         "code": run.error_code,
         "message": run.error_message,
         "text": text,
         "seq": seq,
+        "status_text": run_status_text(run, name),
+        "writing_text": writing_line(name),
+        "status_template": status_template(run, name),
+        "html": _rendered(render_run, run, text),
     }
 
 
-def snapshot_event(states: list[dict[str, Any]]) -> dict[str, Any]:
+def snapshot_event(states: list[RunState]) -> SnapshotMessage:
     return {"type": SNAPSHOT, "runs": states}
 
 
-def status_event(run: AgentRun, text: str = "", seq: int = 0) -> dict[str, Any]:
-    return {"type": RUN_STATUS, **run_state(run, text, seq)}
+def status_event(run: AgentRun, text: str = "", seq: int = 0) -> RunStatusMessage:
+    state = run_state(run, text, seq)
+    return {"type": RUN_STATUS, **state}
 
 
-def delta_event(run_id: str, seq: int, text: str) -> dict[str, Any]:
+def delta_event(run_id: str, seq: int, text: str) -> RunDeltaMessage:
     return {"type": RUN_DELTA, "run": str(run_id), "seq": seq, "text": text}
 
 
-def reply_event(run_id: str, comment_id: Any, html: str, agent_id: str = "") -> dict[str, Any]:
+def reply_event(
+    run_id: str,
+    comment_id: Any,
+    html: str,
+    agent_id: str = "",
+    *,
+    fragment: str = "",
+    status_text: str = "",
+) -> RunReplyMessage:
     return {
         "type": RUN_REPLY,
         "run": str(run_id),
         "comment_id": str(comment_id),
         "html": html,
         "agent_id": agent_id,
+        "fragment": fragment,
+        "status_text": status_text,
     }
 
 
-def error_event(run_id: str, code: str, message: str, retry_in: float | None) -> dict[str, Any]:
+def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage:
+    """``run.reply`` for the saved reply ``comment``: its body and its ``reply.html``."""
+    adapter = get_adapter()
+    name = adapter.agent_display_name(agent_id)
+    return reply_event(
+        run_id,
+        comment.pk,
+        render_agent_markdown(adapter.text(comment)),
+        agent_id,
+        fragment=_rendered(render_reply, comment),
+        status_text=replied_text(name),
+    )
+
+
+def error_event(run_id: str, code: str, message: str, retry_in: float | None) -> RunErrorMessage:
     return {
         "type": RUN_ERROR,
         "run": str(run_id),

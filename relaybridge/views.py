@@ -7,13 +7,16 @@ adapter's ``can_view`` on the run's thread. An unknown run id is a 404, a refuse
 user a 403, a run in the wrong state a 409. The new status is pushed to the
 thread's group, so every tab on every Daphne process sees it.
 
-A fetch sending ``Accept: application/json`` gets JSON; a plain
+A fetch sending ``Accept: application/json`` gets JSON: ``ok``, ``status``, and
+``run`` (the run's ``run.status`` message, so a page whose socket is down still
+shows the change) or ``error`` and a translated ``message``; a plain
 form POST is redirected back to the page it came from, so the buttons work
 without JavaScript.
 
 The mention preview answers, for a draft comment, which agents posting it would
-call: the same parser and limit as the ``post_save`` receiver, so the preview never
-promises a call that will not happen.
+call, and says so in a sentence for the page (``message``): the same parser and
+limit as the ``post_save`` receiver, so the preview never promises a call that
+will not happen.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from . import services
+from . import services, streams
 from .adapters import get_adapter
 from .agents import known_agent_ids, mentionable_agents
 from .conf import relay_settings
@@ -61,20 +65,31 @@ def _guarded(request: HttpRequest, run_id: uuid.UUID, action: Action) -> HttpRes
         raise Http404("No such run.")
     adapter = get_adapter()
     if not adapter.can_view(request.user, adapter.thread_for(run.comment)):
-        return _answer(request, 403, {"ok": False, "error": "forbidden"})
+        message = gettext("You may not change the runs of this thread.")
+        return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
     status, body = action(run)
     return _answer(request, status, body)
+
+
+def _conflict(run: AgentRun, error: str, message: str) -> tuple[int, dict[str, Any]]:
+    return 409, {"ok": False, "error": error, "status": run.status, "message": message}
 
 
 def _retry(run: AgentRun) -> tuple[int, dict[str, Any]]:
     run_id = str(run.run_id)
     if not services.retry_run(run_id):
-        return 409, {"ok": False, "error": "not retryable", "status": run.status}
+        message = gettext("This run cannot be retried now.")
+        return 409, {
+            "ok": False,
+            "error": "not retryable",
+            "status": run.status,
+            "message": message,
+        }
     # The old attempt's text must not hold back the new stream's sequence numbers.
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run)
-    return 200, {"ok": True, "status": run.status}
+    return 200, {"ok": True, "status": run.status, "run": streams.status_event(run)}
 
 
 def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
@@ -83,11 +98,20 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
     # A run stopped while waiting for a retry has no stream, only its earlier text.
     partial = text or run.partial_text
     if not services.mark_stopped(run_id, partial):
-        return 409, {"ok": False, "error": "already finished", "status": run.status}
+        message = gettext("This run has already finished.")
+        return 409, {
+            "ok": False,
+            "error": "already finished",
+            "status": run.status,
+            "message": message,
+        }
+    # A token streamed while the run was being stopped stays with it.
+    partial, seq = services.settle_stopped_text(run_id, partial, seq)
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run, partial, seq)
-    return 200, {"ok": True, "status": run.status, "text": partial}
+    event = streams.status_event(run, partial, seq)
+    return 200, {"ok": True, "status": run.status, "text": partial, "run": event}
 
 
 @require_POST
@@ -123,4 +147,38 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
         }
         for agent_id in agent_ids[:limit]
     ]
-    return JsonResponse({"agents": agents, "limit": limit, "over_limit": len(agent_ids) > limit})
+    over_limit = len(agent_ids) > limit
+    return JsonResponse(
+        {
+            "agents": agents,
+            "limit": limit,
+            "over_limit": over_limit,
+            "message": _preview_message(agents, limit, over_limit),
+        }
+    )
+
+
+def _join_names(names: list[str]) -> str:
+    if len(names) < 2:
+        return "".join(names)
+    return gettext("%(names)s and %(last)s") % {"names": ", ".join(names[:-1]), "last": names[-1]}
+
+
+def _preview_message(agents: list[dict[str, Any]], limit: int, over_limit: bool) -> str:
+    """What the page says under the comment box ("Posting will call Athena.")."""
+    if not agents:
+        return ""
+    names = [
+        gettext("%(name)s (unavailable)") % {"name": agent["name"]}
+        if agent["unavailable"]
+        else str(agent["name"])
+        for agent in agents
+    ]
+    message = gettext("Posting will call %(agents)s.") % {"agents": _join_names(names)}
+    if over_limit:
+        message += " " + ngettext(
+            "Only the first mentioned agent is called.",
+            "Only the first %(limit)s mentioned agents are called.",
+            limit,
+        ) % {"limit": limit}
+    return message

@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     BAD_FRAME = "RELAYBRIDGE_BAD_FRAME"
     #: The event payload for a run could not be built (the host adapter raised).
     PAYLOAD_ERROR = "RELAYBRIDGE_PAYLOAD_ERROR"
+    #: The loop backstop refused a run started by an agent's reply (never sent).
+    HOP_LIMIT = "RELAYBRIDGE_HOP_LIMIT"
 
 
 #: Spellings seen in Relay's documentation for the same condition.

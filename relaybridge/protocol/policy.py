@@ -54,43 +54,71 @@ class CodePolicy:
         return len(self.delays_s)
 
 
+def gettext_noop(message: str) -> str:
+    """Mark ``message`` for ``makemessages`` (which looks for this name) and return it.
+
+    This core imports no Django: the messages stay English here, and the page
+    translates them where it shows them (:mod:`relaybridge.fragments`).
+    """
+    return message
+
+
 _C = ErrorCode
 _TABLE = (
-    CodePolicy(_C.AGENT_OFFLINE, "{agent} is offline", delays_s=(2, 4, 8, 16, 32)),
+    CodePolicy(_C.AGENT_OFFLINE, gettext_noop("{agent} is offline"), delays_s=(2, 4, 8, 16, 32)),
     # Local pacing keeps this rare; when it happens, wait out the window.
     CodePolicy(
         _C.RATE_LIMITED,
-        "Relay's rate limit was reached",
+        gettext_noop("Relay's rate limit was reached"),
         delays_s=(RATE_LIMIT_DEFAULT_WAIT_S,) * 5,
     ),
-    CodePolicy(_C.AGENT_TIMEOUT, "{agent} took too long to answer", delays_s=(5,)),
-    CodePolicy(_C.AGENT_ERROR, "{agent} failed while answering", delays_s=(5,)),
+    CodePolicy(_C.AGENT_TIMEOUT, gettext_noop("{agent} took too long to answer"), delays_s=(5,)),
+    CodePolicy(_C.AGENT_ERROR, gettext_noop("{agent} failed while answering"), delays_s=(5,)),
     CodePolicy(
-        _C.NOT_ALLOWED, "This app is not allowed to reach {agent}", mark_agent_unavailable=True
+        _C.NOT_ALLOWED,
+        gettext_noop("This app is not allowed to reach {agent}"),
+        mark_agent_unavailable=True,
     ),
     CodePolicy(
         _C.AGENT_NOT_FOUND,
-        "Relay does not know {agent}",
+        gettext_noop("Relay does not know {agent}"),
         mark_agent_unavailable=True,
         rediscover=True,
     ),
     # Payloads are trimmed to fit before sending, so this is a bug of ours.
-    CodePolicy(_C.PAYLOAD_TOO_LARGE, "The message was too large for Relay", loud=True),
-    CodePolicy(_C.INVALID_MESSAGE, "Relay rejected the message as invalid", loud=True),
+    CodePolicy(
+        _C.PAYLOAD_TOO_LARGE, gettext_noop("The message was too large for Relay"), loud=True
+    ),
+    CodePolicy(
+        _C.INVALID_MESSAGE, gettext_noop("Relay rejected the message as invalid"), loud=True
+    ),
     # Auth failures are handled by the connection loop (back off to the cap), not per run.
-    CodePolicy(_C.UNAUTHORIZED, "Relay rejected the app token", loud=True, connection_level=True),
+    CodePolicy(
+        _C.UNAUTHORIZED,
+        gettext_noop("Relay rejected the app token"),
+        loud=True,
+        connection_level=True,
+    ),
     # The watchdog fails a silent run visibly and does not resend it: the agent may
     # still be working, so the person decides (the Retry button).
-    CodePolicy(_C.STALLED, "{agent} stopped answering"),
-    CodePolicy(_C.CONNECTION_LOST, "The connection to Relay was lost", delays_s=(2, 4, 8, 16, 32)),
+    CodePolicy(_C.STALLED, gettext_noop("{agent} stopped answering")),
+    CodePolicy(
+        _C.CONNECTION_LOST,
+        gettext_noop("The connection to Relay was lost"),
+        delays_s=(2, 4, 8, 16, 32),
+    ),
     CodePolicy(
         _C.BAD_FRAME,
-        "Relay sent an answer relaybridge could not read",
+        gettext_noop("Relay sent an answer relaybridge could not read"),
         delays_s=(5,),
         loud=True,
     ),
     # The host adapter raised while building the payload: retrying would raise again.
-    CodePolicy(_C.PAYLOAD_ERROR, "The mention could not be prepared for the agent", loud=True),
+    CodePolicy(
+        _C.PAYLOAD_ERROR, gettext_noop("The mention could not be prepared for the agent"), loud=True
+    ),
+    # Recorded on a run that is created refused; it is never sent, so never retried.
+    CodePolicy(_C.HOP_LIMIT, gettext_noop("Not sent: too many agent replies in this thread")),
 )
 
 #: Every known code's policy, keyed by canonical code.
@@ -103,7 +131,8 @@ def policy_for(code: str) -> CodePolicy:
     known = POLICIES.get(normalized)
     if known is not None:
         return known
-    return CodePolicy(normalized, "{agent} could not answer (Relay error {code})", loud=True)
+    message = gettext_noop("{agent} could not answer (Relay error {code})")
+    return CodePolicy(normalized, message, loud=True)
 
 
 @dataclass(frozen=True, slots=True)

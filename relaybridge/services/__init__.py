@@ -11,6 +11,8 @@ Run states (DESIGN §3)::
                  ↘          ↘          ↘
                   retrying (scheduled) · failed · stopped
 
+    refused: created so, never sent (the loop backstop, :mod:`.backstop`)
+
 ``retry_run`` takes a failed or stopped run back to ``queued``.
 
 Error codes recorded on runs -- Relay's and relaybridge's own (``RELAYBRIDGE_*``) --
@@ -18,8 +20,10 @@ are :class:`relaybridge.protocol.codes.ErrorCode` members; their retry policy an
 messages are in :mod:`relaybridge.protocol.policy`.
 """
 
+from .backstop import hop_limit_reason, hops_admitted
+from .hops import Authorship, agents_to_run, comment_author, saved_reply_author
 from .payload import build_payload, fit_payload
-from .pushes import clear_stream, push_status, read_stream
+from .pushes import clear_stream, push_status, read_stream, settle_stopped_text
 from .runs import (
     RunRef,
     abandoned_claims,
@@ -47,15 +51,20 @@ from .transitions import (
 )
 
 __all__ = [
+    "Authorship",
     "RunRef",
     "abandoned_claims",
     "active_runs",
+    "agents_to_run",
     "build_payload",
     "claim_for_sending",
     "clear_stream",
+    "comment_author",
     "create_runs",
     "fit_payload",
     "get_run",
+    "hop_limit_reason",
+    "hops_admitted",
     "mark_accepted",
     "mark_sent",
     "mark_stopped",
@@ -70,6 +79,8 @@ __all__ = [
     "retry_run",
     "runs_to_redispatch",
     "runs_to_sweep",
+    "saved_reply_author",
+    "settle_stopped_text",
     "stalled_runs",
     "store_payload",
     "touch",

@@ -15,6 +15,7 @@ from typing import TypeVar
 from asgiref.sync import async_to_sync
 
 from .. import streams
+from ..conf import redact
 from ..models import AgentRun
 
 logger = logging.getLogger("relaybridge")
@@ -48,6 +49,23 @@ def clear_stream(run_id: str) -> None:
         _with_buffer(lambda buffer: buffer.clear(run_id))
     except Exception:
         logger.exception("could not clear the stream buffer of run %s", run_id)
+
+
+def settle_stopped_text(run_id: str, partial: str, seq: int) -> tuple[str, int]:
+    """The text a just-stopped run keeps, and its seq: ``partial`` or more.
+
+    Stop reads the text so far and then stops the run. A token the relay worker
+    streamed in between reached the pages, which never show less text than they
+    showed, but not that read: read again now that the run is stopped (the pages
+    drop its later tokens) and keep the longer text when it carries on ``partial``.
+    """
+    text, later = read_stream(run_id)
+    if later <= seq or len(text) <= len(partial) or not text.startswith(partial):
+        return partial, seq
+    AgentRun.objects.filter(
+        run_id=run_id, status=AgentRun.Status.STOPPED, partial_text=redact(partial)
+    ).update(partial_text=redact(text))
+    return text, later
 
 
 def push_status(run: AgentRun, text: str = "", seq: int = 0) -> bool:

@@ -17,6 +17,7 @@ from ..adapters import get_adapter
 from ..conf import relay_settings
 from ..mentions import is_valid_agent_id
 from ..models import ACTIVE_STATUSES, AgentRun
+from .backstop import HOP_LIMIT_CODE, hop_limit_reason, hops_admitted
 
 logger = logging.getLogger("relaybridge")
 
@@ -40,11 +41,15 @@ def get_run(run_id: RunRef) -> AgentRun | None:
 def create_runs(
     comment: Any, agent_ids: Iterable[str], requested_by: Any = None, *, hop_depth: int = 0
 ) -> list[AgentRun]:
-    """Create one queued run per new agent for ``comment``; return only the new ones.
+    """Create one run per new agent for ``comment``; return only the new ones.
 
     Idempotent: an agent that already has a run for this comment is skipped, and a
     concurrent duplicate loses on the database's unique constraint. At most
     ``RELAYBRIDGE_MAX_MENTIONS`` runs exist per comment, counting earlier ones.
+
+    New runs are ``queued``, except runs started by agents' replies (``hop_depth``
+    > 0) over the thread's hop limit: those are created ``refused``, with the
+    reason, and must not be dispatched (see :mod:`.backstop`).
     """
     wanted: list[str] = []
     for agent_id in agent_ids:
@@ -60,22 +65,53 @@ def create_runs(
 
     adapter = get_adapter()
     thread = adapter.thread_for(comment)
-    user = requested_by if getattr(requested_by, "pk", None) is not None else None
+    fields = {
+        "comment": comment,
+        "thread_id": adapter.thread_id(thread),
+        "thread_key": adapter.thread_key(thread),
+        "requested_by": requested_by if getattr(requested_by, "pk", None) is not None else None,
+        "hop_depth": max(hop_depth, 0),
+    }
+    if hop_depth <= 0:
+        return _insert_runs(wanted, fields, admitted=len(wanted))
+    # The count and the inserts share one transaction: the backstop's lock on the
+    # thread is held until the runs it admitted are committed.
+    with transaction.atomic():
+        now = timezone.now()
+        admitted = hops_admitted(str(fields["thread_key"]), len(wanted), now)
+        return _insert_runs(wanted, fields, admitted=admitted, now=now)
+
+
+def _insert_runs(
+    agent_ids: list[str], fields: dict[str, Any], *, admitted: int, now: Any = None
+) -> list[AgentRun]:
+    """Insert a run per agent: the first ``admitted`` queued, the rest refused."""
     created: list[AgentRun] = []
-    for agent_id in wanted:
+    queued = 0
+    for agent_id in agent_ids:
+        refusal: dict[str, Any] = {}
+        if queued >= admitted:
+            refusal = {
+                "status": Status.REFUSED,
+                "error_code": HOP_LIMIT_CODE,
+                "error_message": hop_limit_reason(),
+                "finished_at": now or timezone.now(),
+            }
         try:
             # A savepoint per run: a duplicate rolls back only itself, even on PostgreSQL.
             with transaction.atomic():
-                run = AgentRun.objects.create(
-                    comment=comment,
-                    agent_id=agent_id,
-                    thread_id=adapter.thread_id(thread),
-                    thread_key=adapter.thread_key(thread),
-                    requested_by=user,
-                    hop_depth=hop_depth,
-                )
+                run = AgentRun.objects.create(agent_id=agent_id, **fields, **refusal)
         except IntegrityError:
             continue
+        if not refusal:
+            queued += 1
+        else:
+            logger.warning(
+                "refused run %s of %s on %s: the thread's agent-hop limit is reached",
+                run.run_id,
+                agent_id,
+                run.thread_id,
+            )
         created.append(run)
     return created
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ..adapters import get_adapter
 from ..conf import redact
 from ..models import AgentRun
-from ..signals import reply_hop_depth
+from ..signals import ReplyInProgress, reply_in_progress
 from .runs import RunRef, as_uuid, queue_dispatch
 
 Status = AgentRun.Status
@@ -198,12 +198,14 @@ def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None =
         ):
             return None
         run = AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
-        token = reply_hop_depth.set(run.hop_depth + 1)
+        # Whatever the adapter saves meanwhile is this agent's reply, one hop further
+        # down the chain, however (and whenever) the adapter marks it as the agent's.
+        token = reply_in_progress.set(ReplyInProgress(run.run_id, run.agent_id, run.hop_depth + 1))
         try:
             # An agent may repeat a token it was shown; the thread never keeps one.
             reply = get_adapter().save_reply(run, redact(text))
         finally:
-            reply_hop_depth.reset(token)
+            reply_in_progress.reset(token)
         AgentRun.objects.filter(pk=run.pk).update(reply_comment=reply)
     return reply
 

@@ -2,25 +2,29 @@
 
 ``{% load relaybridge %}`` and then:
 
-* ``{% relaybridge_stream thread %}`` -- once per page: the stream area the script
-  attaches to (WebSocket path, Retry/Stop URL templates, the runs to show as JSON,
-  an ``aria-live`` region for status announcements).
+* ``{% relaybridge_stream thread %}`` -- once per page: the stream area the scripts
+  attach to (WebSocket path, Retry/Stop URL templates, the runs to show and the
+  scripts' translated words as JSON, an ``aria-live`` region for announcements).
 * ``{% relaybridge_runs comment %}`` -- under each comment: its runs that have not
-  ended in a reply ("Athena is thinking…", a failure with its reason, a stop), with
-  plain POST forms for Retry and Stop, so the page works without JavaScript.
+  ended in a reply, one ``relaybridge/run.html`` each ("Athena is thinking…", a
+  failure with its reason, a stop), with plain POST forms for Retry and Stop, so
+  the page works without JavaScript.
+* ``{% relaybridge_reply comment %}`` -- an agent's reply comment as
+  ``relaybridge/reply.html`` renders it: the same markup the stream inserts live.
 * ``{% relaybridge_mention_hint %}`` -- below the comment box: the agents one can
   mention, with "unavailable" for those Relay refused; with JavaScript, the ``@``
   autocomplete and the "will call" preview of the comment box it describes.
 * ``{{ comment.body|relaybridge_markdown }}`` -- an agent's Markdown as sanitized
   HTML; ``{{ agent_id|relaybridge_agent_name }}`` -- an agent's display name.
 
-All run queries of one page render share one query per thread.
+All run queries of one page share one query per thread: the runs are loaded once
+(cached on the request, else on the render context) and indexed by comment, so a
+page of 200 comments costs what a page of 5 does.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import quote
 
 from django import template
 from django.template.context import Context
@@ -28,33 +32,50 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
-from ..adapters import DefaultCommentAdapter, get_adapter
+from ..adapters import get_adapter
 from ..agents import mentionable_agents
-from ..models import ACTIVE_STATUSES, AgentRun
-from ..protocol.policy import describe_error, format_delay
+from ..fragments import (
+    GIVEN_RUNS,
+    REPLY_TEMPLATE,
+    RETRYABLE_STATUSES,
+    RUN_TOKEN,
+    STOPPABLE_STATUSES,
+    VISIBLE_STATUSES,
+    page_texts,
+    reply_context,
+    run_status_text,
+    run_url,
+    run_url_template,
+    run_view,
+)
+from ..models import AgentRun
 from ..rendering import render_agent_markdown
+from ..stream_urls import stream_path
 from ..streams import run_state
 
 register = template.Library()
 
-Status = AgentRun.Status
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "RUN_TOKEN",
+    "STOPPABLE_STATUSES",
+    "VISIBLE_STATUSES",
+    "run_status_text",
+    "run_url",
+    "run_url_template",
+    "visible_runs",
+]
 
-#: Runs a page shows: those still going, and those that ended without a reply.
-VISIBLE_STATUSES: Final = frozenset({*ACTIVE_STATUSES, Status.FAILED, Status.STOPPED})
-#: Which runs get which button (the endpoints check again; this is only the offer).
-RETRYABLE_STATUSES: Final = frozenset({Status.FAILED, Status.STOPPED})
-STOPPABLE_STATUSES: Final = frozenset({Status.ACCEPTED, Status.STREAMING})
-#: The token in the URL templates the script replaces with a run id.
-RUN_TOKEN: Final = "{run}"
-_ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _CACHE_KEY: Final = "relaybridge.visible_runs"
-#: Where ``relaybridge.routing`` serves the thread streams.
-WS_PREFIX: Final = "/ws/tasks/"
+_CACHE_ATTRIBUTE: Final = "_relaybridge_visible_runs"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
     """The thread's runs a page shows, oldest first."""
-    thread_key = get_adapter().thread_key(thread)
+    return _visible_runs_by_key(get_adapter().thread_key(thread))
+
+
+def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
     return list(
         AgentRun.objects.filter(thread_key=thread_key, status__in=VISIBLE_STATUSES).order_by(
             "queued_at", "id"
@@ -62,113 +83,95 @@ def visible_runs(thread: Any) -> list[AgentRun]:
     )
 
 
-def _cached_runs(context: Context, thread: Any) -> list[AgentRun]:
-    # One query per thread and render, however many comments ask.
-    cache: dict[str, list[AgentRun]] | None = context.render_context.get(_CACHE_KEY)
-    if cache is None:
-        cache = {}
-        context.render_context[_CACHE_KEY] = cache
-    thread_key = get_adapter().thread_key(thread)
+class _ThreadRuns:
+    """One thread's visible runs, loaded once, and indexed by comment."""
+
+    def __init__(self, runs: list[AgentRun]) -> None:
+        self.runs = runs
+        self.by_comment: dict[str, list[AgentRun]] = {}
+        for run in runs:
+            self.by_comment.setdefault(str(run.comment_id), []).append(run)
+
+
+def _page_cache(context: Context) -> dict[str, _ThreadRuns]:
+    # On the request when there is one: a page drawn by several templates (the
+    # comments from their own, as django-contrib-comments does) still loads each
+    # thread's runs once. Else on the render context (one template render).
+    request = getattr(context, "request", None) or context.get("request")
+    if request is not None:
+        cache: dict[str, _ThreadRuns] | None = getattr(request, _CACHE_ATTRIBUTE, None)
+        if cache is None:
+            cache = {}
+            setattr(request, _CACHE_ATTRIBUTE, cache)
+        return cache
+    # The render context's bottom layer: every {% include %} gets a layer of its own.
+    shared: Any = context.render_context.dicts[0]
+    found: dict[str, _ThreadRuns] = shared.setdefault(_CACHE_KEY, {})
+    return found
+
+
+def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
+    # One query per thread and page, however many comments ask.
+    cache = _page_cache(context)
     if thread_key not in cache:
-        cache[thread_key] = visible_runs(thread)
+        cache[thread_key] = _ThreadRuns(_visible_runs_by_key(thread_key))
     return cache[thread_key]
-
-
-def run_url_template(action: str) -> str:
-    """The URL of a run's ``retry``/``stop`` endpoint with ``{run}`` for its id.
-
-    Reversed from ``relaybridge:<action>-run`` when the host includes
-    ``relaybridge.urls``; otherwise the documented default path.
-    """
-    try:
-        url = reverse(f"relaybridge:{action}-run", kwargs={"run_id": _ZERO_UUID})
-    except NoReverseMatch:
-        return f"/relaybridge/runs/{RUN_TOKEN}/{action}/"
-    return url.replace(_ZERO_UUID, RUN_TOKEN)
-
-
-def run_url(action: str, run: AgentRun) -> str:
-    return run_url_template(action).replace(RUN_TOKEN, str(run.run_id))
-
-
-def default_ws_path(thread: Any) -> str:
-    """The stream socket of ``thread`` (``relaybridge.routing``): ``/ws/tasks/<thread>/``.
-
-    ``<thread>`` is what :func:`relaybridge.consumers.thread_for_url` reads back: an
-    adapter's own ``thread_url_value(thread)`` if it has one (with ``thread_by_url``),
-    else the primary key for the default adapter and the thread key for others.
-    """
-    adapter = get_adapter()
-    to_url = getattr(adapter, "thread_url_value", None)
-    if callable(to_url):
-        value = str(to_url(thread))
-    elif isinstance(adapter, DefaultCommentAdapter):
-        value = str(thread.pk)
-    else:
-        value = adapter.thread_key(thread)
-    return f"{WS_PREFIX}{quote(value, safe='')}/"
-
-
-def run_status_text(run: AgentRun, name: str) -> str:
-    """What a person reads about a run before the script takes over."""
-    if run.status in (Status.QUEUED, Status.SENDING, Status.ACCEPTED):
-        return f"{name} is thinking…"
-    if run.status == Status.STREAMING:
-        return f"{name} is writing…"
-    reason = run.error_message or (
-        describe_error(run.error_code, agent=name) if run.error_code else ""
-    )
-    if run.status == Status.RETRYING:
-        state = run_state(run)
-        wait = state["retry_in"]
-        when = f"retrying in {format_delay(wait)}" if wait is not None else "retrying soon"
-        return f"{reason or f'{name} is unavailable'} — {when}"
-    if run.status == Status.STOPPED:
-        return f"{name} was stopped" + (f": {reason}" if reason else ".")
-    return reason or f"{name} could not answer."
-
-
-def _run_view(run: AgentRun) -> dict[str, Any]:
-    name = get_adapter().agent_display_name(run.agent_id)
-    return {
-        "run": run,
-        "run_id": str(run.run_id),
-        "agent_name": name,
-        "status_text": run_status_text(run, name),
-        "partial_text": run.partial_text if run.status in RETRYABLE_STATUSES else "",
-        "failed": run.status in RETRYABLE_STATUSES,
-        "retry_url": run_url("retry", run) if run.status in RETRYABLE_STATUSES else "",
-        "stop_url": run_url("stop", run) if run.status in STOPPABLE_STATUSES else "",
-    }
 
 
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
     thread_key = get_adapter().thread_key(thread)
-    states = [run_state(run) for run in _cached_runs(context, thread)]
+    states = [run_state(run) for run in _cached_runs(context, thread_key).runs]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
         "thread_key": thread_key,
         "dom_id": dom_id,
         "json_id": f"{dom_id}-runs",
-        "ws_path": ws_path or default_ws_path(thread),
+        "ws_path": ws_path or stream_path(thread),
         "retry_url": run_url_template("retry"),
         "stop_url": run_url_template("stop"),
         "runs": states,
+        "texts_id": f"{dom_id}-texts",
+        "texts": page_texts(),
     }
 
 
 @register.inclusion_tag("relaybridge/runs.html", takes_context=True)
 def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
-    thread = get_adapter().thread_for(comment)
-    runs = [run for run in _cached_runs(context, thread) if run.comment_id == comment.pk]
+    given = context.get(GIVEN_RUNS)
+    if given is not None and given[0] == str(comment.pk):
+        views = given[1]  # from relaybridge_reply, or none for a reply rendered live
+    else:
+        views = [run_view(run) for run in _comment_runs(context, comment)]
     return {
         "comment_id": str(comment.pk),
-        "runs": [_run_view(run) for run in runs],
+        "runs": views,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+def _comment_runs(context: Context, comment: Any) -> list[AgentRun]:
+    thread_key = get_adapter().comment_thread_key(comment)
+    return _cached_runs(context, thread_key).by_comment.get(str(comment.pk), [])
+
+
+@register.inclusion_tag(REPLY_TEMPLATE, takes_context=True)
+def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
+    """An agent's reply ``comment`` as ``relaybridge/reply.html`` renders it.
+
+    The stream's ``run.reply`` carries the same template's rendering, so a reply
+    looks the same inserted live and after a reload.
+    """
+    values = reply_context(comment)
+    # The included template has a render context of its own: its runs are looked
+    # up here, from the page's one query per thread.
+    values[GIVEN_RUNS] = (
+        str(comment.pk),
+        [run_view(run) for run in _comment_runs(context, comment)],
+    )
+    return values
 
 
 @register.inclusion_tag("relaybridge/mention_hint.html")

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import services, streams
-from ..conf import redact
 from ..models import AgentRun
-from ..rendering import render_agent_markdown
 
 
 @dataclass(slots=True)
@@ -32,7 +30,7 @@ class RunInfo:
     ended: bool = False
 
 
-def accepted_status(run_id: str, event_id: str, seq: int) -> dict[str, Any] | None:
+def accepted_status(run_id: str, event_id: str, seq: int) -> streams.RunStatusMessage | None:
     """Record ``accepted`` and build the page's status event, in one trip to a thread.
 
     ``None``: the run had moved on. The text so far is empty: no token has come yet.
@@ -40,21 +38,23 @@ def accepted_status(run_id: str, event_id: str, seq: int) -> dict[str, Any] | No
     return fresh_status(run_id, seq) if services.mark_accepted(run_id, event_id) else None
 
 
-def saved_reply(run_id: str, text: str, metadata: dict[str, Any]) -> tuple[Any, str] | None:
+def saved_reply(
+    run_id: str, text: str, metadata: dict[str, Any], agent_id: str
+) -> streams.RunReplyMessage | None:
     """Save the reply and render it for the page, in one trip to a thread.
 
-    ``(comment pk, html)``, or ``None`` when the run's reply was saved before. The
-    html is made from the text the comment holds (tokens blanked, see record_reply).
+    The ``run.reply`` message, or ``None`` when the run's reply was saved before.
+    It is made from the comment as saved (tokens blanked, see record_reply).
     """
     comment = services.record_reply(run_id, text, metadata)
     if comment is None:
         return None
-    return comment.pk, render_agent_markdown(redact(text))
+    return streams.reply_event_for(run_id, comment, agent_id)
 
 
-def fresh_status(run_id: str, seq: int) -> dict[str, Any]:
+def fresh_status(run_id: str, seq: int) -> streams.RunStatusMessage | None:
     run = services.get_run(run_id)
-    return {} if run is None else streams.status_event(run, "", seq)
+    return None if run is None else streams.status_event(run, "", seq)
 
 
 def run_info(run: AgentRun) -> RunInfo:

@@ -113,7 +113,7 @@ class RunUpdates:
 
     # --- pushes ------------------------------------------------------------------
 
-    async def push(self, group: str, event: dict[str, Any]) -> None:
+    async def push(self, group: str, event: streams.BrowserMessage) -> None:
         try:
             async with self._layer_slots:
                 await self.layer.group_send(group, streams.group_message(event))
@@ -131,7 +131,7 @@ class RunUpdates:
         event = await in_thread(streams.status_event)(run, text, seq)
         await self.push(info.group, event)
 
-    async def _push_run_event(self, run_id: str, event: dict[str, Any]) -> None:
+    async def _push_run_event(self, run_id: str, event: streams.BrowserMessage | None) -> None:
         info = self.runs.get(run_id)
         if info is not None and event:
             await self.push(info.group, event)
@@ -253,14 +253,11 @@ class RunUpdates:
             "model": reply.metadata.model,
             "latency_ms": reply.metadata.latency_ms,
         }
-        saved = await in_thread(saved_reply)(run_id, reply.reply, metadata)
+        saved = await in_thread(saved_reply)(run_id, reply.reply, metadata, info.agent_id)
         if saved is None:
             logger.info("run %s: reply already saved; this one is ignored", run_id)
         else:
-            comment_pk, html = saved
-            await self.push(
-                info.group, streams.reply_event(run_id, comment_pk, html, info.agent_id)
-            )
+            await self.push(info.group, saved)
         await self._buffer("clear", run_id)
         self.forget(run_id)
 

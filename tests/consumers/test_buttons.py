@@ -155,7 +155,15 @@ async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tok
         client = await sync_to_async(logged_in)(await sync_to_async(make_user)("bob"))
         response = await sync_to_async(client.post)(url("stop", run_id), **JSON)
         assert response.status_code == 200
-        assert response.json() == {"ok": True, "status": "stopped", "text": "The plan is "}
+        body = response.json()
+        assert {key: body[key] for key in ("ok", "status", "text")} == {
+            "ok": True,
+            "status": "stopped",
+            "text": "The plan is ",
+        }
+        # The run's status message, for a page whose socket is down meanwhile.
+        assert (body["run"]["type"], body["run"]["status"]) == ("run.status", "stopped")
+        assert body["run"]["status_text"] == "Athena was stopped."
 
         pushed = await watcher.receive_json_from(timeout=2)
         assert pushed["type"] == "run.status"
@@ -222,3 +230,34 @@ async def test_retry_requeues_the_same_run_and_tells_the_page(
         assert await watcher.receive_json_from(timeout=2) == delta
     finally:
         await watcher.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_a_token_streamed_while_stopping_stays_with_the_stopped_run(
+    redis_stack: str, make_run: Callable[..., AgentRun]
+) -> None:
+    from relaybridge import services
+
+    run = await sync_to_async(make_run)(Status.STREAMING)
+    run_id = str(run.run_id)
+    buffer = RedisStreamBuffer.from_url(redis_stack)
+    try:
+        await buffer.append(run_id, 1, "The plan ")
+        # Stop has read "The plan " (seq 1) and stopped the run; meanwhile the relay
+        # worker buffered, and pushed to the pages, its next token.
+        assert await sync_to_async(services.mark_stopped)(run_id, "The plan ")
+        await buffer.append(run_id, 2, "is ")
+        settled = await sync_to_async(services.settle_stopped_text)(run_id, "The plan ", 1)
+        assert settled == ("The plan is ", 2)
+        stored = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+        assert (stored.status, stored.partial_text) == (Status.STOPPED, "The plan is ")
+        # Text that does not carry on what was kept (another attempt's) changes nothing.
+        await buffer.replace(run_id, "Another answer entirely", 3)
+        settled = await sync_to_async(services.settle_stopped_text)(run_id, "The plan is ", 2)
+        assert settled == ("The plan is ", 2)
+        stored = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+        assert stored.partial_text == "The plan is "
+    finally:
+        await buffer.clear(run_id)
+        await buffer.close()

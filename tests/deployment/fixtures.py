@@ -14,6 +14,7 @@ from tests.conftest import require_redis_server, require_service
 from tests.redis_server import RedisServer
 
 from .harness import Deployment
+from .hosts import EXAMPLE, Host
 from .services import (
     POSTGRES_ADMIN_URL,
     create_database,
@@ -27,19 +28,36 @@ _DEPLOYMENT = pytest.StashKey[Deployment]()
 
 
 @pytest.fixture(scope="session")
-def migrated_template() -> Iterator[str]:
-    """A database migrated once per session; each test gets a copy of it.
+def template_databases() -> Iterator[dict[Host, str]]:
+    """One database per host, migrated once per session when first asked for.
 
-    Cloning a template takes a fraction of a second where ``migrate`` takes several.
+    Each test gets a copy: cloning a template takes a fraction of a second where
+    ``migrate`` takes several.
     """
     require_service("PostgreSQL", postgres_available(), f"cannot connect to {POSTGRES_ADMIN_URL}")
-    name = unique_database_name("template")
-    create_database(name)
+    templates: dict[Host, str] = {}
     try:
-        migrate(name)
-        yield name
+        yield templates
     finally:
-        drop_database(name)
+        for name in templates.values():
+            drop_database(name)
+
+
+@pytest.fixture
+def deployment_host() -> Host:
+    """The host project a test's deployment runs; a test module overrides it for another."""
+    return EXAMPLE
+
+
+@pytest.fixture
+def migrated_template(deployment_host: Host, template_databases: dict[Host, str]) -> str:
+    """The migrated template database of the test's host."""
+    if deployment_host not in template_databases:
+        name = unique_database_name(f"template_{deployment_host.name}")
+        create_database(name)
+        template_databases[deployment_host] = name
+        migrate(name, deployment_host)
+    return template_databases[deployment_host]
 
 
 @pytest.fixture
@@ -54,6 +72,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def deployment(
     request: pytest.FixtureRequest,
+    deployment_host: Host,
     migrated_template: str,
     private_redis: RedisServer,
     tmp_path: Path,
@@ -61,7 +80,9 @@ def deployment(
     name = unique_database_name("test")
     create_database(name, template=migrated_template)
     try:
-        with Deployment(database=name, redis_server=private_redis, workdir=tmp_path) as deployed:
+        with Deployment(
+            database=name, redis_server=private_redis, workdir=tmp_path, host=deployment_host
+        ) as deployed:
             request.node.stash[_DEPLOYMENT] = deployed
             yield deployed
     finally:

@@ -41,6 +41,7 @@ from relaybridge.worker.leader import DEFAULT_LOCK_KEY
 from relaybridge.worker.status import STATUS_CACHE_KEY, WorkerStatus
 from tests.redis_server import RedisServer
 
+from .hosts import EXAMPLE, Host
 from .processes import ROOT, LoggedEmulatorProcess, ManagedProcess, base_env
 from .services import database_url
 from .waiting import wait_until
@@ -129,7 +130,10 @@ def mentions_from(output: str) -> list[Mention]:
 class Deployment:
     """The processes of one test, sharing one database, one Redis and one Relay."""
 
-    def __init__(self, *, database: str, redis_server: RedisServer, workdir: Path) -> None:
+    def __init__(
+        self, *, database: str, redis_server: RedisServer, workdir: Path, host: Host = EXAMPLE
+    ) -> None:
+        self.host = host
         self.database = database
         self.redis_server = redis_server
         self.workdir = workdir
@@ -159,6 +163,7 @@ class Deployment:
         return base_env(
             database_url=self.database_url,
             redis_url=self.redis_server.url,
+            settings_module=self.host.settings_module,
             **{**relay, **self.settings, **extra},
         )
 
@@ -187,7 +192,7 @@ class Deployment:
 
     def start_celery(self, timeout: float = 30.0) -> ManagedProcess:
         """One Celery worker, waited for until it consumes from the broker."""
-        cmd = [sys.executable, "-m", "celery", "-A", "project", "worker"]
+        cmd = [sys.executable, "-m", "celery", "-A", self.host.celery_app, "worker"]
         cmd += ["--pool", "solo", "--concurrency", "1", "-l", "info"]
         cmd += ["-n", f"relaybridge-test-{uuid.uuid4().hex[:8]}@%h"]
         # Gossip, mingle and heartbeats only talk to other workers; there are none,
@@ -216,7 +221,7 @@ class Deployment:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
     ) -> str:
-        """``daphne project.asgi:application`` on a free port; returns its base URL.
+        """Daphne serving the host's ASGI application on a free port; returns its base URL.
 
         ``env`` adds to the deployment's environment for Daphne alone (e.g.
         ``DJANGO_DEBUG="0"`` to serve the production error pages); ``port`` brings a
@@ -224,7 +229,7 @@ class Deployment:
         port = port or free_port()
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         daphne = self.start_process(
-            "daphne", [*cmd, "project.asgi:application"], env=self.env(**(env or {}))
+            "daphne", [*cmd, self.host.asgi_application], env=self.env(**(env or {}))
         )
         url = f"http://127.0.0.1:{port}"
 
@@ -232,7 +237,7 @@ class Deployment:
             if not daphne.alive:
                 raise AssertionError(f"Daphne exited:\n{daphne.log_text()}")
             try:
-                with urllib.request.urlopen(f"{url}/accounts/login/", timeout=2) as response:
+                with urllib.request.urlopen(url + self.host.ready_path, timeout=2) as response:
                     return bool(response.status == 200)
             except OSError:
                 return False

@@ -19,8 +19,14 @@ SETTINGS_MODULE = "tests.deployment.settings"
 EMULATOR_APP_ID = "test"
 
 
-def base_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
-    """The environment every process of a deployment shares."""
+def base_env(
+    *,
+    database_url: str,
+    redis_url: str | None,
+    settings_module: str = SETTINGS_MODULE,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment every process of a deployment shares (on the host of ``settings_module``)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -29,7 +35,7 @@ def base_env(*, database_url: str, redis_url: str | None, **extra: str) -> dict[
         and not key.startswith("RELAYBRIDGE_")
     }
     env.update(
-        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        DJANGO_SETTINGS_MODULE=settings_module,
         DATABASE_URL=database_url,
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",

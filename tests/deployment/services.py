@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from .hosts import EXAMPLE, Host
 from .processes import ROOT, base_env
 
 #: A superuser connection to the maintenance database (trust auth, as in CI).
@@ -53,9 +54,11 @@ def unique_database_name(kind: str) -> str:
     return f"relaybridge_proc_{kind}_{uuid.uuid4().hex[:12]}"
 
 
-def migrate(database: str) -> None:
-    """Apply the project's migrations to ``database`` with ``manage.py migrate``."""
-    env = base_env(database_url=database_url(database), redis_url=None)
+def migrate(database: str, host: Host = EXAMPLE) -> None:
+    """Apply ``host``'s migrations to ``database`` with ``manage.py migrate``."""
+    env = base_env(
+        database_url=database_url(database), redis_url=None, settings_module=host.settings_module
+    )
     done = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,

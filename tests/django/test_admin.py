@@ -161,3 +161,23 @@ def test_the_agents_page_needs_the_view_permission(db: None) -> None:
     assert client.get(reverse("admin:relaybridge_agents")).status_code == 403
     anonymous = Client().get(reverse("admin:relaybridge_agents"))
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_refused_runs_have_their_filter_and_show_the_reason(
+    admin_client_with_runs: tuple[Client, AgentRun],
+    make_comment: Callable[..., Comment],
+    settings: Any,
+) -> None:
+    client, _ = admin_client_with_runs
+    settings.RELAYBRIDGE_AGENT_HOPS = True
+    settings.RELAYBRIDGE_AGENT_HOP_LIMIT = 0
+    refused = AgentRun.objects.get(comment=make_comment("@klyve look", agent_id="athena"))
+    assert refused.status == AgentRun.Status.REFUSED
+    url = reverse("admin:relaybridge_agentrun_changelist")
+    body = client.get(url).content.decode()
+    assert "?status__exact=refused" in body and "?hop_depth=1" in body
+    listed = client.get(url, {"status__exact": "refused"}).content.decode()
+    assert "RELAYBRIDGE_HOP_LIMIT" in listed
+    assert listed.count('class="field-agent_id"') == 1  # the refused run alone
+    detail = client.get(reverse("admin:relaybridge_agentrun_change", args=[refused.pk]))
+    assert "too many agent replies in this thread" in detail.content.decode()

@@ -55,6 +55,8 @@ def test_names_and_unavailability_come_from_discovery(signed_in: Client) -> None
         {"agent_id": "athena", "name": "Athena", "unavailable": False},
         {"agent_id": "klyve", "name": "klyve", "unavailable": True},
     ]
+    # The page shows the server's sentence, in the page's language.
+    assert answer["message"] == "Posting will call Athena and klyve (unavailable)."
 
 
 def test_mentions_past_the_limit_are_flagged(signed_in: Client, settings: Any) -> None:
@@ -62,6 +64,7 @@ def test_mentions_past_the_limit_are_flagged(signed_in: Client, settings: Any) -
     answer = preview(signed_in, "@athena @klyve @slow")
     assert [agent["agent_id"] for agent in answer["agents"]] == ["athena", "klyve"]
     assert answer["limit"] == 2 and answer["over_limit"] is True
+    assert answer["message"].endswith("Only the first 2 mentioned agents are called.")
     exact = preview(signed_in, "@athena @klyve")
     assert exact["over_limit"] is False
 

@@ -62,6 +62,8 @@ def test_message_shapes() -> None:
         "comment_id": "7",
         "html": "<p>hi</p>",
         "agent_id": "athena",
+        "fragment": "",
+        "status_text": "",
     }
     error = streams.error_event(run_id, "AGENT_OFFLINE", "Athena is offline", 4.0)
     assert error["retry_in"] == 4.0 and error["type"] == "run.error"
@@ -90,6 +92,13 @@ def test_run_state_and_snapshot(make_comment: Callable[..., Comment]) -> None:
     assert state["status"] == "retrying"
     assert 0 < state["retry_in"] <= 4
     assert (state["text"], state["seq"], state["code"]) == ("so far", 2, "AGENT_OFFLINE")
+    # The page's words come from the server: the status line, its countdown form,
+    # the line once text arrives, and the run's markup (relaybridge/run.html).
+    assert re.fullmatch(r"Agent not connected — retrying in [34] s", state["status_text"])
+    assert state["status_template"] == "Agent not connected — {countdown}"
+    assert state["writing_text"] == "Athena is writing…"
+    assert f'data-relaybridge-run="{run.run_id}"' in state["html"]
+    assert 'data-status="retrying"' in state["html"] and "csrfmiddlewaretoken" not in state["html"]
     event = streams.status_event(run)
     assert event["type"] == "run.status" and event["retry_in"] is not None
     assert streams.snapshot_event([state]) == {"type": "snapshot", "runs": [state]}

@@ -84,6 +84,11 @@ def log_in(page: Any, base_url: str, username: str = "demo", password: str = "de
 
 def open_task(page: Any, base_url: str, task_id: int) -> None:
     """The task page, with its stream connected and the recorder running."""
-    page.goto(f"{base_url.rstrip('/')}/tasks/{task_id}/")
+    open_thread_page(page, f"{base_url.rstrip('/')}/tasks/{task_id}/")
+
+
+def open_thread_page(page: Any, url: str) -> None:
+    """A page with relaybridge's stream on it, once connected, with the recorder running."""
+    page.goto(url)
     page.wait_for_function(STREAM_READY)
     page.evaluate(RECORDER)

@@ -33,11 +33,6 @@
     return node;
   }
 
-  function joinNames(names) {
-    if (names.length < 2) return names.join("");
-    return names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
-  }
-
   function matches(agent, query) {
     if (!query) return true;
     var id = agent.agent_id.toLowerCase();
@@ -63,7 +58,7 @@
     this.list = element("ul", "relaybridge-mention-list");
     this.list.id = hint.id + "-listbox";
     this.list.setAttribute("role", "listbox");
-    this.list.setAttribute("aria-label", "Agents");
+    this.list.setAttribute("aria-label", hint.getAttribute("data-relaybridge-list-label") || "");
     this.list.hidden = true;
     box.parentNode.insertBefore(this.list, box.nextSibling);
     box.setAttribute("aria-autocomplete", "list");
@@ -203,19 +198,13 @@
   Mentions.prototype.showPreview = function (answer) {
     var preview = this.preview;
     var agents = (answer && answer.agents) || [];
-    if (!agents.length) {
+    if (!agents.length || !answer.message) {
       preview.textContent = "";
       preview.hidden = true;
       return;
     }
-    var names = agents.map(function (agent) {
-      return agent.name + (agent.unavailable ? " (unavailable)" : "");
-    });
-    var text = "Posting will call " + joinNames(names) + ".";
-    if (answer.over_limit) {
-      text += " Only the first " + answer.limit + " mentioned agents are called.";
-    }
-    preview.textContent = text;
+    // The sentence is the server's, in the page's language.
+    preview.textContent = answer.message;
     preview.setAttribute("data-agents", agents.map(function (agent) {
       return agent.agent_id;
     }).join(" "));

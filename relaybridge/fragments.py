@@ -1,0 +1,228 @@
+"""The page's markup of runs and replies, rendered on the server (the page contract).
+
+Two templates a host may override make everything the page shows of relaybridge
+below its comments:
+
+* ``relaybridge/run.html`` -- one run that has not ended in a reply: its status
+  line, the streamed text, Retry/Stop forms. ``{% relaybridge_runs comment %}``
+  loops over it, and every ``snapshot``/``run.status`` message carries it as
+  ``html``, so the script never writes markup of its own.
+* ``relaybridge/reply.html`` -- an agent's reply comment: what ``run.reply`` carries
+  as ``fragment`` and what ``{% relaybridge_reply comment %}`` renders in the page's
+  comment list, from one context builder, so the two can never differ.
+
+Fragments pushed to a thread's group are rendered once for every page watching it:
+without a request, a CSRF token (the script fills it in) or the viewer's language
+(they use the server's active language, ``LANGUAGE_CODE`` in the relay worker).
+Status lines are worked out here only; the script shows them as they come.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Final
+
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
+
+from .adapters import get_adapter
+from .conf import relay_settings
+from .models import ACTIVE_STATUSES, AgentRun
+from .protocol.policy import describe_error, policy_for
+from .rendering import render_agent_markdown
+
+Status = AgentRun.Status
+
+RUN_TEMPLATE: Final = "relaybridge/run.html"
+REPLY_TEMPLATE: Final = "relaybridge/reply.html"
+#: Runs a page shows: those still going, and those that ended without a reply.
+VISIBLE_STATUSES: Final = frozenset(
+    {*ACTIVE_STATUSES, Status.FAILED, Status.STOPPED, Status.REFUSED}
+)
+#: Which runs get which button (the endpoints check again; this is only the offer).
+RETRYABLE_STATUSES: Final = frozenset({Status.FAILED, Status.STOPPED})
+STOPPABLE_STATUSES: Final = frozenset({Status.ACCEPTED, Status.STREAMING})
+THINKING_STATUSES: Final = frozenset({Status.QUEUED, Status.SENDING, Status.ACCEPTED})
+#: The token in the URL templates the script replaces with a run id.
+RUN_TOKEN: Final = "{run}"
+#: A context variable with ``(comment id, run views)``: ``{% relaybridge_runs %}`` of
+#: that comment shows those runs instead of looking them up.
+GIVEN_RUNS: Final = "relaybridge_given_runs"
+#: Where a status template puts the live countdown (the script fills it in).
+COUNTDOWN: Final = "{countdown}"
+_ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
+# The relay worker's messages may end with their own "— retrying in 4 s"; the
+# status line says when, counting down.
+_RETRY_SUFFIX: Final = re.compile(r"\s*—\s*retrying\b.*$", re.S)
+
+
+def run_url_template(action: str) -> str:
+    """The URL of a run's ``retry``/``stop`` endpoint with ``{run}`` for its id.
+
+    Reversed from ``relaybridge:<action>-run`` when the host includes
+    ``relaybridge.urls``; otherwise the documented default path.
+    """
+    try:
+        url = reverse(f"relaybridge:{action}-run", kwargs={"run_id": _ZERO_UUID})
+    except NoReverseMatch:
+        return f"/relaybridge/runs/{RUN_TOKEN}/{action}/"
+    return url.replace(_ZERO_UUID, RUN_TOKEN)
+
+
+def run_url(action: str, run: AgentRun) -> str:
+    return run_url_template(action).replace(RUN_TOKEN, str(run.run_id))
+
+
+def retry_in(run: AgentRun) -> float | None:
+    """Seconds until a retrying run is sent again (None for any other run)."""
+    if run.status != Status.RETRYING or run.next_attempt_at is None:
+        return None
+    return max(0.0, round((run.next_attempt_at - timezone.now()).total_seconds(), 1))
+
+
+def format_delay(seconds: float) -> str:
+    """A delay for people, rounded up: ``4 s``, ``2 min``, ``1 min 30 s``."""
+    if not math.isfinite(seconds):
+        return gettext("a while")
+    total = max(0, math.ceil(seconds))
+    minutes, secs = divmod(total, 60)
+    if not minutes:
+        return gettext("%(seconds)s s") % {"seconds": secs}
+    if not secs:
+        return gettext("%(minutes)s min") % {"minutes": minutes}
+    return gettext("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": secs}
+
+
+def countdown_text(wait: float | None) -> str:
+    if wait is None:
+        return gettext("retrying soon")
+    if wait <= 0.5:
+        return gettext("retrying now…")
+    return gettext("retrying in %(delay)s") % {"delay": format_delay(wait)}
+
+
+def page_texts() -> dict[str, str]:
+    """The script's own words, translated here: the stream area carries them as JSON."""
+    return {
+        "seconds": gettext("%(seconds)s s") % {"seconds": "{s}"},
+        "minutes": gettext("%(minutes)s min") % {"minutes": "{m}"},
+        "minutes_seconds": gettext("%(minutes)s min %(seconds)s s")
+        % {"minutes": "{m}", "seconds": "{s}"},
+        "retrying_in": gettext("retrying in %(delay)s") % {"delay": "{delay}"},
+        "retrying_now": gettext("retrying now…"),
+        "retrying_soon": gettext("retrying soon"),
+        "action_failed": gettext("That did not work. Reload the page and try again."),
+        "unreachable": gettext("Could not reach the server."),
+    }
+
+
+def error_text(code: str, name: str) -> str:
+    """The reason for error ``code`` in the active language ("Athena is offline")."""
+    policy = policy_for(code)
+    try:
+        message = gettext(policy.message).format(agent=name, code=policy.code)
+    except (KeyError, IndexError, ValueError):
+        # A translation with broken placeholders: the English one still works.
+        message = policy.message.format(agent=name, code=policy.code)
+    return message[:1].upper() + message[1:]
+
+
+def _reason(run: AgentRun, name: str) -> str:
+    reason = _RETRY_SUFFIX.sub("", run.error_message or "")
+    if run.error_code and (not reason or reason == describe_error(run.error_code, agent=name)):
+        # The worker recorded the policy's own message (in English): say it in the
+        # page's language. Any other message is shown as it was recorded.
+        return error_text(run.error_code, name)
+    return reason
+
+
+def writing_text(name: str) -> str:
+    return gettext("%(agent)s is writing…") % {"agent": name}
+
+
+def replied_text(name: str) -> str:
+    return gettext("%(agent)s replied.") % {"agent": name}
+
+
+def status_template(run: AgentRun, name: str) -> str:
+    """A retrying run's status line with ``{countdown}`` where the wait goes, else ``""``."""
+    if run.status != Status.RETRYING:
+        return ""
+    reason = _reason(run, name) or gettext("%(agent)s is unavailable") % {"agent": name}
+    return gettext("%(reason)s — %(countdown)s") % {"reason": reason, "countdown": COUNTDOWN}
+
+
+def run_status_text(run: AgentRun, name: str) -> str:
+    """What a person reads about a run: the status line, worked out on the server only."""
+    if run.status in THINKING_STATUSES:
+        return gettext("%(agent)s is thinking…") % {"agent": name}
+    if run.status == Status.STREAMING:
+        return writing_text(name)
+    if run.status == Status.REPLIED:
+        return replied_text(name)
+    if run.status == Status.RETRYING:
+        return status_template(run, name).replace(COUNTDOWN, countdown_text(retry_in(run)))
+    reason = _reason(run, name)
+    if run.status == Status.STOPPED:
+        if reason:
+            return gettext("%(agent)s was stopped: %(reason)s") % {"agent": name, "reason": reason}
+        return gettext("%(agent)s was stopped.") % {"agent": name}
+    if run.status == Status.REFUSED:
+        # The reason is stored whole ("Not sent: too many agent replies …").
+        return reason or gettext("Not sent: %(agent)s was not asked.") % {"agent": name}
+    return reason or gettext("%(agent)s could not answer.") % {"agent": name}
+
+
+def run_view(run: AgentRun, text: str = "") -> dict[str, Any]:
+    """The context of ``relaybridge/run.html`` for one run (as ``item``)."""
+    name = get_adapter().agent_display_name(run.agent_id)
+    if run.status in RETRYABLE_STATUSES and not text:
+        text = run.partial_text
+    return {
+        "run": run,
+        "run_id": str(run.run_id),
+        "status": run.status,
+        "comment_id": str(run.comment_id),
+        "agent_id": run.agent_id,
+        "agent_name": name,
+        "status_text": run_status_text(run, name),
+        "partial_text": text,
+        "failed": run.status in RETRYABLE_STATUSES,
+        "retry_url": run_url("retry", run) if run.status in RETRYABLE_STATUSES else "",
+        "stop_url": run_url("stop", run) if run.status in STOPPABLE_STATUSES else "",
+    }
+
+
+def render_run(run: AgentRun, text: str = "") -> str:
+    """``relaybridge/run.html`` for one run, as a stream message carries it."""
+    return render_to_string(RUN_TEMPLATE, {"item": run_view(run, text)})
+
+
+def reply_context(comment: Any, *, live: bool = False) -> dict[str, Any]:
+    """The context of ``relaybridge/reply.html`` for an agent's reply ``comment``.
+
+    ``live``: rendered for a stream message, so the comment's runs (there are none
+    yet) are not looked up; they arrive on the stream like any other run.
+    """
+    adapter = get_adapter()
+    agent_id = adapter.is_agent_comment(comment) or ""
+    created_field = relay_settings.CREATED_FIELD
+    return {
+        "comment": comment,
+        "comment_id": str(comment.pk),
+        "agent_id": agent_id,
+        "agent_name": adapter.agent_display_name(agent_id) if agent_id else "",
+        # Sanitized with the allow-list just here, so safe to mark so.
+        "body_html": mark_safe(render_agent_markdown(adapter.text(comment))),
+        "created": getattr(comment, created_field, None) if created_field else None,
+        **({GIVEN_RUNS: (str(comment.pk), [])} if live else {}),
+    }
+
+
+def render_reply(comment: Any) -> str:
+    """``relaybridge/reply.html`` for ``comment``, as ``run.reply`` carries it."""
+    return render_to_string(REPLY_TEMPLATE, reply_context(comment, live=True))

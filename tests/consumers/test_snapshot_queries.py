@@ -1,0 +1,54 @@
+"""A socket's snapshot costs a fixed number of queries, however many comments have runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from project.tasks.models import Comment, Task
+from relaybridge.adapters import get_adapter
+from relaybridge.consumers import ThreadStreamConsumer
+from relaybridge.models import AgentRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def thread_with_streaming_runs(count: int) -> Task:
+    task = Task.objects.create(title=f"{count} comments")
+    Comment.objects.bulk_create(Comment(task=task, body=f"comment {n}") for n in range(count))
+    adapter = get_adapter()
+    AgentRun.objects.bulk_create(
+        AgentRun(
+            comment=comment,
+            agent_id="athena",
+            thread_id=adapter.thread_id(task),
+            thread_key=adapter.thread_key(task),
+            status=AgentRun.Status.STREAMING,
+        )
+        for comment in Comment.objects.filter(task=task)
+    )
+    return task
+
+
+@pytest.mark.parametrize("count", [5, 200])
+def test_the_snapshot_takes_one_query(embedded: None, count: int) -> None:
+    task = thread_with_streaming_runs(count)
+    consumer = ThreadStreamConsumer()
+    consumer.runs = {}
+    consumer.thread_key = get_adapter().thread_key(task)
+
+    # async_to_sync from this thread runs the consumer's database work on this
+    # thread too (thread-sensitive), where the queries are captured.
+    with CaptureQueriesContext(connection) as captured:
+        snapshot: dict[str, Any] = async_to_sync(consumer._snapshot)()
+
+    assert snapshot["type"] == "snapshot"
+    assert len(snapshot["runs"]) == count
+    assert {run["comment_id"] for run in snapshot["runs"]} == {
+        str(pk) for pk in Comment.objects.filter(task=task).values_list("pk", flat=True)
+    }
+    assert len(captured) == 1
