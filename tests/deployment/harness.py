@@ -268,15 +268,15 @@ class Deployment:
         return None if value is None else str(value)
 
     def close(self) -> None:
-        """Kill every process this deployment started, whatever state it is in."""
+        """Stop every process this deployment started, whatever state it is in."""
         errors: list[BaseException] = []
         for process in self.processes:
             try:
-                process.kill()
-            except BaseException as exc:  # keep killing the others
+                process.stop()
+            except BaseException as exc:  # keep stopping the others
                 errors.append(exc)
         if self.emulator is not None:
-            self.emulator.kill()
+            self.emulator.terminate()
         self._db.close()
         if errors:
             raise errors[0]
