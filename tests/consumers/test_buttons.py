@@ -23,7 +23,7 @@ from tests.stacks import stream_layer
 from .conftest import cookie_for, received_before_marker, socket
 
 Status = AgentRun.Status
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 def url(action: str, run_id: Any) -> str:

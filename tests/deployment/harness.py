@@ -341,7 +341,7 @@ class Deployment:
     def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows of a read-only query on this deployment's database."""
         with self._db.cursor() as cursor:
-            return cursor.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return cursor.execute(sql, params).fetchall()
 
     def agent_comments(self, task_id: int) -> list[CommentRow]:
         return [c for c in self.comments(task_id) if c.agent_id]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -122,7 +122,7 @@ def test_first_tokens_of_many_runs_are_recorded_together(
     athena, klyve, mnemo, orin = runs
     assert services.mark_stopped(mnemo.run_id, "changed my mind")
     sent = {run.run_id: AgentRun.objects.get(pk=run.pk).sent_at for run in runs}
-    arrivals = {
+    arrivals: dict[services.RunRef, datetime] = {
         str(athena.run_id): timezone.now() + timedelta(milliseconds=40),
         klyve.run_id: timezone.now() + timedelta(milliseconds=90),
         str(mnemo.run_id): timezone.now(),  # stopped: stays stopped
@@ -227,7 +227,7 @@ def test_retry_with_a_broker_uses_a_countdown(
     app.conf.task_always_eager = False
     calls: list[Any] = []
     monkeypatch.setattr(
-        type(dispatch_run._get_current_object()),
+        type(cast(Any, dispatch_run)._get_current_object()),
         "apply_async",
         lambda self, args, countdown=None: calls.append((args, countdown)),
     )
@@ -308,7 +308,7 @@ def test_eager_retries_keep_their_backoff_in_process(
             timers.append(self)
             super().start()
 
-    monkeypatch.setattr(services.runs.threading, "Timer", RecordedTimer)
+    monkeypatch.setattr(threading, "Timer", RecordedTimer)
     (run,) = services.create_runs(make_comment("plain"), ["athena"])
     assert services.claim_for_sending(run.run_id) is not None
     assert services.record_error(run.run_id, "AGENT_OFFLINE", "offline", 0.2)
@@ -329,7 +329,7 @@ def test_a_broker_outage_does_not_fail_the_request(
         raise ConnectionError("broker down")
 
     app.conf.task_always_eager = False
-    monkeypatch.setattr(type(dispatch_run._get_current_object()), "apply_async", refuse)
+    monkeypatch.setattr(type(cast(Any, dispatch_run)._get_current_object()), "apply_async", refuse)
     with django_capture_on_commit_callbacks(execute=True):
         services.queue_dispatch(run.run_id)
     assert "left for the sweep" in caplog.text

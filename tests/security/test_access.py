@@ -29,7 +29,7 @@ from tests.consumers.conftest import create_run, received_before_marker
 from tests.stacks import stream_layer
 
 Status = AgentRun.Status
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 def cookie(user: Any) -> str:
