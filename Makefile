@@ -25,10 +25,12 @@ typecheck: $(STAMP)
 ## make pytest: the tests in random order (the seed is in the header), with branch coverage
 ## of relaybridge and project measured in every process the suite starts. The floor
 ## (fail_under in pyproject.toml) applies to the whole suite only, not to PYTEST_ARGS runs.
+# Tracing slows every process about twofold: the hang guard (pytest-timeout) doubles with it.
+COVERAGE_PYTEST_ARGS := --timeout=240
 pytest: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest $(COVERAGE_PYTEST_ARGS) $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report $(if $(PYTEST_ARGS),--fail-under=0)
 
