@@ -19,10 +19,12 @@ services live in :mod:`.services`, the process plumbing in :mod:`.processes`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +48,8 @@ from .waiting import wait_until
 
 #: Run states after which nothing more happens to a run.
 ENDED = frozenset({"replied", "failed", "stopped"})
+#: How long teardown lets the processes wind down after SIGTERM before it SIGKILLs them.
+STOP_GRACE_S = 5.0
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -270,9 +274,14 @@ class Deployment:
     def close(self) -> None:
         """Stop every process this deployment started, whatever state it is in."""
         errors: list[BaseException] = []
+        # SIGTERM to all first, so that they wind down side by side within one grace.
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.request_stop()
+        deadline = time.monotonic() + STOP_GRACE_S
         for process in self.processes:
             try:
-                process.stop()
+                process.stop(deadline)
             except BaseException as exc:  # keep stopping the others
                 errors.append(exc)
         if self.emulator is not None:

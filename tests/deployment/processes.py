@@ -91,16 +91,15 @@ class ManagedProcess:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 
-    def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM, then :meth:`kill` whatever has not exited within ``grace`` seconds.
+    def request_stop(self) -> None:
+        """SIGTERM: the process winds down and exits (and writes its coverage data,
+        which a SIGKILLed process loses)."""
+        self.send_signal(signal.SIGTERM)
 
-        Teardown stops processes this way so that each one can write its coverage data
-        (a SIGKILLed process loses it)."""
-        if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=grace)
+    def stop(self, deadline: float) -> None:
+        """Wait for the process to exit until ``deadline`` (monotonic), then :meth:`kill`."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         self.kill()
 
     def kill(self) -> None:
