@@ -8,6 +8,7 @@ log level defaults to WARNING so that logging per run does not weigh on the figu
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 from tests.deployment.settings import *  # noqa: F403
 from tests.deployment.settings import CHANNEL_LAYERS, LOGGING, RELAYBRIDGE_AGENTS
@@ -33,4 +34,5 @@ RELAYBRIDGE_AGENTS = [*RELAYBRIDGE_AGENTS, "load"]
 # Stall detection would fail the runs the memory scenario holds open on purpose.
 RELAYBRIDGE_STALL_TIMEOUT = 600.0
 # Per-run logging would weigh on the figures: WARNING unless RELAYBRIDGE_LOG says otherwise.
-LOGGING["loggers"]["relaybridge"]["level"] = os.environ.get("RELAYBRIDGE_LOG", "WARNING")
+loggers = cast(dict[str, dict[str, Any]], LOGGING["loggers"])
+loggers["relaybridge"]["level"] = os.environ.get("RELAYBRIDGE_LOG", "WARNING")

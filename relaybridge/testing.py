@@ -225,5 +225,7 @@ class EmulatorProcess:
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line.strip())
+    # The pipe is closed at its end (the process exited): left open it leaks a file.
+    with stream:
+        for line in stream:
+            lines.put(line.strip())

@@ -19,9 +19,10 @@ from django.test import Client
 
 from project.asgi import application
 from project.tasks.models import Comment, Task
+from relaybridge import streams
 from relaybridge.adapters import _load_adapter, get_adapter
 from relaybridge.models import AgentRun
-from tests.stacks import eager_celery, use_embedded_default, use_redis_stack
+from tests.stacks import eager_celery, stream_layer, use_embedded_default, use_redis_stack
 
 STAFF_ONLY = "tests.consumers.adapters.StaffOnlyAdapter"
 
@@ -107,3 +108,25 @@ def socket(task_ref: Any, cookie: str | None = None) -> WebsocketCommunicator:
 async def cookie_for(make_user: Callable[..., Any], username: str = "alice", **fields: Any) -> str:
     """Create a user and log them in (from async code); returns the session cookie."""
     return await sync_to_async(lambda: session_cookie(make_user(username, **fields)))()
+
+
+#: The run id of the marker :func:`received_before_marker` pushes (no run has it).
+MARKER_RUN = "marker-run"
+
+
+async def received_before_marker(
+    communicator: WebsocketCommunicator, group: str
+) -> list[dict[str, Any]]:
+    """What the socket receives before a marker pushed to ``group`` now.
+
+    Pushes to one group reach a socket in the order they were sent, so anything
+    pushed earlier that the socket forwards arrives before the marker. Waiting for
+    the marker proves an earlier push was dropped, where waiting for silence only
+    proves it was slow.
+    """
+    marker = streams.error_event(MARKER_RUN, "marker", "marker", None)
+    await stream_layer().group_send(group, streams.group_message(marker))
+    received: list[dict[str, Any]] = []
+    while (message := await communicator.receive_json_from(timeout=5)) != marker:
+        received.append(message)
+    return received

@@ -20,10 +20,10 @@ from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.models import AgentRun
 from tests.stacks import stream_layer
 
-from .conftest import cookie_for, socket
+from .conftest import cookie_for, received_before_marker, socket
 
 Status = AgentRun.Status
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 def url(action: str, run_id: Any) -> str:
@@ -182,8 +182,8 @@ async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tok
         assert (await latecomer.connect())[0]
         assert (await latecomer.receive_json_from(timeout=2))["runs"] == []
         await push(group, streams.delta_event(run_id, 3, "to ship"))
-        assert await watcher.receive_nothing(timeout=0.3)
-        assert await latecomer.receive_nothing(timeout=0.3)
+        assert await received_before_marker(watcher, group) == []
+        assert await received_before_marker(latecomer, group) == []
         await latecomer.disconnect()
     finally:
         await watcher.disconnect()

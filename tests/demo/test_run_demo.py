@@ -98,6 +98,8 @@ def running_demo(db_path: Path, *args: str) -> Iterator[Demo]:
             process.kill()
             process.wait(10)
         reader.join(5)
+        assert process.stdout is not None
+        process.stdout.close()  # left open, the pipe leaks (a ResourceWarning)
 
 
 @pytest.fixture

@@ -19,10 +19,12 @@ services live in :mod:`.services`, the process plumbing in :mod:`.processes`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,6 +50,8 @@ from .waiting import wait_until
 
 #: Run states after which nothing more happens to a run.
 ENDED = frozenset({"replied", "failed", "stopped"})
+#: How long teardown lets the processes wind down after SIGTERM before it SIGKILLs them.
+STOP_GRACE_S = 5.0
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -275,15 +279,20 @@ class Deployment:
         return None if value is None else str(value)
 
     def close(self) -> None:
-        """Kill every process this deployment started, whatever state it is in."""
+        """Stop every process this deployment started, whatever state it is in."""
         errors: list[BaseException] = []
+        # SIGTERM to all first, so that they wind down side by side within one grace.
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.request_stop()
+        deadline = time.monotonic() + STOP_GRACE_S
         for process in self.processes:
             try:
-                process.kill()
-            except BaseException as exc:  # keep killing the others
+                process.stop(deadline)
+            except BaseException as exc:  # keep stopping the others
                 errors.append(exc)
         if self.emulator is not None:
-            self.emulator.kill()
+            self.emulator.terminate()
         self._db.close()
         self._redis.close()
         if errors:
@@ -349,7 +358,7 @@ class Deployment:
     def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows of a read-only query on this deployment's database."""
         with self._db.cursor() as cursor:
-            return cursor.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return cursor.execute(sql, params).fetchall()
 
     def agent_comments(self, task_id: int) -> list[CommentRow]:
         return [c for c in self.comments(task_id) if c.agent_id]

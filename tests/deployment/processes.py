@@ -97,6 +97,17 @@ class ManagedProcess:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 
+    def request_stop(self) -> None:
+        """SIGTERM: the process winds down and exits (and writes its coverage data,
+        which a SIGKILLed process loses)."""
+        self.send_signal(signal.SIGTERM)
+
+    def stop(self, deadline: float) -> None:
+        """Wait for the process to exit until ``deadline`` (monotonic), then :meth:`kill`."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self.kill()
+
     def kill(self) -> None:
         """SIGKILL the process group (if the process still runs) and reap it."""
         if self.alive:

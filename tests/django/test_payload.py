@@ -100,4 +100,4 @@ def test_payload_stored_on_dispatch(make_comment: Callable[..., Comment]) -> Non
 
     assert dispatch_run(str(run.run_id)) == "sent"
     run.refresh_from_db()
-    assert run.payload["message"] == "@athena hello"
+    assert run.payload is not None and run.payload["message"] == "@athena hello"

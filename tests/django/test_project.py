@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from project.tasks.models import Comment, Task
 from relaybridge.models import AgentRun
@@ -63,6 +63,8 @@ def test_run_ledger_points_at_the_comment_model_setting() -> None:
     from relaybridge.models import AgentRun
 
     for name in ("comment", "reply_comment"):
-        _, path, _, kwargs = AgentRun._meta.get_field(name).deconstruct()
+        field = AgentRun._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        _, path, _, kwargs = field.deconstruct()
         assert path == "django.db.models.ForeignKey"
         assert kwargs["to"].setting_name == "RELAYBRIDGE_COMMENT_MODEL"

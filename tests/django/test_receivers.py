@@ -42,6 +42,7 @@ def test_two_mentions_make_two_runs_and_two_dispatches(
         assert run.requested_by == user
         assert run.hop_depth == 0
         assert run.attempts == 1
+        assert run.payload is not None
         assert run.payload["relaybridge_run"] == str(run.run_id)
     messages = drain()
     assert sorted(m["run_id"] for m in messages) == sorted(str(r.run_id) for r in runs)

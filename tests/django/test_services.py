@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from django.utils import timezone
@@ -122,7 +122,7 @@ def test_first_tokens_of_many_runs_are_recorded_together(
     athena, klyve, mnemo, orin = runs
     assert services.mark_stopped(mnemo.run_id, "changed my mind")
     sent = {run.run_id: AgentRun.objects.get(pk=run.pk).sent_at for run in runs}
-    arrivals = {
+    arrivals: dict[services.RunRef, datetime] = {
         str(athena.run_id): timezone.now() + timedelta(milliseconds=40),
         klyve.run_id: timezone.now() + timedelta(milliseconds=90),
         str(mnemo.run_id): timezone.now(),  # stopped: stays stopped
@@ -227,7 +227,7 @@ def test_retry_with_a_broker_uses_a_countdown(
     app.conf.task_always_eager = False
     calls: list[Any] = []
     monkeypatch.setattr(
-        type(dispatch_run._get_current_object()),
+        type(cast(Any, dispatch_run)._get_current_object()),
         "apply_async",
         lambda self, args, countdown=None: calls.append((args, countdown)),
     )
@@ -295,16 +295,26 @@ def test_get_run(run: AgentRun) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_eager_retries_keep_their_backoff_in_process(
-    make_comment: Callable[..., Comment],
+    make_comment: Callable[..., Comment], monkeypatch: Any
 ) -> None:
     # Without a broker (the embedded default) a countdown is kept by a timer thread.
+    # The test joins that thread before it reads the run: polling while the thread
+    # writes, or returning (and flushing the tables) while it still runs, would race
+    # on SQLite's shared-cache table locks ("database table is locked").
+    timers: list[threading.Timer] = []
+
+    class RecordedTimer(threading.Timer):
+        def start(self) -> None:
+            timers.append(self)
+            super().start()
+
+    monkeypatch.setattr(threading, "Timer", RecordedTimer)
     (run,) = services.create_runs(make_comment("plain"), ["athena"])
     assert services.claim_for_sending(run.run_id) is not None
     assert services.record_error(run.run_id, "AGENT_OFFLINE", "offline", 0.2)
-    assert status(run) == Status.RETRYING
-    deadline = time.monotonic() + 10
-    while status(run) == Status.RETRYING and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert len(timers) == 1
+    timers[0].join(timeout=10)
+    assert not timers[0].is_alive(), "the retry timer did not finish within 10 s"
     run.refresh_from_db()
     assert run.status == Status.SENDING and run.attempts == 2
 
@@ -319,7 +329,7 @@ def test_a_broker_outage_does_not_fail_the_request(
         raise ConnectionError("broker down")
 
     app.conf.task_always_eager = False
-    monkeypatch.setattr(type(dispatch_run._get_current_object()), "apply_async", refuse)
+    monkeypatch.setattr(type(cast(Any, dispatch_run)._get_current_object()), "apply_async", refuse)
     with django_capture_on_commit_callbacks(execute=True):
         services.queue_dispatch(run.run_id)
     assert "left for the sweep" in caplog.text

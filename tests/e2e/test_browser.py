@@ -25,7 +25,7 @@ def test_a_mention_streams_in_and_settles_as_a_reply(tmp_path: Path) -> None:
         page = new_page(browser, errors)
         log_in(page, demo.url)
         task_id = demo.query("SELECT id FROM tasks_task ORDER BY id LIMIT 1")[0][0]
-        open_task(page, demo.url, int(task_id))
+        open_task(page, demo.url, int(str(task_id)))
 
         page.fill("textarea[name=body]", "@athena summarize this task")
         page.click("#comment-form button[type=submit]")

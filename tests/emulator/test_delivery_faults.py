@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,15 +18,23 @@ from relaybridge.testing import TEST_APP_TOKEN
 from .conftest import MakeRelay
 from .wire import Peer, app_message, open_peer
 
+Frames = list[dict[str, Any]]
 
-async def read_until_quiet(peer: Peer, quiet: float = 0.5) -> list[dict[str, Any]]:
-    frames: list[dict[str, Any]] = []
-    while True:
-        try:
-            async with asyncio.timeout(quiet):
-                frames.append(json.loads(await peer.ws.recv()))
-        except TimeoutError:
-            return frames
+
+async def read_until(peer: Peer, done: Callable[[Frames], bool], frames: Frames) -> Frames:
+    """Frames from ``peer`` appended to ``frames`` until ``done(frames)``; 15 s at most.
+
+    Each test stops at the frame that ends its scenario (the last reply), never at a
+    quiet spell: a frame held up longer than the spell would escape the assertions.
+    """
+    async with asyncio.timeout(15):
+        while not done(frames):
+            frames.append(json.loads(await peer.ws.recv()))
+    return frames
+
+
+def replies_to(frames: Frames, event_id: str) -> int:
+    return sum(1 for f in frames if f["type"] == "reply" and f["event_id"] == event_id)
 
 
 async def test_every_frame_twice_and_a_second_reply(make_relay: MakeRelay) -> None:
@@ -38,7 +47,9 @@ async def test_every_frame_twice_and_a_second_reply(make_relay: MakeRelay) -> No
         await app.send(
             {"type": "event", "agent_id": "athena", "thread_id": "t-1", "payload": payload}
         )
-        frames = await read_until_quiet(app)
+        # Tokens come before an event's reply, and the injected second reply is the
+        # last frame of all: once it is in, every frame of the event is.
+        frames = await read_until(app, lambda got: sum(f["type"] == "reply" for f in got) == 3, [])
     kinds = [f["type"] for f in frames]
     assert kinds[:2] == ["accepted", "accepted"]
     replies = [f for f in frames if f["type"] == "reply"]
@@ -61,7 +72,9 @@ async def test_delays_reorder_across_events_never_within_one(make_relay: MakeRel
             payload = app_message(task_title=f"Task {n}")
             accepted = await app.submit("athena", f"t-{n}", payload)
             sent.append((accepted["event_id"], payload))
-        frames = app.stash + await read_until_quiet(app)
+        frames = await read_until(
+            app, lambda got: all(replies_to(got, event_id) for event_id, _ in sent), app.stash
+        )
     by_event: dict[str, list[dict[str, Any]]] = {}
     for frame in frames:
         by_event.setdefault(frame["event_id"], []).append(frame)

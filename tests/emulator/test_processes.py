@@ -50,10 +50,13 @@ def run_and_stop(
     cmd: list[str], token: str, env: dict[str, str] | None = None, *, stderr: Path | None = None
 ) -> str:
     """Start ``cmd``, check its first line and that it serves, SIGINT it; return the key."""
-    with open(stderr or os.devnull, "w") as err:
-        proc = subprocess.Popen(
+    # The with-blocks close the log and the stdout pipe (an open pipe is a ResourceWarning).
+    with (
+        open(stderr or os.devnull, "w") as err,
+        subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT, env=env
-        )
+        ) as proc,
+    ):
         try:
             first = read_first_line(proc)
             assert first.startswith("listening on ws://127.0.0.1:")

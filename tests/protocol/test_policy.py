@@ -105,7 +105,7 @@ def test_local_codes_are_retryable(code: ErrorCode, count: int) -> None:
 
 def test_payload_errors_are_not_retried_and_are_loud() -> None:
     policy = policy_for(ErrorCode.PAYLOAD_ERROR)
-    assert ErrorCode.PAYLOAD_ERROR == "RELAYBRIDGE_PAYLOAD_ERROR"
+    assert ErrorCode.PAYLOAD_ERROR.value == "RELAYBRIDGE_PAYLOAD_ERROR"
     assert (policy.retryable, policy.loud) == (False, True)
     assert retries(ErrorCode.PAYLOAD_ERROR) == []
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -247,5 +247,9 @@ class SessionMachine(RuleBasedStateMachine):
         assert sorted(queued + in_flight) == sorted(self.active)
 
 
-SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60)
+# too_slow measures the machine, not the session: under coverage's tracing on a busy
+# machine generation falls below Hypothesis's speed bar although nothing is wrong.
+SessionMachine.TestCase.settings = settings(
+    max_examples=300, stateful_step_count=60, suppress_health_check=[HealthCheck.too_slow]
+)
 test_session_machine = SessionMachine.TestCase

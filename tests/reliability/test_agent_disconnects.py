@@ -117,8 +117,12 @@ def test_agent_gone_for_good_mid_answer_fails_visibly_by_watchdog(
         # Relay's own timeout ends the dead events on its side too; until then they
         # count against the app's ten events in flight.
         ended = len(mentions)
+
+        def dead_events_timed_out(ended: int = ended) -> bool:
+            return relay_timeouts(emulator) >= ended
+
         wait_until(
-            lambda ended=ended: relay_timeouts(emulator) >= ended,
+            dead_events_timed_out,
             30,
             "Relay to time out the dead events",
         )

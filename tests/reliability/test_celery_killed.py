@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.deployment.harness import Deployment, Mention
+from tests.deployment.processes import ManagedProcess
 from tests.deployment.waiting import wait_until
 
 from .scale import SCALE, dice
@@ -59,8 +60,12 @@ def test_celery_killed_mid_dispatch_and_tasks_delivered_twice(
         dispatch_again(deployment, run_ids * 2)
         duplicates += 2 * len(run_ids)
         [celery] = [p for p in deployment.processes if p.name == "celery" and p.alive]
+
+        def dispatch_taken(celery: ManagedProcess = celery) -> list[str]:
+            return celery.log_lines("relaybridge.dispatch_run")
+
         wait_until(
-            lambda celery=celery: celery.log_lines("relaybridge.dispatch_run"),
+            dispatch_taken,
             30,
             "Celery to take a dispatch_run",
         )

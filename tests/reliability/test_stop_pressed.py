@@ -67,8 +67,12 @@ def test_stop_mid_stream_ends_the_run_and_frees_the_thread(
     first_count = SCALE.mentions // 2
     stall_events = 0
     for size in rounds(first_count, max(SCALE.rounds, -(-first_count // ROUND_CAP))):
+
+        def stalls_timed_out(due: int = stall_events) -> bool:
+            return relay_timeouts(emulator) >= due
+
         wait_until(
-            lambda due=stall_events: relay_timeouts(emulator) >= due,
+            stalls_timed_out,
             30,
             "Relay to time out the events `stall` never finished",
         )

@@ -22,13 +22,14 @@ from django.urls import reverse
 from project.asgi import application
 from project.tasks.models import Task
 from relaybridge import streams
+from relaybridge.adapters import get_adapter
 from relaybridge.consumers import CLOSE_FORBIDDEN
 from relaybridge.models import AgentRun
-from tests.consumers.conftest import create_run
+from tests.consumers.conftest import create_run, received_before_marker
 from tests.stacks import stream_layer
 
 Status = AgentRun.Status
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 def cookie(user: Any) -> str:
@@ -124,7 +125,8 @@ class TestSocket:
         await stream_layer().group_send(
             streams.group_name_for_thread(other.thread_key), streams.group_message(delta)
         )
-        assert await communicator.receive_nothing(timeout=0.3)
+        own_group = streams.group_name_for_thread(get_adapter().thread_key(tasks["alice"]))
+        assert await received_before_marker(communicator, own_group) == []
         await communicator.disconnect()
 
     @pytest.mark.parametrize(

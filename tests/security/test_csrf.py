@@ -21,7 +21,7 @@ from relaybridge.models import AgentRun
 from tests.consumers.conftest import create_run
 
 Status = AgentRun.Status
-JSON = {"HTTP_ACCEPT": "application/json"}
+JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
 
 
 def button(action: str, run_id: Any) -> str:
@@ -86,13 +86,14 @@ def test_signing_in_needs_the_csrf_token_too(people: dict[str, Any]) -> None:
 
 def test_the_tests_cover_every_route_of_relaybridge_and_the_tasks_app() -> None:
     """A new endpoint must be added above (and so get its CSRF test)."""
-    from django.urls import get_resolver
+    from django.urls import URLPattern, URLResolver, get_resolver
 
     names = {
         f"{resolver.namespace}:{pattern.name}"
         for resolver in get_resolver().url_patterns
-        if getattr(resolver, "namespace", None) in {"relaybridge", "tasks"}
+        if isinstance(resolver, URLResolver) and resolver.namespace in {"relaybridge", "tasks"}
         for pattern in resolver.url_patterns
+        if isinstance(pattern, URLPattern)
     }
     covered = {
         "tasks:task_detail",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,12 +42,13 @@ def pg_dump(deployment: Deployment) -> bytes:
 
 def execute(deployment: Deployment, sql: str) -> None:
     with psycopg.connect(deployment.database_url, autocommit=True) as connection:
-        connection.execute(sql)  # type: ignore[arg-type]
+        connection.execute(sql)
 
 
 def redis_contents(deployment: Deployment) -> bytes:
     """Every key and value in the deployment's Redis database, as raw bytes."""
-    client = redis.Redis.from_url(deployment.redis_server.url)
+    # Any: redis-py types replies as bytes | str; without decode_responses all are bytes.
+    client: Any = redis.Redis.from_url(deployment.redis_server.url)
     parts: list[bytes] = []
     try:
         for key in client.scan_iter(count=500):
