@@ -83,7 +83,9 @@ def _is_active(run_id: str, thread_key: str) -> bool:
     ).exists()
 
 
-def _active_status(run_id: str, thread_key: str, text: str, seq: int) -> dict[str, Any] | None:
+def _active_status(
+    run_id: str, thread_key: str, text: str, seq: int
+) -> streams.RunStatusMessage | None:
     """The run's ``run.status`` with ``text``/``seq``; None if it is not active here."""
     run = AgentRun.objects.filter(
         run_id=run_id, thread_key=thread_key, status__in=ACTIVE_STATUSES

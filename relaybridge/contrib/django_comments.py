@@ -85,7 +85,7 @@ class DjangoCommentsAdapter(CommentAdapter):
         import django_comments
 
         model = django_comments.get_model()
-        if model._meta.label_lower != relay_settings.COMMENT_MODEL.lower():
+        if model._meta.label_lower != (relay_settings.COMMENT_MODEL or "").lower():
             problems.append(
                 f"RELAYBRIDGE_COMMENT_MODEL is {relay_settings.COMMENT_MODEL!r}, but "
                 f"django_comments' comment model is {model._meta.label!r}"

@@ -39,7 +39,8 @@
   // What a refresh replaces: the comment form's data-relaybridge-comment-form list.
   function refreshSelectors() {
     var form = document.querySelector("form[data-relaybridge-comment-form]");
-    var value = (form && form.getAttribute("data-relaybridge-comment-form")) || "[data-relaybridge-comment-list]";
+    var value = (form && form.getAttribute("data-relaybridge-comment-form")) ||
+      "[data-relaybridge-comment-list]";
     return value.split(",");
   }
 
@@ -92,7 +93,9 @@
           var fresh = form.id ? doc.getElementById(form.id) : null;
           var alert = fresh && fresh.querySelector("[role=alert]");
           var field = form.querySelector("textarea");
-          if (alert && field) field.insertAdjacentElement("afterend", document.importNode(alert, true));
+          if (alert && field) {
+            field.insertAdjacentElement("afterend", document.importNode(alert, true));
+          }
           return;
         }
         form.reset();

@@ -18,7 +18,9 @@
  */
 (function (root, factory) {
   "use strict";
-  var api = factory(root.relaybridgeStreamState || (typeof require === "function" ? require("./stream-state.js") : null));
+  var state = root.relaybridgeStreamState ||
+    (typeof require === "function" ? require("./stream-state.js") : null);
+  var api = factory(state);
   if (typeof module === "object" && module && module.exports) {
     module.exports = api;
   } else {
@@ -86,7 +88,8 @@
       return;
     }
     if (run.html && (!element || this.rendered[run.run] !== run.html)) {
-      var container = element ? null : this.document.querySelector(attr("data-relaybridge-comment-runs", run.comment_id));
+      var container = element ? null :
+        this.document.querySelector(attr("data-relaybridge-comment-runs", run.comment_id));
       if (!element && !container) {
         // Posted after this page loaded (from another tab or person).
         if (run.comment_id != null) result.missing.push(String(run.comment_id));
@@ -107,7 +110,9 @@
       if (run.comment_id != null) result.missing.push(String(run.comment_id));
       return;
     }
-    if (run.status && element.getAttribute("data-status") !== run.status) element.setAttribute("data-status", run.status);
+    if (run.status && element.getAttribute("data-status") !== run.status) {
+      element.setAttribute("data-status", run.status);
+    }
     this.showStatus(element, run, now);
     this.showText(element, run.shown || "");
   };

@@ -95,7 +95,9 @@
     var next = copy(state);
     next.runs = copy(state.runs);
     var runs = message.runs || [];
-    for (var i = 0; i < runs.length; i++) next.runs[runs[i].run] = merged(state.runs[runs[i].run], runs[i], now);
+    for (var i = 0; i < runs.length; i++) {
+      next.runs[runs[i].run] = merged(state.runs[runs[i].run], runs[i], now);
+    }
     if (message.type !== "snapshot") return next;
     next.snapshots = state.snapshots + 1;
     // A snapshot after the first one means the socket was down: runs that ended
@@ -114,8 +116,10 @@
 
   function onDelta(state, message) {
     var old = state.runs[message.run];
-    if (old && has(ENDED, old.status)) return state; // stopped: Relay cannot cancel, tokens keep coming
-    var run = old ? copy(old) : { run: message.run, status: "streaming", text: "", seq: 0, shown: "" };
+    // Stopped: Relay cannot cancel, so tokens keep coming; they change nothing.
+    if (old && has(ENDED, old.status)) return state;
+    var run = old ? copy(old) :
+      { run: message.run, status: "streaming", text: "", seq: 0, shown: "" };
     var seq = Number(message.seq) || 0;
     if (seq <= run.seq) return state; // already had it
     run.seq = seq;
@@ -199,7 +203,8 @@
     var minutes = Math.floor(total / 60);
     var rest = total % 60;
     if (!minutes) return fill(texts.seconds, { s: rest });
-    return rest ? fill(texts.minutes_seconds, { m: minutes, s: rest }) : fill(texts.minutes, { m: minutes });
+    if (!rest) return fill(texts.minutes, { m: minutes });
+    return fill(texts.minutes_seconds, { m: minutes, s: rest });
   }
 
   function countdown(run, now, texts) {
@@ -215,7 +220,8 @@
     if (!template || run.retry_at == null) return String(run.status_text || "");
     var at = template.lastIndexOf("{countdown}");
     if (at === -1) return String(run.status_text || "");
-    return template.slice(0, at) + countdown(run, now, texts) + template.slice(at + "{countdown}".length);
+    var after = template.slice(at + "{countdown}".length);
+    return template.slice(0, at) + countdown(run, now, texts) + after;
   }
 
   return {

@@ -42,9 +42,11 @@
     this.state = streamState.reduce(
       streamState.emptyState(),
       { type: "page", runs: readJson(root.getAttribute("data-relaybridge-runs"), []) },
-      Date.now()
+      Date.now(),
     );
-    this.renderer = new Renderer({ root: root, document: document, texts: this.texts, csrfToken: csrfToken });
+    this.renderer = new Renderer({
+      root: root, document: document, texts: this.texts, csrfToken: csrfToken,
+    });
     this.renderer.adopt(this.state);
     this.ticker = null;
     this.sought = {}; // comment ids fetched for because a run of theirs was not on the page
@@ -181,7 +183,8 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
-    if (form.hasAttribute("data-relaybridge-run-action") && form.closest("[data-relaybridge-run]")) {
+    var runAction = form.hasAttribute("data-relaybridge-run-action");
+    if (runAction && form.closest("[data-relaybridge-run]")) {
       submitRunAction(form, event);
     } else if (form.hasAttribute("data-relaybridge-comment-form") && window.fetch) {
       page.submitComment(form, event, renderEverything);
