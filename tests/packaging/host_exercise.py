@@ -125,8 +125,11 @@ def free_port() -> int:
 def collect_output(process: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
     def read() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
+        # The reader closes the pipe at its end (the process's exit): nothing is left
+        # for the garbage collector to close with a ResourceWarning.
+        with process.stdout as output:
+            for line in output:
+                lines.append(line)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
