@@ -98,20 +98,20 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
     # A run stopped while waiting for a retry has no stream, only its earlier text.
     partial = text or run.partial_text
     if not services.mark_stopped(run_id, partial):
-        message = gettext("This run has already finished.")
-        return 409, {
-            "ok": False,
-            "error": "already finished",
-            "status": run.status,
-            "message": message,
-        }
-    # A token streamed while the run was being stopped stays with it.
-    partial, seq = services.settle_stopped_text(run_id, partial, seq)
-    services.clear_stream(run_id)
+        return _conflict(run, "already finished", gettext("This run has already finished."))
     run.refresh_from_db()
+    # From this push on, the pages drop the run's tokens (Relay cannot cancel).
     services.push_status(run, partial, seq)
-    event = streams.status_event(run, partial, seq)
-    return 200, {"ok": True, "status": run.status, "text": partial, "run": event}
+    # A token buffered since the read above may have reached a page before that
+    # push, and pages never show less: it stays with the run (one more push). Any
+    # later token reaches the pages after the push, and is dropped.
+    settled, later = services.settle_stopped_text(run_id, partial, seq)
+    if settled != partial:
+        run.refresh_from_db()
+        services.push_status(run, settled, later)
+    services.clear_stream(run_id)
+    event = streams.status_event(run, settled, later)
+    return 200, {"ok": True, "status": run.status, "text": settled, "run": event}
 
 
 @require_POST

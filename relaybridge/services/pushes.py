@@ -54,10 +54,11 @@ def clear_stream(run_id: str) -> None:
 def settle_stopped_text(run_id: str, partial: str, seq: int) -> tuple[str, int]:
     """The text a just-stopped run keeps, and its seq: ``partial`` or more.
 
-    Stop reads the text so far and then stops the run. A token the relay worker
-    streamed in between reached the pages, which never show less text than they
-    showed, but not that read: read again now that the run is stopped (the pages
-    drop its later tokens) and keep the longer text when it carries on ``partial``.
+    Stop reads the text so far, stops the run and pushes the stop (the pages drop
+    the run's tokens from then on). A token the relay worker buffered in between
+    may have reached a page before that push, and pages never show less text than
+    they showed: read again after the push, and keep the longer text when it
+    carries on ``partial``.
     """
     text, later = read_stream(run_id)
     if later <= seq or len(text) <= len(partial) or not text.startswith(partial):
