@@ -24,17 +24,14 @@ from ..protocol import (
     AgentsDiscovered,
     Backoff,
     ConnectionFailed,
-    Discover,
     Error,
     ErrorCode,
     EventFailed,
     Ping,
-    Pong,
     ProtocolError,
     RelaySession,
     Reply,
     ReplyReceived,
-    SendPong,
     SubmissionAccepted,
     SubmissionRejected,
     Token,
@@ -44,7 +41,6 @@ from ..protocol import (
     serialize,
 )
 from ..protocol.outcomes import Outcome
-from ..protocol.policy import policy_for
 from . import queries
 from .connection import (
     AUTH_CLOSE_CODE,
@@ -175,8 +171,8 @@ class RelayLink:
             asyncio.create_task(stop.wait(), name="relay-stop"),
         ]
         try:
-            for frame in self.session.on_connect():
-                await ws.send(serialize(frame))
+            self.session.on_connect()
+            await self._send_answers(ws)
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task.exception() is not None:
@@ -213,12 +209,18 @@ class RelayLink:
                 continue
             gate_moved = False
             for outcome in self.session.on_frame(frame):
-                await self._handle(ws, outcome)
+                await self._handle(outcome)
                 # Only a frame that settles or refuses an event can free a send slot;
                 # tokens (nearly every frame) need not wake the send loop.
                 gate_moved = gate_moved or not isinstance(outcome, TokenReceived)
+            await self._send_answers(ws)
             if gate_moved:
                 self.wake.set()
+
+    async def _send_answers(self, ws: ClientConnection) -> None:
+        """Send what the session decided to answer (a pong, a discover)."""
+        for frame in self.session.data_to_send():
+            await ws.send(serialize(frame))
 
     async def _send_loop(self, ws: ClientConnection, closing: asyncio.Event) -> None:
         while not closing.is_set():
@@ -252,8 +254,8 @@ class RelayLink:
 
     # --- outcomes -------------------------------------------------------------------
 
-    async def _handle(self, ws: ClientConnection, outcome: Outcome) -> None:
-        """Answer on the wire now; queue the run's database and push work in its lane."""
+    async def _handle(self, outcome: Outcome) -> None:
+        """Queue the run's database and push work in its lane."""
         updates, lanes = self.updates, self.lanes
         match outcome:
             case SubmissionAccepted(ref=ref, event_id=event_id):
@@ -270,12 +272,8 @@ class RelayLink:
             ):
                 lanes.call(ref, lambda: updates.failed(ref, code, error))
                 self._settle(ref)
-                if policy_for(code).rediscover:
-                    await ws.send(serialize(Discover()))
             case AgentsDiscovered(agents=agents):
                 await self.on_agents(agents)
-            case SendPong():
-                await ws.send(serialize(Pong()))
             case ConnectionFailed(code=code, error=error):
                 if code == ErrorCode.UNAUTHORIZED:
                     raise AuthenticationFailed("Relay rejected the app token")
