@@ -18,6 +18,7 @@ are :class:`relaybridge.protocol.codes.ErrorCode` members; their retry policy an
 messages are in :mod:`relaybridge.protocol.policy`.
 """
 
+from .dispatch import prepare_dispatch
 from .payload import build_payload, fit_payload
 from .pushes import clear_stream, push_status, read_stream
 from .runs import (
@@ -59,6 +60,7 @@ __all__ = [
     "mark_accepted",
     "mark_sent",
     "mark_stopped",
+    "prepare_dispatch",
     "push_status",
     "queue_dispatch",
     "read_stream",

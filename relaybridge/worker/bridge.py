@@ -28,7 +28,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .. import agents, services, streams
-from ..conf import loggable, relay_settings
+from ..conf import loggable
 from ..models import AgentRun
 from ..protocol import (
     STARTER,
@@ -124,7 +124,10 @@ class BridgeWorker:
         options = self.options
         session = RelaySession(limits=options.limits or STARTER)
         updates = RunUpdates(
-            self.stream_layer, self.buffer, TokenCoalescer(options.flush_ms / 1000)
+            self.stream_layer,
+            self.buffer,
+            TokenCoalescer(options.flush_ms / 1000),
+            stall_timeout=options.stall_timeout,
         )
         link = RelayLink(
             url=options.url,
@@ -217,7 +220,7 @@ class BridgeWorker:
     # --- intake, sweep, watchdog ----------------------------------------------------
 
     async def _intake(self) -> None:
-        channel = relay_settings.OUTBOUND_CHANNEL
+        channel = self.options.intake_channel
         failures = 0
         while self._leading:
             try:
@@ -263,9 +266,13 @@ class BridgeWorker:
         for run_id in stranded:
             if self.session is not None and self.session.state_of(run_id) is None:
                 await self.submit(run_id)
-        overdue = await in_thread(queries.redispatch_overdue)()
+        # Straight to the intake, not through Celery: the worker is where they go.
+        overdue = await in_thread(queries.overdue_run_ids)(self.options.redispatch_after)
+        for run_id in overdue:
+            if await in_thread(services.prepare_dispatch)(run_id) == "ready":
+                await self.submit(run_id)
         if overdue:
-            logger.info("re-dispatched %d run(s) whose dispatch never ran", overdue)
+            logger.info("re-dispatched %d run(s) whose dispatch never ran", len(overdue))
 
     async def _watchdog(self) -> None:
         stalled = await in_thread(queries.stalled_run_ids)(self.options.stall_timeout)

@@ -77,8 +77,8 @@ class RelayLink:
         updates: RunUpdates,
         status: WorkerStatus,
         on_agents: Callable[[tuple[AgentInfo, ...]], Awaitable[None]],
-        heartbeat_interval: float = 30.0,
-        heartbeat_timeout: float = 5.0,
+        heartbeat_interval: float,
+        heartbeat_timeout: float,
         backoff: Backoff | None = None,
         status_changed: asyncio.Event | None = None,
     ) -> None:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from django.utils import timezone
 
 from .. import services
-from ..conf import relay_settings
 from ..models import AgentRun
 
 #: A sweep handles at most this many runs; the next sweep takes the rest.
@@ -29,23 +28,18 @@ def sending_run_ids() -> list[str]:
     return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:SWEEP_BATCH]]
 
 
-def redispatch_overdue() -> int:
-    """Dispatch again what a lost or killed ``dispatch_run`` left behind.
+def overdue_run_ids(after: float) -> list[str]:
+    """What a lost or killed ``dispatch_run`` left behind, to be dispatched again.
 
     Queued and overdue retrying runs, and runs a task claimed but died on
-    (released back to ``queued`` first). The claim is conditional, so a task that
-    turns up late, or twice, does nothing.
+    (released back to ``queued`` first). The worker claims them itself
+    (:func:`~relaybridge.services.prepare_dispatch`); the claim is conditional, so
+    a task that turns up late, or twice, does nothing.
     """
-    from ..tasks import dispatch_run
-
-    after = relay_settings.REDISPATCH_AFTER
     abandoned = services.abandoned_claims(after).values_list("run_id", flat=True)[:SWEEP_BATCH]
     released = [r for r in abandoned if services.release_abandoned_claim(r, after)]
     overdue = services.runs_to_redispatch(after).values_list("run_id", flat=True)[:SWEEP_BATCH]
-    run_ids = [*released, *overdue]
-    for run_id in run_ids:
-        dispatch_run.delay(str(run_id))
-    return len(run_ids)
+    return [str(run_id) for run_id in [*released, *overdue]]
 
 
 def ended_run_ids(run_ids: list[str], older_than: float) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer
 
 from .. import agents, services, streams
-from ..conf import loggable, relay_settings
+from ..conf import loggable
 from ..models import AgentRun
 from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
 from .coalesce import Delta, TokenCoalescer
@@ -43,6 +43,7 @@ class RunUpdates:
         buffer: streams.StreamBuffer,
         coalescer: TokenCoalescer,
         *,
+        stall_timeout: float,
         clock: Any = time.monotonic,
     ) -> None:
         self.layer = layer
@@ -52,7 +53,7 @@ class RunUpdates:
         self.runs: dict[str, RunInfo] = {}
         # Well within the stall timeout: a run that streams must never look stalled
         # to the watchdog between two touches, however short the timeout is set.
-        self.touch_every = min(TOUCH_EVERY_S, relay_settings.STALL_TIMEOUT / 4)
+        self.touch_every = min(TOUCH_EVERY_S, stall_timeout / 4)
         #: Each run's pushes, in order (see ordering.py).
         self._chains = RunChains()
         #: Progress writes of streaming runs, made beside their streams.

@@ -48,7 +48,7 @@ def _accepted_run(title: str) -> AgentRun:
 
 
 def _updates(buffer: Any) -> RunUpdates:
-    return RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
+    return RunUpdates(stream_layer(), buffer, TokenCoalescer(0), stall_timeout=120.0)
 
 
 async def test_an_adopted_run_continues_its_sequence(redis_stack: str) -> None:
@@ -141,16 +141,17 @@ async def test_a_run_stopped_while_carried_keeps_at_most_its_first_token(
 
 
 async def test_a_streaming_run_is_touched_well_within_a_short_stall_timeout(
-    redis_stack: str, settings: Any
+    redis_stack: str,
 ) -> None:
     """With a stall timeout at or below the five-second touch interval, a run that was
     streaming steadily looked stalled to the watchdog between two touches."""
-    settings.RELAYBRIDGE_STALL_TIMEOUT = 2.0
     buffer = RedisStreamBuffer(aioredis.Redis.from_url(redis_stack), prefix=f"t:{uuid.uuid4()}")
     run = await sync_to_async(_streaming_run)()
     run_id = str(run.run_id)
     now = [100.0]
-    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0), clock=lambda: now[0])
+    updates = RunUpdates(
+        stream_layer(), buffer, TokenCoalescer(0), stall_timeout=2.0, clock=lambda: now[0]
+    )
     await updates.remember(run)
     await updates.token(run_id, "one")
 
