@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ..conf import DEFAULTS, relay_settings
 from ..protocol import PlanLimits
-from .connection import AuthStyle
+from .handshake import AuthStyle
 
 
 @dataclass

@@ -69,15 +69,15 @@ def test_a_dispatch_killed_mid_task_is_redone_by_the_sweep(
 ) -> None:
     """A run claimed by a dispatch_run that died (no payload) used to stay ``sending``
     forever: redelivered copies found it claimed, and no sweep looked at it."""
-    from relaybridge.worker import queries
+    from relaybridge.worker import database
 
     run = queued_run(make_comment)
     assert services.claim_for_sending(run.run_id) is not None  # ...and then the worker died
     assert dispatch_run(str(run.run_id)) == "skipped"  # a redelivery finds it claimed
-    assert queries.overdue_run_ids(5.0) == []  # a dispatch at work keeps its claim
+    assert database.overdue_run_ids(5.0) == []  # a dispatch at work keeps its claim
     AgentRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=6))
     # The sweep claims it again itself and sends it straight away, not through Celery.
-    assert queries.overdue_run_ids(5.0) == [str(run.run_id)]
+    assert database.overdue_run_ids(5.0) == [str(run.run_id)]
     assert services.prepare_dispatch(run.run_id) == "ready"
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SENDING and run.payload

@@ -80,8 +80,8 @@ async def assert_a_new_mention_is_answered(question: str) -> None:
 
 
 def connections(worker: BridgeWorker) -> int:
-    assert worker.link is not None, "the worker lost its leadership"
-    return worker.link.connections
+    assert worker.connection is not None, "the worker lost its leadership"
+    return worker.connection.connections
 
 
 async def test_hostile_frames_are_ignored_and_runs_in_flight_are_untouched(

@@ -168,7 +168,7 @@ async def test_a_dropped_connection_is_reconnected_and_every_run_ends(redis_stac
                 within=20,
                 what="every run to end",
             )
-        assert worker.link is not None and worker.link.connections >= 2
+        assert worker.connection is not None and worker.connection.connections >= 2
         for run in runs:
             fresh = await sync_to_async(_fresh)(run)
             replies = await sync_to_async(_reply_comments)(fresh)
@@ -190,7 +190,7 @@ async def test_a_bad_token_backs_off_instead_of_reconnecting_hot(redis_stack: st
         running = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.status.state == "auth_failed", what="the auth failure")
         await asyncio.sleep(1.5)
-        assert worker.link is not None and worker.link.connections == 1
+        assert worker.connection is not None and worker.connection.connections == 1
         assert worker.status.next_attempt_at is not None
         status: Any = await wait_for(
             lambda: (found := read_status()) and found.auth_failed and found, what="the record"
