@@ -59,6 +59,8 @@ class RunStream:
         self._jobs: deque[Job | str] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: True while the task waits for the flush deadline with text pending.
+        self._awaiting_deadline = False
         self._reset()
 
     def _reset(self) -> None:
@@ -77,6 +79,11 @@ class RunStream:
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
+        if self._awaiting_deadline and not self._jobs:
+            # It joins the text already waiting for the flush deadline: no need to
+            # wake the task for it (with a fast agent, most tokens take this way).
+            self._pending.append(text)
+            return
         self._queue(text)
 
     def call(self, job: Job) -> None:
@@ -125,9 +132,15 @@ class RunStream:
                 due = self._flush_deadline()
                 if due is None:
                     return
-                # Until the deadline, or until something new arrives first.
-                if await wait_event(self._arrived, max(0.0, due - clock())):
-                    continue
+                wait = due - clock()
+                if wait > 0:
+                    # Until the deadline, or until something other than text arrives.
+                    self._awaiting_deadline = True
+                    try:
+                        if await wait_event(self._arrived, wait):
+                            continue
+                    finally:
+                        self._awaiting_deadline = False
                 await self._guarded(self._push_pending)
         finally:
             # No await between the last look at the queue and here: a frame queued
@@ -153,7 +166,7 @@ class RunStream:
             logger.exception("relay worker: handling a frame of run %s failed", self.run_id)
 
     def _flush_deadline(self) -> float | None:
-        if not self._pending or self._last_push is None:
+        if not self._pending or self._last_push is None or self.stopped:
             return None
         return self._last_push + self._owner.flush_interval
 
@@ -181,6 +194,8 @@ class RunStream:
 
     async def _push_pending(self, now: float | None = None) -> None:
         facts = self.facts
+        if self.stopped:
+            self._pending.clear()
         if not self._pending or facts is None:
             return
         self.seq += 1
