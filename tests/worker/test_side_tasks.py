@@ -83,3 +83,18 @@ async def test_a_connection_loop_that_dies_stops_the_worker_with_an_error(
             await worker.run()
     assert "the Relay connection loop died" in caplog.text
     assert "a bug in the connection loop" in caplog.text
+
+
+def test_relay_worker_exits_non_zero_when_the_worker_stopped_on_a_dead_part(
+    monkeypatch: Any,
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from relaybridge.worker.launch import WorkerRun
+
+    async def died(self: WorkerRun) -> None:
+        raise SideTaskDied("the Relay connection loop died")
+
+    monkeypatch.setattr(WorkerRun, "run", died)
+    with pytest.raises(CommandError, match="connection loop died"):
+        call_command("relay_worker")
