@@ -98,3 +98,27 @@ def test_relay_worker_exits_non_zero_when_the_worker_stopped_on_a_dead_part(
     monkeypatch.setattr(WorkerRun, "run", died)
     with pytest.raises(CommandError, match="connection loop died"):
         call_command("relay_worker")
+
+
+async def test_a_status_record_task_that_dies_is_restarted(
+    redis_stack: str, monkeypatch: Any, caplog: Any
+) -> None:
+    from relaybridge.worker.status import read_status
+
+    real_wait = bridge.wait_event
+    calls = 0
+
+    async def fails_once(event: Any, seconds: float | None) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the cache client broke")
+        return await real_wait(event, seconds)
+
+    monkeypatch.setattr(bridge, "wait_event", fails_once)
+    async with relay_stack(redis_stack):
+        await wait_for(lambda: "the status record died" in caplog.text, what="its death")
+        await wait_for(
+            lambda: (found := read_status()) is not None and found.state == "connected",
+            what="the record written again",
+        )
