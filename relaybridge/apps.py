@@ -1,4 +1,4 @@
-"""relaybridge's AppConfig: ``ready()`` only registers checks and signal receivers."""
+"""relaybridge's AppConfig: ``ready()`` only registers checks, signal receivers and tasks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ class RelayBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers
+        from . import (
+            checks,
+            receivers,
+            tasks,  # noqa: F401  (registers dispatch_run, which services queue by name)
+        )
 
         checks.register_checks()
         receivers.connect_receivers()

@@ -13,16 +13,15 @@ from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
 
-from . import services
 from .conf import relay_settings
-from .protocol.codes import ErrorCode
-from .protocol.policy import describe_error
+from .services.dispatch import DISPATCH_TASK, prepare_dispatch
+from .services.runs import as_uuid
 from .streams import dispatch_message
 
 logger = logging.getLogger("relaybridge")
 
 
-@shared_task(name="relaybridge.dispatch_run", acks_late=True, ignore_result=True)
+@shared_task(name=DISPATCH_TASK, acks_late=True, ignore_result=True)
 def dispatch_run(run_id: str) -> str:
     """Claim the run, build and store its payload, hand it to the relay worker.
 
@@ -30,19 +29,10 @@ def dispatch_run(run_id: str) -> str:
     layer did not take it: the worker's sweep of ``sending`` runs will), ``"failed"``
     (no payload could be built) or ``"skipped"`` (someone else has the run).
     """
-    run = services.claim_for_sending(run_id)
-    if run is None:
-        return "skipped"
-    try:
-        payload = services.build_payload(run)
-    except Exception:
-        logger.exception("could not build the payload of run %s", run.run_id)
-        code = ErrorCode.PAYLOAD_ERROR
-        services.record_error(run.run_id, code, describe_error(code))
-        return "failed"
-    if not services.store_payload(run.run_id, payload):
-        return "skipped"  # the claim was released meanwhile (see release_abandoned_claim)
-    return "sent" if hand_to_worker(str(run.run_id)) else "pending"
+    prepared = prepare_dispatch(run_id)
+    if prepared != "ready":
+        return prepared
+    return "sent" if hand_to_worker(str(as_uuid(run_id))) else "pending"
 
 
 def hand_to_worker(run_id: str) -> bool:

@@ -12,7 +12,7 @@ without a socket or an event loop.
 - :mod:`.codes`, :mod:`.policy` — error codes and what to do about each;
 - :mod:`.backoff` — reconnect delays; :mod:`.pacing` — plan limits and windows;
 - :mod:`.session` — :class:`RelaySession`, the app-side state machine, with its
-  values in :mod:`.outcomes`, its state in :mod:`.ledger` and its frame
+  values in :mod:`.outcomes`, its state in :mod:`.submissions` and its frame
   matching in :mod:`.correlation`;
 - :mod:`.payload` — the 65,536-byte payload limit.
 """
@@ -51,12 +51,12 @@ from .outcomes import (
     EventFailed,
     LateFrame,
     Outcome,
+    PingReceived,
     PongReceived,
     RefState,
     ReplyReceived,
     Requeued,
     SendBatch,
-    SendPong,
     SessionCounts,
     Submission,
     SubmissionAccepted,
@@ -118,6 +118,7 @@ __all__ = [
     "Pacer",
     "PayloadTooLarge",
     "Ping",
+    "PingReceived",
     "PlanLimits",
     "Pong",
     "PongReceived",
@@ -132,7 +133,6 @@ __all__ = [
     "Requeued",
     "RetryDecision",
     "SendBatch",
-    "SendPong",
     "SessionCounts",
     "SessionKey",
     "SlidingWindow",

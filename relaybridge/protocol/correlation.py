@@ -7,7 +7,7 @@ connection. So the oldest pending submission whose (agent, thread) matches the
 the oldest pending submission of its agent, else the head. Every later frame
 names its event id.
 
-Each function records the change in the :class:`Ledger` and says what it meant.
+Each function records the change in the :class:`SubmissionBook` and says what it meant.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 from .errors import ProtocolError
 from .frames import Accepted, Error, Reply, Token
-from .ledger import Ledger
 from .outcomes import (
     ConnectionFailed,
     EventFailed,
@@ -31,6 +30,7 @@ from .outcomes import (
 )
 from .policy import policy_for
 from .session_key import parse_session_key
+from .submissions import SubmissionBook
 
 
 class Correlated(NamedTuple):
@@ -39,7 +39,7 @@ class Correlated(NamedTuple):
     ended: Submission | None = None
 
 
-def on_accepted(book: Ledger, frame: Accepted) -> Correlated:
+def on_accepted(book: SubmissionBook, frame: Accepted) -> Correlated:
     known = book.ref_of_event(frame.event_id)
     if known is not None:
         return Correlated(LateFrame(known, frame))  # a repeated acceptance; the first counted
@@ -58,7 +58,7 @@ def on_accepted(book: Ledger, frame: Accepted) -> Correlated:
     return Correlated(SubmissionAccepted(entry.sub.ref, frame.event_id))
 
 
-def on_refusal(book: Ledger, frame: Error) -> Correlated:
+def on_refusal(book: SubmissionBook, frame: Error) -> Correlated:
     """A null-event error."""
     policy = policy_for(frame.code)
     entry = None if policy.connection_level else book.oldest_pending(frame.agent_id)
@@ -74,7 +74,7 @@ def on_refusal(book: Ledger, frame: Error) -> Correlated:
     return Correlated(rejected, entry.sub)
 
 
-def on_event_frame(book: Ledger, frame: Token | Reply | Error, event_id: str) -> Correlated:
+def on_event_frame(book: SubmissionBook, frame: Token | Reply | Error, event_id: str) -> Correlated:
     """A token, reply or error naming its event."""
     entry = book.events.get(event_id)
     if entry is None:

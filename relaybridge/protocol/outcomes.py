@@ -2,7 +2,9 @@
 
 A submission goes in; decisions come out: what to send now and when to ask
 again (:class:`SendBatch`), and what each Relay frame meant for our runs (the
-outcome classes). ``ref`` is always the caller's own run reference.
+outcome classes). ``ref`` is always the caller's own run reference. The frames
+the session wants sent in answer (a ``pong``, a ``discover``) are no outcome: the
+caller collects them with :meth:`RelaySession.data_to_send` after every call.
 """
 
 from __future__ import annotations
@@ -130,8 +132,8 @@ class AgentsDiscovered:
 
 
 @dataclass(frozen=True, slots=True)
-class SendPong:
-    """Relay pinged: answer with a ``pong`` frame."""
+class PingReceived:
+    """Relay pinged; the answering ``pong`` waits in :meth:`RelaySession.data_to_send`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +186,7 @@ Outcome: TypeAlias = (
     | ReplyReceived
     | EventFailed
     | AgentsDiscovered
-    | SendPong
+    | PingReceived
     | PongReceived
     | ConnectionFailed
     | UnknownEvent

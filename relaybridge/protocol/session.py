@@ -10,6 +10,11 @@ Lifecycle of a submission: queued → pending (sent, on this connection) →
 accepted (has an event id) → terminal (reply, error, refusal or abandon). A ref
 is *active* until terminal; while active, submitting it again is a no-op, and
 after that it may be submitted again as a retry.
+
+What to send in answer to a frame -- the ``pong`` to a ``ping``, the ``discover``
+after a connection opens or an error whose policy says to look again -- is decided
+here too and waits in an outbox: after :meth:`RelaySession.on_connect` and every
+:meth:`RelaySession.on_frame`, the caller sends :meth:`RelaySession.data_to_send`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .frames import (
     Accepted,
     AgentInfo,
     Agents,
+    AppToRelayFrame,
     Discover,
     Error,
     Ping,
@@ -32,16 +38,15 @@ from .frames import (
     Reply,
     Token,
 )
-from .ledger import Ledger
 from .outcomes import (
     AgentsDiscovered,
     EventFailed,
     Outcome,
+    PingReceived,
     PongReceived,
     RefState,
     Requeued,
     SendBatch,
-    SendPong,
     SessionCounts,
     Submission,
     SubmissionRejected,
@@ -50,6 +55,7 @@ from .outcomes import (
 from .pacing import STARTER, Pacer, PlanLimits
 from .payload import check_payload_size
 from .policy import policy_for
+from .submissions import SubmissionBook
 
 
 class RelaySession:
@@ -76,11 +82,13 @@ class RelaySession:
         self._limits = limits
         self._pacer = Pacer(limits, window_margin_s)
         self._rate_limited_hold_s = rate_limited_hold_s
-        self._book = Ledger(remember_finished)
+        self._book = SubmissionBook(remember_finished)
         self._connected = False
         self._hold_until: float | None = None
         self._agents: dict[str, AgentInfo] = {}
         self._unavailable: set[str] = set()
+        #: Frames to send in answer, oldest first (see :meth:`data_to_send`).
+        self._outbox: list[AppToRelayFrame] = []
 
     # --- input from the caller ------------------------------------------------
 
@@ -130,12 +138,21 @@ class RelaySession:
             book.compact_queue()
         return SendBatch(tuple(sent), wake_at)
 
-    def on_connect(self) -> list[Discover]:
-        """A new connection is up; returns the frames to send first (one discover)."""
+    def on_connect(self) -> None:
+        """A new connection is up: the first frame to send is a ``discover``."""
         if self._connected:
             self.on_disconnect()
         self._connected = True
-        return [Discover()]
+        self._outbox.append(Discover())
+
+    def data_to_send(self) -> list[AppToRelayFrame]:
+        """The frames to send now, in this order, in answer to what came in.
+
+        Call after :meth:`on_connect` and after every :meth:`on_frame`; each frame is
+        returned once. (Events go out through :meth:`next_sends`, which paces them.)
+        """
+        frames, self._outbox = self._outbox, []
+        return frames
 
     def on_disconnect(self) -> list[Requeued]:
         """The connection is gone. Sent-but-unaccepted submissions go back to the queue.
@@ -145,6 +162,7 @@ class RelaySession:
         the next connection) and so do the pacing windows.
         """
         self._connected = False
+        self._outbox.clear()  # answers meant for a connection that is gone
         return [Requeued(ref) for ref in self._book.requeue_pending()]
 
     def abandon(self, ref: str) -> bool:
@@ -180,7 +198,8 @@ class RelaySession:
                 self._unavailable.clear()  # discovery is the fresh word on who is reachable
                 return [AgentsDiscovered(frame.agents)]
             case Ping():
-                return [SendPong()]
+                self._outbox.append(Pong())
+                return [PingReceived()]
             case Pong():
                 return [PongReceived()]
             case _:
@@ -189,8 +208,11 @@ class RelaySession:
     def _after(self, correlated: Correlated) -> list[Outcome]:
         outcome, ended = correlated
         if ended is not None and isinstance(outcome, SubmissionRejected | EventFailed):
-            if policy_for(outcome.code).mark_agent_unavailable:
+            policy = policy_for(outcome.code)
+            if policy.mark_agent_unavailable:
                 self._unavailable.add(ended.agent_id)
+            if policy.rediscover and self._connected:
+                self._outbox.append(Discover())
             if isinstance(outcome, SubmissionRejected) and outcome.code == ErrorCode.RATE_LIMITED:
                 self._hold_until = self._clock() + self._rate_limited_hold_s
         return [outcome]

@@ -21,6 +21,7 @@ messages are in :mod:`relaybridge.protocol.policy`.
 """
 
 from .backstop import hop_limit_reason, hops_admitted
+from .dispatch import prepare_dispatch
 from .hops import Authorship, agents_to_run, comment_author, saved_reply_author
 from .payload import build_payload, fit_payload
 from .pushes import clear_stream, push_status, read_stream, settle_stopped_text
@@ -68,6 +69,7 @@ __all__ = [
     "mark_accepted",
     "mark_sent",
     "mark_stopped",
+    "prepare_dispatch",
     "push_status",
     "queue_dispatch",
     "read_stream",

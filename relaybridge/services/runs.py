@@ -126,9 +126,10 @@ def queue_dispatch(run_id: RunRef, countdown: float | None = None) -> None:
     ref = str(run_id)
 
     def send() -> None:
-        from ..tasks import dispatch_run
+        from .dispatch import dispatch_task
 
         try:
+            dispatch_run = dispatch_task()
             if countdown and dispatch_run.app.conf.task_always_eager:
                 # Eager Celery ignores countdowns; keep the backoff in-process instead.
                 _dispatch_later(ref, countdown)
@@ -142,10 +143,10 @@ def queue_dispatch(run_id: RunRef, countdown: float | None = None) -> None:
 
 def _dispatch_later(run_id: str, countdown: float) -> None:
     def fire() -> None:
-        from ..tasks import dispatch_run
+        from .dispatch import dispatch_task
 
         try:
-            dispatch_run.apply((run_id,))
+            dispatch_task().apply((run_id,))
         finally:
             connections.close_all()  # this thread's connections only
 

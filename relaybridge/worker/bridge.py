@@ -1,18 +1,21 @@
-"""The BridgeWorker: leadership, intake, sweeps, the watchdog and graceful shutdown.
+"""The BridgeWorker: leadership, the side tasks it watches, and graceful shutdown.
 
 While it holds the leadership lock the worker runs, side by side:
 
-* the :class:`RelayLink` (the Relay connection),
-* intake: run ids arriving on ``relaybridge.outbound`` become submissions,
-* the sweep: ``sending`` runs nobody submitted (a lost intake message, a worker
-  that died) and overdue ``queued``/``retrying`` runs are picked up again,
-* the watchdog: an accepted or streaming run without progress for the stall
-  timeout is failed visibly, its partial text kept,
-* lock renewal and the status record.
+* the :class:`~.connection.RelayConnection` (the Relay connection loop),
+* the intake, the sweep and the watchdog (:class:`~.intake.RunIntake`),
+* lock renewal, and (always) the status record.
+
+Every one of these is watched. The intake, the sweep, the watchdog and the status
+record are restarted when they die, after a loud log with the traceback (a database
+error must not end the intake silently and leave the mentions to the sweep). The
+connection loop reconnects by itself; should it die all the same, the worker drains
+and stops with an error (the command exits non-zero) so that its process manager,
+or the standby, starts afresh. A lock keeper that ends gives up the connection.
 
 SIGTERM stops intake and sending, lets in-flight runs finish for up to the
 shutdown timeout and closes the connection cleanly; whatever is unfinished stays
-in the ledger for the next worker. A second signal exits at once.
+in the run ledger for the next worker. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -22,39 +25,37 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from .. import agents, services, streams
-from ..conf import loggable, relay_settings
-from ..models import AgentRun
-from ..protocol import (
-    STARTER,
-    AgentInfo,
-    ErrorCode,
-    PayloadTooLarge,
-    RelaySession,
-    Submission,
-)
-from . import queries
-from .coalesce import TokenCoalescer
-from .connection import redacted
+from .. import agents, streams
+from ..conf import loggable
+from ..protocol import STARTER, AgentInfo, RelaySession
+from .connection import TEARDOWN_TIMEOUT_S, RelayConnection
+from .database import in_thread, wait_event
+from .handshake import redacted
+from .intake import RunIntake
 from .leader import Leadership, keep_lock, try_acquire
-from .link import TEARDOWN_TIMEOUT_S, RelayLink
-from .memory import MemoryReturn
 from .options import WorkerOptions
-from .runs import RunUpdates
+from .run_streams import RunStreams
 from .status import STATUS_REFRESH_S, WorkerStatus, clear_status, write_status
-from .waiting import in_thread, wait_event
 
-__all__ = ["BridgeWorker", "WorkerOptions"]
+__all__ = ["BridgeWorker", "SideTaskDied", "WorkerOptions"]
 
 logger = logging.getLogger("relaybridge.worker")
 
-#: Longest pause between attempts to read the intake channel after layer errors.
-INTAKE_RETRY_MAX_S = 5.0
+#: First pause before a side task that died is started again; it doubles up to the
+#: cap while the task keeps dying, and starts over once it ran for a while.
+RESTART_DELAY_S = 0.1
+RESTART_DELAY_MAX_S = 10.0
+#: A side task that ran this long before dying counts as healthy again.
+HEALTHY_AFTER_S = 60.0
+
+
+class SideTaskDied(RuntimeError):
+    """A part the worker cannot run without died; the worker stopped."""
 
 
 class BridgeWorker:
@@ -86,10 +87,10 @@ class BridgeWorker:
         )
         self._draining = asyncio.Event()
         self._status_changed = asyncio.Event()
-        self._leading = False
-        self.session: RelaySession | None = None
-        self.link: RelayLink | None = None
-        self._memory = MemoryReturn()
+        #: The connection of the current leadership term (None while standing by).
+        self.connection: RelayConnection | None = None
+        self.intake: RunIntake | None = None
+        self._died: BaseException | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -100,7 +101,8 @@ class BridgeWorker:
             self._draining.set()
 
     async def run(self) -> None:
-        reporter = asyncio.create_task(self._report_status())
+        """Lead or stand by until stopped; raises :class:`SideTaskDied` if that stopped it."""
+        reporter = asyncio.create_task(self._restarting("status record", self._report_status))
         try:
             while not self._draining.is_set():
                 if await try_acquire(self.lock):
@@ -118,87 +120,134 @@ class BridgeWorker:
                 await in_thread(clear_status)(self.status.identity)
             await self.buffer.close()
             logger.info("relay worker stopped")
+        if self._died is not None:
+            raise SideTaskDied("the Relay connection loop died") from self._died
 
     async def _lead(self) -> None:
         logger.info("holding the Relay connection for this deployment")
         options = self.options
         session = RelaySession(limits=options.limits or STARTER)
-        updates = RunUpdates(
-            self.stream_layer, self.buffer, TokenCoalescer(options.flush_ms / 1000)
+        run_streams = RunStreams(
+            self.stream_layer,
+            self.buffer,
+            flush_interval=options.flush_ms / 1000,
+            stall_timeout=options.stall_timeout,
         )
-        link = RelayLink(
+        connection = RelayConnection(
             url=options.url,
             token=options.token,
             auth_style=options.auth_style,
             session=session,
-            updates=updates,
+            streams=run_streams,
             status=self.status,
             on_agents=self._store_agents,
             heartbeat_interval=options.heartbeat_interval,
             heartbeat_timeout=options.heartbeat_timeout,
             status_changed=self._status_changed,
         )
-        self.session, self.link = session, link
-        self._leading = True
-        link_stop = asyncio.Event()
-        link_task = asyncio.create_task(link.run(link_stop), name="relay-link")
+        intake = RunIntake(options, self.layer, connection, run_streams)
+        self.connection, self.intake = connection, intake
+        connection_stop = asyncio.Event()
+        connection_task = asyncio.create_task(
+            connection.run(connection_stop), name="relay-connection"
+        )
+        watchdog_every = max(0.05, min(5.0, options.stall_timeout / 4))
         helpers = [
-            self._spawn(self._intake(), "intake"),
-            self._spawn(self._every(options.sweep_interval, self._sweep), "sweep"),
-            self._spawn(self._every(self._watchdog_interval, self._watchdog), "watchdog"),
+            self._spawn("intake", intake.receive_forever),
+            self._spawn("sweep", self._every(options.sweep_interval, intake.sweep)),
+            self._spawn("watchdog", self._every(watchdog_every, intake.watchdog)),
         ]
-        keeper = self._spawn(keep_lock(self.lock), "lock")
+        keeper = asyncio.create_task(keep_lock(self.lock), name="relay-lock")
         drain = asyncio.create_task(self._draining.wait())
         try:
-            await asyncio.wait([keeper, drain, link_task], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [keeper, drain, connection_task], return_when=asyncio.FIRST_COMPLETED
+            )
             for task in helpers:
                 task.cancel()
+            self._check_connection(connection_task)
+            if keeper.done() and not keeper.cancelled() and keeper.exception() is not None:
+                logger.error("the leadership lock keeper died", exc_info=keeper.exception())
             if self._draining.is_set():
-                await self._drain(session, link)
+                await self._drain(connection)
         finally:
-            self._leading = False
-            link_stop.set()
+            connection_stop.set()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
-                    await asyncio.shield(link_task)
-            everything = [*helpers, keeper, drain, link_task]
+                    await asyncio.shield(connection_task)
+            everything: list[asyncio.Task[Any]] = [*helpers, keeper, drain, connection_task]
             for task in everything:
                 task.cancel()
             await asyncio.wait(everything, timeout=TEARDOWN_TIMEOUT_S)
-            self.session = self.link = None
+            self.connection = self.intake = None
 
-    async def _drain(self, session: RelaySession, link: RelayLink) -> None:
+    def _check_connection(self, task: asyncio.Task[None]) -> None:
+        """The connection loop never ends by itself: if it did, the worker stops."""
+        if not task.done() or self._draining.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        self._died = error or RuntimeError("the connection loop returned")
+        logger.critical(
+            "relay worker: the Relay connection loop died; stopping the worker",
+            exc_info=error,
+        )
+        self.request_stop()
+
+    async def _drain(self, connection: RelayConnection) -> None:
         self.status.state = "draining"
         self._status_changed.set()
-        link.paused = True
+        connection.pause()
         deadline = time.monotonic() + self.options.shutdown_timeout
         # The in-flight count lives in the pure session machine, which has no event
         # to await; a short poll is the honest way to watch it.
-        while session.counts().in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+        while connection.counts().in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-        left = session.counts().in_flight
+        left = connection.counts().in_flight
         if left:
             logger.warning("%d run(s) still in flight at shutdown; the next worker resumes", left)
 
-    @property
-    def _watchdog_interval(self) -> float:
-        return max(0.05, min(5.0, self.options.stall_timeout / 4))
+    # --- watched side tasks ---------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        return asyncio.create_task(coro, name=f"relay-{name}")
+    def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._restarting(name, work), name=f"relay-{name}")
 
-    async def _every(self, interval: float, action: Any) -> None:
-        while self._leading:
+    async def _restarting(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` until cancelled; log loudly and start it again when it dies."""
+        delay = RESTART_DELAY_S
+        while True:
+            started = time.monotonic()
             try:
+                await work()
+                error: BaseException = RuntimeError(f"{name} returned")
+            except Exception as exc:
+                error = exc
+            if time.monotonic() - started >= HEALTHY_AFTER_S:
+                delay = RESTART_DELAY_S
+            logger.error(
+                "relay worker: the %s died; restarting it in %.1f s",
+                name,
+                delay,
+                exc_info=error,
+            )
+            await asyncio.sleep(delay)
+            delay = min(RESTART_DELAY_MAX_S, delay * 2)
+
+    @staticmethod
+    def _every(
+        interval: float, action: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def periodically() -> None:
+            while True:
                 await action()
-            except Exception:
-                logger.exception("relay worker %s failed; trying again", action.__name__)
-            await asyncio.sleep(interval)
+                await asyncio.sleep(interval)
+
+        return periodically
 
     async def _report_status(self) -> None:
         while True:
-            if self.session is not None:
-                counts = self.session.counts()
+            connection = self.connection
+            if connection is not None:
+                counts = connection.counts()
                 self.status.in_flight, self.status.queued = counts.in_flight, counts.queued
             self._status_changed.clear()
             with contextlib.suppress(Exception):
@@ -213,97 +262,3 @@ class BridgeWorker:
         self.status.agents = [a.agent_id for a in found]
         ids = ", ".join(self.status.agents)
         logger.info("Relay lists %d agent(s): %s", len(found), loggable(ids, limit=2000))
-
-    # --- intake, sweep, watchdog ----------------------------------------------------
-
-    async def _intake(self) -> None:
-        channel = relay_settings.OUTBOUND_CHANNEL
-        failures = 0
-        while self._leading:
-            try:
-                message = await self.layer.receive(channel)
-            except Exception as exc:
-                # A channel-layer error (Redis restarting, a socket timeout) must not
-                # end the intake for good: the sweep would then be the only way in.
-                failures += 1
-                delay = min(INTAKE_RETRY_MAX_S, 0.1 * 2**failures)
-                logger.warning("channel layer receive failed (%s); again in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            run_id = message.get("run_id") if isinstance(message, dict) else None
-            if isinstance(run_id, str):
-                await self.submit(run_id)
-
-    async def submit(self, run_id: str) -> bool:
-        """Queue a ``sending`` run for Relay (idempotent)."""
-        session, link = self.session, self.link
-        if session is None or link is None or session.state_of(run_id) is not None:
-            return False
-        run = await in_thread(services.get_run)(run_id)
-        if run is None or run.status != AgentRun.Status.SENDING or not run.payload:
-            return False
-        await link.updates.remember(run)
-        submission = Submission(
-            ref=run_id, agent_id=run.agent_id, thread_id=run.thread_id, payload=run.payload
-        )
-        try:
-            accepted = session.submit(submission)
-        except PayloadTooLarge as exc:
-            logger.error("run %s: %s", run_id, exc.reason)
-            await link.updates.failed(run_id, ErrorCode.PAYLOAD_TOO_LARGE, exc.reason)
-            return False
-        link.wake.set()
-        return accepted
-
-    async def _sweep(self) -> None:
-        if self.session is None:
-            return
-        stranded = await in_thread(queries.sending_run_ids)()
-        for run_id in stranded:
-            if self.session is not None and self.session.state_of(run_id) is None:
-                await self.submit(run_id)
-        overdue = await in_thread(queries.redispatch_overdue)()
-        if overdue:
-            logger.info("re-dispatched %d run(s) whose dispatch never ran", overdue)
-
-    async def _watchdog(self) -> None:
-        stalled = await in_thread(queries.stalled_run_ids)(self.options.stall_timeout)
-        for run_id in stalled:
-            if self.session is not None:
-                self.session.abandon(run_id)
-            if self.link is not None:
-                await self.link.updates.failed(
-                    run_id, ErrorCode.STALLED, "no answer from Relay", retry=False
-                )
-                self.link.wake.set()
-        await self._release_ended_runs()
-        self._memory.check(self._carrying())
-
-    def _carrying(self) -> int:
-        """Runs the worker holds anything for: in flight, queued or remembered."""
-        if self.session is None or self.link is None:
-            return 0
-        counts = self.session.counts()
-        return counts.in_flight + counts.queued + len(self.link.updates.runs)
-
-    async def _release_ended_runs(self) -> None:
-        """Give back the thread slot and in-flight place of runs that ended while Relay
-        still had them (someone pressed Stop).
-
-        Relay has no cancel: the agent may still be answering, and a next event on the
-        same thread must not collide with that answer (protocol §6.2), so the slot is
-        kept while the answer may still come -- for the stall timeout after the stop,
-        as for any silent run. An agent that never finishes no longer holds the thread.
-        """
-        session = self.session
-        in_flight = session.in_flight_refs() if session is not None else []
-        if session is None or not in_flight:
-            return
-        ended = await in_thread(queries.ended_run_ids)(in_flight, self.options.stall_timeout)
-        for run_id in ended:
-            session.abandon(run_id)
-            if self.link is not None:
-                self.link.updates.forget(run_id)
-        if ended and self.link is not None:
-            self.link.wake.set()

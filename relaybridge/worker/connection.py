@@ -1,85 +1,299 @@
-"""Opening the Relay connection, and telling auth failures from network trouble.
+"""The connection loop: the deployment's one Relay connection, kept open forever.
 
-Relay signals a bad or revoked app token in three ways (relay-protocol.md §1):
-HTTP 401/403 on the handshake, close code 4001, or a null-event ``error`` frame
-right after connecting. All three become :class:`AuthenticationFailed`, which the
-connection loop answers by backing off to the cap instead of reconnecting hot.
-Nothing here ever puts the token, or a URL carrying it, into a message.
+:class:`RelayConnection` connects (:mod:`.handshake`), reconnects with the protocol
+core's backoff (auth failures back off to the cap instead of reconnecting hot),
+runs Relay's JSON heartbeat (a ``ping`` every interval; no frame at all within the
+timeout means the connection is dead), feeds every frame to the session state
+machine, sends what the session says to send, and queues each outcome on its
+run's stream (:class:`~.run_streams.RunStreams`). It alone drives the session;
+the worker uses the small interface below (submit, abandon, pause, counts).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-AuthStyle = Literal["header", "query"]
+from ..conf import loggable
+from ..protocol import (
+    AgentInfo,
+    AgentsDiscovered,
+    Backoff,
+    ConnectionFailed,
+    ErrorCode,
+    Ping,
+    ProtocolError,
+    RelaySession,
+    SessionCounts,
+    Submission,
+    TokenReceived,
+    parse,
+    serialize,
+)
+from .database import in_thread, mark_sent, run_for_event, wait_event
+from .handshake import (
+    AUTH_CLOSE_CODE,
+    AuthenticationFailed,
+    AuthStyle,
+    RelayConnectError,
+    open_relay_connection,
+    redacted,
+)
+from .run_streams import RunStreams
+from .status import WorkerStatus
 
-#: Relay closes with this code when it rejects the token after the upgrade.
-AUTH_CLOSE_CODE = 4001
-AUTH_HTTP_STATUSES = frozenset({401, 403})
-#: Relay's frames are small, but a reply may carry a long answer plus the payload echo.
-MAX_FRAME_BYTES = 4 * 1024 * 1024
+logger = logging.getLogger("relaybridge.worker")
+
+#: How long a closed connection's loops get to finish before they are left behind.
+TEARDOWN_TIMEOUT_S = 5.0
 
 
-class RelayConnectError(Exception):
-    """The connection could not be opened; the message is safe to log."""
+class DeadConnection(Exception):
+    """No frame arrived within the heartbeat timeout."""
 
 
-class AuthenticationFailed(RelayConnectError):
-    """Relay rejected the app token."""
+class RelayConnection:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        auth_style: AuthStyle,
+        session: RelaySession,
+        streams: RunStreams,
+        status: WorkerStatus,
+        on_agents: Callable[[tuple[AgentInfo, ...]], Awaitable[None]],
+        heartbeat_interval: float,
+        heartbeat_timeout: float,
+        backoff: Backoff | None = None,
+        status_changed: asyncio.Event | None = None,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self._auth_style = auth_style
+        self._session = session
+        self._streams = streams
+        self._status = status
+        self._on_agents = on_agents
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_timeout = heartbeat_timeout
+        self._backoff = backoff or Backoff()
+        #: Set on every connection state change, so the status record is rewritten now.
+        self._status_changed = status_changed or asyncio.Event()
+        #: Set whenever there may be something to send (a submission, a released gate).
+        self._wake = asyncio.Event()
+        #: While paused (draining), nothing new is sent; answers are still read.
+        self._paused = False
+        self._connections = 0
+        self._last_frame = 0.0
 
+    def __repr__(self) -> str:  # the token never appears in a repr
+        return f"<RelayConnection {redacted(self.url)}>"
 
-def redacted(url: str) -> str:
-    """``url`` without its query string, which may carry a token."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    # --- what the worker asks of the connection ----------------------------------------
 
+    def submit(self, submission: Submission) -> bool:
+        """Queue an event for Relay; False if its run is queued or in flight already.
 
-def with_token_query(url: str, token: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "token"]
-    query.append(("token", token))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+        Raises :class:`~relaybridge.protocol.PayloadTooLarge` rather than send it.
+        """
+        accepted = self._session.submit(submission)
+        self._wake.set()
+        return accepted
 
+    def carries(self, run_id: str) -> bool:
+        """Whether the run is queued or in flight on this connection."""
+        return self._session.state_of(run_id) is not None
 
-async def open_relay_connection(
-    url: str,
-    token: str,
-    *,
-    auth_style: AuthStyle = "header",
-    open_timeout: float = 10.0,
-) -> ClientConnection:
-    """Connect to Relay's app endpoint with the app token.
+    def abandon(self, run_id: str) -> None:
+        """Stop tracking the run (it ended here); its thread and in-flight place are free."""
+        if self._session.abandon(run_id):
+            self._wake.set()
 
-    WebSocket-level keepalive pings are off: the worker runs Relay's own JSON
-    ``ping``/``pong`` heartbeat, which is what Relay documents and answers.
-    """
-    if auth_style == "query":
-        target, headers = with_token_query(url, token), None
-    else:
-        target, headers = url, {"Authorization": f"Bearer {token}"}
-    try:
-        return await connect(
-            target,
-            additional_headers=headers,
-            open_timeout=open_timeout,
-            ping_interval=None,
-            max_size=MAX_FRAME_BYTES,
-            proxy=None,
-        )
-    except InvalidStatus as exc:
-        status = exc.response.status_code
-        if status in AUTH_HTTP_STATUSES:
-            raise AuthenticationFailed(f"Relay refused the app token (HTTP {status})") from None
-        raise RelayConnectError(f"Relay refused the connection (HTTP {status})") from None
-    except InvalidURI:
-        raise RelayConnectError(f"RELAY_URL is not a WebSocket URL: {redacted(url)}") from None
-    except (OSError, TimeoutError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise RelayConnectError(f"cannot reach {redacted(url)}: {reason}") from None
-    except Exception as exc:  # handshake errors from the library; never echo the URL
-        failure = type(exc).__name__
-        raise RelayConnectError(f"handshake with {redacted(url)} failed: {failure}") from None
+    def in_flight(self) -> list[str]:
+        """Runs sent and not yet ended, oldest first."""
+        return self._session.in_flight_refs()
+
+    def counts(self) -> SessionCounts:
+        return self._session.counts()
+
+    def pause(self) -> None:
+        """Send nothing new (draining); answers are still read."""
+        self._paused = True
+
+    @property
+    def connections(self) -> int:
+        """How many times a connection was opened."""
+        return self._connections
+
+    # --- the reconnect loop ---------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the connection until ``stop`` is set; then let the run streams finish."""
+        try:
+            await self._connect_until(stop)
+        finally:
+            if not await self._streams.wait_idle(seconds=TEARDOWN_TIMEOUT_S):
+                logger.warning("some runs still had frames to handle at shutdown")
+
+    async def _connect_until(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._status.state = "connecting"
+            logger.info("connecting to %s", redacted(self.url))
+            started = time.monotonic()
+            try:
+                ws = await open_relay_connection(self.url, self._token, auth_style=self._auth_style)
+                await self._serve(ws, stop)
+                self._backoff.connection_closed(time.monotonic() - started)
+                if stop.is_set():
+                    return
+                delay = self._backoff.next_delay()
+                self._lost("the connection to Relay closed", "backing_off", delay)
+            except AuthenticationFailed as exc:
+                delay = self._backoff.next_auth_failure_delay()
+                logger.error("%s; check RELAY_APP_TOKEN (retrying in %.0f s)", exc, delay)
+                self._lost(str(exc), "auth_failed", delay)
+            except (RelayConnectError, DeadConnection, ConnectionClosed, OSError) as exc:
+                delay = self._backoff.next_delay()
+                self._lost(str(exc) or type(exc).__name__, "backing_off", delay)
+            await wait_event(stop, delay)
+
+    def _lost(self, reason: str, state: str, delay: float) -> None:
+        if state != "auth_failed":
+            logger.warning("%s; reconnecting in %.1f s", reason, delay)
+        self._status.state = state
+        self._status.last_error = reason
+        self._status.connected_since = None
+        self._status.next_attempt_at = time.time() + delay
+        self._status_changed.set()
+
+    async def _serve(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        self._connections += 1
+        self._last_frame = time.monotonic()
+        self._status.state = "connected"
+        self._status.connected_since = time.time()
+        self._status.last_error = None
+        self._status_changed.set()
+        logger.info("connected to %s", redacted(self.url))
+        # Loops check ``closing`` as well as being cancelled: some libraries awaited
+        # inside them can swallow a cancellation (see database.py).
+        closing = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._read(ws), name="relay-read"),
+            asyncio.create_task(self._send_loop(ws, closing), name="relay-send"),
+            asyncio.create_task(self._heartbeat(ws, closing), name="relay-heartbeat"),
+            asyncio.create_task(stop.wait(), name="relay-stop"),
+        ]
+        try:
+            self._session.on_connect()
+            await self._send_answers(ws)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            closing.set()
+            self._wake.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=TEARDOWN_TIMEOUT_S)
+            if stop.is_set():
+                await ws.close(1000, "relay worker shutting down")
+            else:
+                ws.transport.abort()
+            requeued = self._session.on_disconnect()
+            if requeued:
+                logger.info("%d sent but unaccepted run(s) will be sent again", len(requeued))
+            if ws.close_code == AUTH_CLOSE_CODE:
+                raise AuthenticationFailed("Relay rejected the app token (close code 4001)")
+
+    # --- the three loops of one connection -----------------------------------------
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for message in ws:
+            self._last_frame = time.monotonic()
+            self._status.last_frame_at = time.time()
+            try:
+                frame = parse(message)
+            except ProtocolError as exc:
+                logger.warning("ignoring a malformed frame from Relay: %s", exc.reason)
+                if exc.event_id is not None:
+                    fail = functools.partial(self._fail_unreadable, exc.event_id, exc.reason)
+                    self._streams.for_event(exc.event_id, fail)
+                continue
+            gate_moved = False
+            for outcome in self._session.on_frame(frame):
+                if not self._streams.on_outcome(outcome):
+                    await self._on_connection_outcome(outcome)
+                # Only a frame that settles or refuses an event can free a send slot;
+                # tokens (nearly every frame) need not wake the send loop.
+                gate_moved = gate_moved or not isinstance(outcome, TokenReceived)
+            await self._send_answers(ws)
+            if gate_moved:
+                self._wake.set()
+
+    async def _send_answers(self, ws: ClientConnection) -> None:
+        """Send what the session decided to answer (a pong, a discover)."""
+        for frame in self._session.data_to_send():
+            await ws.send(serialize(frame))
+
+    async def _send_loop(self, ws: ClientConnection, closing: asyncio.Event) -> None:
+        while not closing.is_set():
+            self._wake.clear()
+            wake_at = None
+            if not self._paused:
+                batch = self._session.next_sends()
+                if batch.send:
+                    for submission in batch.send:
+                        # The thread's previous run records its end before the next
+                        # event of that thread goes out.
+                        await self._streams.settled(submission.pair)
+                    await in_thread(mark_sent)([submission.ref for submission in batch.send])
+                    for submission in batch.send:
+                        await ws.send(serialize(submission.to_event()))
+                wake_at = batch.wake_at
+            timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
+            await wait_event(self._wake, timeout)
+
+    async def _heartbeat(self, ws: ClientConnection, closing: asyncio.Event) -> None:
+        while not await wait_event(closing, self._heartbeat_interval):
+            pinged = time.monotonic()
+            await ws.send(serialize(Ping()))
+            await asyncio.sleep(self._heartbeat_timeout)
+            if self._last_frame < pinged:
+                raise DeadConnection(
+                    f"no answer from Relay within {self._heartbeat_timeout:g} s of a ping"
+                )
+
+    # --- outcomes about the connection, not a run -----------------------------------
+
+    async def _on_connection_outcome(self, outcome: object) -> None:
+        match outcome:
+            case AgentsDiscovered(agents=agents):
+                await self._on_agents(agents)
+            case ConnectionFailed(code=code, error=error):
+                if code == ErrorCode.UNAUTHORIZED:
+                    raise AuthenticationFailed("Relay rejected the app token")
+                logger.error(
+                    "Relay refused a request on this connection [%s]: %s",
+                    loggable(code),
+                    loggable(error),
+                )
+            case _:
+                logger.debug("relay frame needs no action: %r", outcome)
+
+    async def _fail_unreadable(self, event_id: str, reason: str) -> None:
+        """An unreadable frame about a known event fails that run now, not by timeout."""
+        run = await in_thread(run_for_event)(event_id)
+        if run is None:
+            return
+        run_id = str(run.run_id)
+        self._session.abandon(run_id)
+        await self._streams.open(run)
+        await self._streams.fail(run_id, ErrorCode.BAD_FRAME, reason)

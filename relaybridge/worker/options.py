@@ -1,26 +1,32 @@
-"""The relay worker's tunables, read from ``RELAYBRIDGE_*`` settings by default."""
+"""The relay worker's tunables, read from ``RELAYBRIDGE_*`` settings.
+
+The defaults are those of :mod:`relaybridge.conf` (the only place they are written);
+nothing in the worker reads a setting past these options.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..conf import relay_settings
+from ..conf import DEFAULTS, relay_settings
 from ..protocol import PlanLimits
-from .connection import AuthStyle
+from .handshake import AuthStyle
 
 
 @dataclass
 class WorkerOptions:
     url: str
     token: str = field(repr=False)
-    auth_style: AuthStyle = "header"
+    auth_style: AuthStyle = DEFAULTS["AUTH_STYLE"]
     limits: PlanLimits | None = None
-    flush_ms: int = 50
-    stall_timeout: float = 120.0
-    shutdown_timeout: float = 30.0
-    sweep_interval: float = 30.0
-    heartbeat_interval: float = 30.0
-    heartbeat_timeout: float = 5.0
+    flush_ms: int = DEFAULTS["STREAM_FLUSH_MS"]
+    stall_timeout: float = DEFAULTS["STALL_TIMEOUT"]
+    shutdown_timeout: float = DEFAULTS["SHUTDOWN_TIMEOUT"]
+    sweep_interval: float = DEFAULTS["SWEEP_INTERVAL"]
+    redispatch_after: float = DEFAULTS["REDISPATCH_AFTER"]
+    heartbeat_interval: float = DEFAULTS["HEARTBEAT_INTERVAL"]
+    heartbeat_timeout: float = DEFAULTS["HEARTBEAT_TIMEOUT"]
+    intake_channel: str = DEFAULTS["OUTBOUND_CHANNEL"]
 
     @classmethod
     def from_settings(cls, url: str, token: str) -> WorkerOptions:
@@ -34,6 +40,8 @@ class WorkerOptions:
             stall_timeout=relay_settings.STALL_TIMEOUT,
             shutdown_timeout=relay_settings.SHUTDOWN_TIMEOUT,
             sweep_interval=relay_settings.SWEEP_INTERVAL,
+            redispatch_after=relay_settings.REDISPATCH_AFTER,
             heartbeat_interval=relay_settings.HEARTBEAT_INTERVAL,
             heartbeat_timeout=relay_settings.HEARTBEAT_TIMEOUT,
+            intake_channel=relay_settings.OUTBOUND_CHANNEL,
         )

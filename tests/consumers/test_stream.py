@@ -32,7 +32,7 @@ async def refused_with(communicator: WebsocketCommunicator) -> int:
 
 
 class WorkerDouble:
-    """Pushes deltas the way ``RunUpdates.push_delta`` does: buffer first, then the group."""
+    """Pushes deltas the way a run's stream does: buffer first, then the group."""
 
     def __init__(self, redis_url: str, run: AgentRun) -> None:
         self.buffer = RedisStreamBuffer.from_url(redis_url)

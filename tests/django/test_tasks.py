@@ -69,20 +69,20 @@ def test_a_dispatch_killed_mid_task_is_redone_by_the_sweep(
 ) -> None:
     """A run claimed by a dispatch_run that died (no payload) used to stay ``sending``
     forever: redelivered copies found it claimed, and no sweep looked at it."""
-    from relaybridge.worker import queries
+    from relaybridge.worker import database
 
     run = queued_run(make_comment)
     assert services.claim_for_sending(run.run_id) is not None  # ...and then the worker died
     assert dispatch_run(str(run.run_id)) == "skipped"  # a redelivery finds it claimed
-    settings.RELAYBRIDGE_REDISPATCH_AFTER = 5.0
-    assert queries.redispatch_overdue() == 0  # a dispatch at work keeps its claim
+    assert database.overdue_run_ids(5.0) == []  # a dispatch at work keeps its claim
     AgentRun.objects.filter(pk=run.pk).update(updated_at=timezone.now() - timedelta(seconds=6))
-    # The example project without a broker runs the task eagerly, here and now.
-    assert queries.redispatch_overdue() == 1
+    # The sweep claims it again itself and sends it straight away, not through Celery.
+    assert database.overdue_run_ids(5.0) == [str(run.run_id)]
+    assert services.prepare_dispatch(run.run_id) == "ready"
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SENDING and run.payload
     assert run.attempts == 1
-    assert drain() == [{"type": "relaybridge.dispatch", "run_id": str(run.run_id)}]
+    assert drain() == []
 
 
 @pytest.mark.django_db
@@ -125,7 +125,7 @@ def test_a_payload_that_cannot_be_built_fails_visibly(
     def explode(run: AgentRun) -> dict[str, Any]:
         raise LookupError("thread vanished")
 
-    monkeypatch.setattr(services, "build_payload", explode)
+    monkeypatch.setattr("relaybridge.services.dispatch.build_payload", explode)
     run = queued_run(make_comment)
     assert dispatch_run(str(run.run_id)) == "failed"
     run.refresh_from_db()
@@ -190,3 +190,19 @@ def test_round_trip_through_the_redis_broker_and_a_celery_worker(
     run.refresh_from_db()
     assert run.status == AgentRun.Status.SENDING and run.payload is not None
     assert drain() == [{"type": "relaybridge.dispatch", "run_id": str(run.run_id)}]
+
+
+def test_services_never_import_the_tasks_built_on_them() -> None:
+    """tasks.py is built on services; services queue ``dispatch_run`` by its name."""
+    import ast
+    from pathlib import Path
+
+    import relaybridge.services
+
+    imports = []
+    for module in Path(relaybridge.services.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(alias.name for alias in node.names)]
+                imports += [f"{module.name}: {name}" for name in names if "tasks" in name]
+    assert imports == []

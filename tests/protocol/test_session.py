@@ -17,6 +17,7 @@ from relaybridge.protocol import (
     LateFrame,
     PayloadTooLarge,
     Ping,
+    PingReceived,
     PlanLimits,
     Pong,
     PongReceived,
@@ -25,7 +26,6 @@ from relaybridge.protocol import (
     RelayToAppFrame,
     ReplyReceived,
     Requeued,
-    SendPong,
     SessionCounts,
     SubmissionAccepted,
     SubmissionRejected,
@@ -66,7 +66,9 @@ def test_nothing_is_sent_while_disconnected() -> None:
     session = RelaySession(clock=FakeClock())
     session.submit(sub("r1"))
     assert session.next_sends().send == ()
-    assert session.on_connect() == [Discover()]
+    session.on_connect()
+    assert session.data_to_send() == [Discover()]
+    assert session.data_to_send() == []  # each frame is handed out once
     assert session.connected
     assert refs(session) == ["r1"]
 
@@ -383,7 +385,8 @@ def test_disconnect_requeues_unaccepted_in_order_and_keeps_accepted() -> None:
     assert session.queued_refs() == ["a", "c", "d"]
     assert session.in_flight_refs() == ["b"]
     assert refs(session) == []  # not connected
-    assert session.on_connect() == [Discover()]
+    session.on_connect()
+    assert session.data_to_send() == [Discover()]
     assert refs(session) == ["a", "c", "d"]
     # The accepted event's frames may still come, on the new connection.
     assert session.on_frame(token("e2", "late")) == [TokenReceived("b", "e2", "late")]
@@ -483,7 +486,27 @@ def test_discovery_pings_and_unknown_frames() -> None:
     assert session.on_frame(Agents(agents)) == [AgentsDiscovered(agents)]
     assert session.unavailable_agents == frozenset()
     assert session.known_agents == {"athena": agents[0]}
-    assert session.on_frame(Ping()) == [SendPong()]
+    session.data_to_send()  # the connection's discover
+    assert session.on_frame(Ping()) == [PingReceived()]
+    assert session.data_to_send() == [Pong()]
     assert session.on_frame(Pong()) == [PongReceived()]
     odd = Unknown("typing", {"event_id": "e"})
     assert session.on_frame(odd) == [UnhandledFrame(odd)]
+
+
+def test_an_error_whose_policy_says_so_asks_for_a_fresh_discovery() -> None:
+    session, _ = make_session()
+    session.submit(sub("a"))
+    refs(session)
+    session.data_to_send()  # the connection's first discover
+    [outcome] = session.on_frame(error(None, "AGENT_NOT_FOUND"))
+    assert isinstance(outcome, SubmissionRejected)
+    assert session.data_to_send() == [Discover()]
+
+
+def test_answers_meant_for_a_dropped_connection_are_not_sent_on_the_next() -> None:
+    session, _ = make_session()
+    session.on_frame(Ping())
+    session.on_disconnect()
+    session.on_connect()
+    assert session.data_to_send() == [Discover()]

@@ -82,8 +82,8 @@ async def assert_a_new_mention_is_answered(question: str) -> None:
 
 
 def connections(worker: BridgeWorker) -> int:
-    assert worker.link is not None, "the worker lost its leadership"
-    return worker.link.connections
+    assert worker.connection is not None, "the worker lost its leadership"
+    return worker.connection.connections
 
 
 # Hypothesis draws in a thread while the worker runs in this loop, and the channel layer

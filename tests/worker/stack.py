@@ -84,6 +84,18 @@ async def post_watched_mention(
     return await post_mention(body, task=task), listener
 
 
+def accepted_run(title: str) -> AgentRun:
+    """A run of a new task's mention that Relay has accepted (call in a thread)."""
+    from relaybridge import services
+
+    task = Task.objects.create(title=title)
+    comment = Comment.objects.create(task=task, body="@athena go")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    services.mark_accepted(run.run_id, f"evt_{uuid.uuid4().hex[:8]}")
+    return AgentRun.objects.get(pk=run.pk)
+
+
 async def runs_for(comment: Comment) -> list[AgentRun]:
     return await sync_to_async(lambda: list(AgentRun.objects.filter(comment=comment)))()
 

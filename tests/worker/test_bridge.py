@@ -40,7 +40,7 @@ async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_st
         comment, listener = await post_watched_mention("@athena summarize this task")
         [run] = await runs_for(comment)
         await wait_for(lambda: run_status(run.run_id) == Status.REPLIED, what="the reply")
-        await asyncio.sleep(0.1)  # let the last pushes arrive
+        await wait_for(lambda: listener.events("run.reply", str(run.run_id)), what="the push")
         run = await sync_to_async(_fresh)(run)
         replies = await sync_to_async(_reply_comments)(run)
         assert len(replies) == 1
@@ -70,7 +70,10 @@ async def test_three_threads_streaming_at_once_stay_separate(redis_stack: str) -
         listeners = [listener for _comment, listener in watched]
         for run in runs:
             await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
-        await asyncio.sleep(0.1)
+        for run, listener in zip(runs, listeners, strict=True):
+            await wait_for(
+                lambda r=run, li=listener: li.events("run.reply", str(r.run_id)), what="pushes"
+            )
         for n, (run, listener) in enumerate(zip(runs, listeners, strict=True)):
             run = await sync_to_async(_fresh)(run)
             assert run.reply_comment is not None
@@ -100,7 +103,7 @@ async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_sta
         [run] = await runs_for(comment)
         listener = await listen(run.thread_key)
         await wait_for(lambda: run_status(run.run_id) == Status.RETRYING, what="a retry")
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: listener.events("run.error", str(run.run_id)), what="the push")
         [error] = listener.events("run.error", str(run.run_id))
         assert error["code"] == "AGENT_OFFLINE"
         assert error["retry_in"] == 2.0
@@ -114,7 +117,9 @@ async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_sta
             within=8,
             what="the second attempt",
         )
-        await asyncio.sleep(0.1)
+        await wait_for(
+            lambda: len(listener.events("run.error", str(run.run_id))) == 2, what="the push"
+        )
         assert listener.events("run.error", str(run.run_id))[-1]["retry_in"] == 4.0
 
         # Fast-forward past the fourth retry: the fifth and last retry fails for good.
@@ -139,7 +144,7 @@ async def test_a_stalled_agent_is_failed_by_the_watchdog_with_its_partial_text(
         comment, listener = await post_watched_mention("@stall tell me everything")
         [run] = await runs_for(comment)
         await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the watchdog")
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: listener.events("run.error", str(run.run_id)), what="the push")
         failed = await sync_to_async(_fresh)(run)
         assert failed.error_code == "RELAYBRIDGE_STALLED"
         assert failed.partial_text
@@ -168,7 +173,7 @@ async def test_a_dropped_connection_is_reconnected_and_every_run_ends(redis_stac
                 within=20,
                 what="every run to end",
             )
-        assert worker.link is not None and worker.link.connections >= 2
+        assert worker.connection is not None and worker.connection.connections >= 2
         for run in runs:
             fresh = await sync_to_async(_fresh)(run)
             replies = await sync_to_async(_reply_comments)(fresh)
@@ -189,8 +194,10 @@ async def test_a_bad_token_backs_off_instead_of_reconnecting_hot(redis_stack: st
         worker = BridgeWorker(options, lock=LocalLeaderLock())
         running = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.status.state == "auth_failed", what="the auth failure")
-        await asyncio.sleep(1.5)
-        assert worker.link is not None and worker.link.connections == 1
+        connection = worker.connection
+        assert connection is not None
+        with pytest.raises(AssertionError, match="timed out"):  # no hot reconnect
+            await wait_for(lambda: connection.connections > 1, within=1.5, what="a reconnect")
         assert worker.status.next_attempt_at is not None
         status: Any = await wait_for(
             lambda: (found := read_status()) and found.auth_failed and found, what="the record"

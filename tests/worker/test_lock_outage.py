@@ -61,13 +61,18 @@ async def test_a_short_lock_outage_keeps_the_relay_connection() -> None:
         worker = BridgeWorker(WorkerOptions(url=relay.url, token=TEST_APP_TOKEN), lock=lock)
         running = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.status.state == "connected", what="the connection")
-        link = worker.link
-        assert link is not None and link.connections == 1
+        connection = worker.connection
+        assert connection is not None and connection.connections == 1
         lock.down = True  # shorter than the TTL: one failed renewal (every 0.4 s)
         await wait_for(lambda: lock.failures >= 1, what="a failed renewal")
         lock.down = False
-        await asyncio.sleep(1.5)  # several renewals later
-        assert worker.link is link and link.connections == 1
+        # Several renewals later, the same connection: none given up, none reopened.
+        with pytest.raises(AssertionError, match="timed out"):
+            await wait_for(
+                lambda: worker.connection is not connection or connection.connections > 1,
+                within=1.5,
+                what="the connection given up",
+            )
         worker.request_stop()
         await asyncio.wait_for(running, timeout=10)
 
@@ -78,12 +83,12 @@ async def test_a_lock_unreachable_for_a_whole_ttl_gives_up_the_connection() -> N
         worker = BridgeWorker(WorkerOptions(url=relay.url, token=TEST_APP_TOKEN), lock=lock)
         running = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.status.state == "connected", what="the connection")
-        first = worker.link
+        first = worker.connection
         lock.down = True
-        await wait_for(lambda: worker.link is not first, what="the connection given up")
+        await wait_for(lambda: worker.connection is not first, what="the connection given up")
         lock.down = False
         await wait_for(
-            lambda: worker.link is not None and worker.status.state == "connected",
+            lambda: worker.connection is not None and worker.status.state == "connected",
             what="the lock taken again and a new connection",
         )
         worker.request_stop()

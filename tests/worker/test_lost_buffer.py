@@ -5,6 +5,7 @@ buffer as the whole text so far, so it must never hold only the text after the l
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import pytest
@@ -13,13 +14,13 @@ from asgiref.sync import sync_to_async
 
 from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.models import AgentRun
-from relaybridge.worker.coalesce import TokenCoalescer
-from relaybridge.worker.runs import RunUpdates
+from relaybridge.protocol import TokenReceived
+from relaybridge.worker.run_streams import RunStreams
 from tests.redis_server import RedisServer
 from tests.stacks import stream_layer
 
-from .stack import listen, wait_for
-from .test_runs import _accepted_run, _streaming_run
+from .stack import accepted_run, listen, wait_for
+from .test_runs import _streaming_run
 
 pytestmark = [
     pytest.mark.redis,
@@ -32,22 +33,32 @@ def _buffer(server: RedisServer) -> RedisStreamBuffer:
     return RedisStreamBuffer(aioredis.Redis.from_url(server.url), prefix=f"t:{uuid.uuid4()}")
 
 
+def _streams(buffer: RedisStreamBuffer) -> RunStreams:
+    return RunStreams(stream_layer(), buffer, flush_interval=0.0, stall_timeout=120.0)
+
+
+async def _token(streams: RunStreams, run_id: str, text: str, seq: int) -> None:
+    """One token, pushed on its own: wait for its delta before the next one comes."""
+    streams.on_outcome(TokenReceived(run_id, "evt_x", text))
+    assert await streams.wait_idle(5), f"delta {seq} was not pushed in time"
+
+
 async def test_text_the_buffer_lost_mid_answer_is_written_back_whole(
     private_redis: RedisServer,
 ) -> None:
     buffer = _buffer(private_redis)
-    run = await sync_to_async(_accepted_run)("Flushed mid-answer")
+    run = await sync_to_async(accepted_run)("Flushed mid-answer")
     run_id = str(run.run_id)
     listener = await listen(run.thread_key)
-    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
-    await updates.remember(run)
-    await updates.token(run_id, "Hello")
-    await updates.token(run_id, " world")
+    streams = _streams(buffer)
+    await streams.open(run)
+    await _token(streams, run_id, "Hello", 1)
+    await _token(streams, run_id, " world", 2)
     assert await buffer.snapshot(run_id) == ("Hello world", 2)
 
     # Every key is gone (this test's own server: Redis restarted empty, or flushed).
     private_redis.flush()
-    await updates.token(run_id, " again")
+    await _token(streams, run_id, " again", 3)
 
     # Before, the buffer held (" again", 3): a page that connected now was shown
     # six characters where it had shown eleven.
@@ -65,10 +76,10 @@ async def test_an_adopted_run_writes_back_the_text_it_found(private_redis: Redis
     run = await sync_to_async(_streaming_run)()
     run_id = str(run.run_id)
     await buffer.replace(run_id, "Streamed before the takeover.", 4)
-    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
-    await updates.remember(run)
+    streams = _streams(buffer)
+    await streams.open(run)
     private_redis.flush()
-    await updates.token(run_id, " After.")
+    await _token(streams, run_id, " After.", 5)
     assert await buffer.snapshot(run_id) == ("Streamed before the takeover. After.", 5)
     await buffer.clear(run_id)
     await buffer.close()
@@ -78,16 +89,16 @@ async def test_a_run_failing_right_after_the_loss_keeps_all_its_text(
     private_redis: RedisServer,
 ) -> None:
     buffer = _buffer(private_redis)
-    run = await sync_to_async(_accepted_run)("Failed after the loss")
+    run = await sync_to_async(accepted_run)("Failed after the loss")
     run_id = str(run.run_id)
     listener = await listen(run.thread_key)
-    updates = RunUpdates(stream_layer(), buffer, TokenCoalescer(0))
-    await updates.remember(run)
-    await updates.token(run_id, "Hello")
-    await updates.token(run_id, " world")
-    await updates.first_tokens.written(run_id)
+    streams = _streams(buffer)
+    stream = await streams.open(run)
+    await _token(streams, run_id, "Hello", 1)
+    await _token(streams, run_id, " world", 2)
     private_redis.flush()
-    await updates.failed(run_id, "AGENT_ERROR", "boom", retry=False)
+    stream.call(functools.partial(stream.failed, "AGENT_ERROR", "boom", retry=False))
+    assert await streams.wait_idle(5), "the failure was not handled in time"
 
     failed = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
     assert (failed.status, failed.partial_text) == ("failed", "Hello world")

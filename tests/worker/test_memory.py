@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relaybridge.worker import memory
-from relaybridge.worker.memory import MemoryReturn
+from relaybridge.worker import intake as memory
+from relaybridge.worker.intake import MemoryReturn
 
 
 def test_memory_is_given_back_once_per_idle_spell() -> None:

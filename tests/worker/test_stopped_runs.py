@@ -38,4 +38,4 @@ async def test_a_stopped_run_frees_its_thread_after_the_stall_timeout(redis_stac
             lambda: run_status(follow_up.run_id) == Status.FAILED, within=15, what="the follow-up"
         )
         assert await sync_to_async(run_status)(stopped.run_id) == Status.STOPPED
-        assert worker.session is not None and worker.session.counts().in_flight == 0
+        assert worker.connection is not None and worker.connection.counts().in_flight == 0

@@ -5,7 +5,8 @@ default). Without a token it starts the local Relay emulator, with its scripted
 agents, inside the same process on a loopback port: the embedded default.
 
 SIGTERM or Ctrl-C drains (in-flight runs finish, up to
-``RELAYBRIDGE_SHUTDOWN_TIMEOUT``); a second signal exits at once.
+``RELAYBRIDGE_SHUTDOWN_TIMEOUT``); a second signal exits at once. Should the
+connection loop die, the worker drains and the command exits with status 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relaybridge.checks import separate_worker_layer_problem
+from relaybridge.worker.bridge import SideTaskDied
 from relaybridge.worker.launch import WorkerRun
 
 logger = logging.getLogger("relaybridge.worker")
@@ -48,7 +50,11 @@ class Command(BaseCommand):
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
-        asyncio.run(self._main(options["lock_ttl"], options["emulator"]))
+        try:
+            asyncio.run(self._main(options["lock_ttl"], options["emulator"]))
+        except SideTaskDied as exc:
+            # Exit non-zero: the process manager (or the standby) starts afresh.
+            raise CommandError(f"the relay worker stopped: {exc}") from exc
 
     async def _main(self, lock_ttl: float, force_emulator: bool) -> None:
         run = WorkerRun(lock_ttl=lock_ttl, force_emulator=force_emulator)

@@ -1,10 +1,11 @@
 """Where every submission of a :class:`~relaybridge.protocol.session.RelaySession` is.
 
-The ledger holds the state and keeps its invariants: a ref is in exactly one of
-queue, pending or accepted while active; a (agent, thread) gate is held by at
-most one sent, non-terminal ref; finished event ids are remembered (bounded) so
-late frames are recognised. The session decides; the ledger records
-(and :mod:`.correlation` matches frames against it).
+The :class:`SubmissionBook` holds the state and keeps its invariants: a ref is in
+exactly one of queue, pending or accepted while active; a (agent, thread) gate is
+held by at most one sent, non-terminal ref; finished event ids are remembered
+(bounded) so late frames are recognised. The session decides; the book records
+(and :mod:`.correlation` matches frames against it). Not to be confused with the
+run ledger (:class:`~relaybridge.models.AgentRun`), which is the database's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Entry:
     abandoned: bool = False
 
 
-class Ledger:
+class SubmissionBook:
     """The submissions of one session, indexed every way the session asks."""
 
     def __init__(self, remember_finished: int) -> None:

@@ -1,0 +1,56 @@
+"""Getting a run ready to send: claim it, build its payload, store the payload.
+
+``dispatch_run`` (the Celery task) does this and then hands the run to the relay
+worker's intake; the worker's sweep does it itself for runs whose ``dispatch_run``
+never ran or died, and sends them at once.
+
+The task is queued by its name (:data:`DISPATCH_TASK`): :mod:`relaybridge.tasks`
+is built on these services, and services never import it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from ..protocol.codes import ErrorCode
+from ..protocol.policy import describe_error
+from .payload import build_payload
+from .runs import RunRef
+from .transitions import claim_for_sending, record_error, store_payload
+
+logger = logging.getLogger("relaybridge")
+
+#: The name of :func:`relaybridge.tasks.dispatch_run`.
+DISPATCH_TASK = "relaybridge.dispatch_run"
+
+Prepared = Literal["ready", "failed", "skipped"]
+
+
+def prepare_dispatch(run_id: RunRef) -> Prepared:
+    """Claim the run and store its payload.
+
+    ``"ready"``: the run is ``sending`` with its payload, to be sent. ``"failed"``: no
+    payload could be built (the run failed visibly). ``"skipped"``: someone else has
+    the run, or its claim was released meanwhile.
+    """
+    run = claim_for_sending(run_id)
+    if run is None:
+        return "skipped"
+    try:
+        payload = build_payload(run)
+    except Exception:
+        logger.exception("could not build the payload of run %s", run.run_id)
+        code = ErrorCode.PAYLOAD_ERROR
+        record_error(run.run_id, code, describe_error(code))
+        return "failed"
+    if not store_payload(run.run_id, payload):
+        return "skipped"  # the claim was released meanwhile (see release_abandoned_claim)
+    return "ready"
+
+
+def dispatch_task() -> Any:
+    """The registered ``dispatch_run`` task of the current Celery app."""
+    from celery import current_app
+
+    return current_app.tasks[DISPATCH_TASK]

@@ -1,0 +1,178 @@
+"""Where runs come in, and the watch kept on the runs the worker carries.
+
+* The intake: run ids arriving on ``relaybridge.outbound`` are submitted to the
+  connection, each run's stream knowing the run first.
+* The sweep: ``sending`` runs nobody submitted (a lost intake message, a worker that
+  died) are submitted; overdue ``queued``/``retrying`` runs (a ``dispatch_run`` that
+  never ran or died) are claimed here and submitted too, never sent back through
+  Celery to this same worker.
+* The watchdog: an accepted or streaming run without progress for the stall timeout
+  is failed visibly, its partial text kept; runs stopped from a page give back their
+  thread slot; and once the worker is idle, memory goes back to the system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+from collections.abc import Callable
+
+from channels.layers import BaseChannelLayer
+
+from .. import services
+from ..models import AgentRun
+from ..protocol import ErrorCode, PayloadTooLarge, Submission
+from .connection import RelayConnection
+from .database import (
+    ended_run_ids,
+    in_thread,
+    overdue_run_ids,
+    sending_run_ids,
+    stalled_run_ids,
+)
+from .options import WorkerOptions
+from .run_streams import RunStreams
+
+logger = logging.getLogger("relaybridge.worker")
+
+#: Longest pause between attempts to read the intake channel after layer errors.
+INTAKE_RETRY_MAX_S = 5.0
+
+
+class RunIntake:
+    def __init__(
+        self,
+        options: WorkerOptions,
+        layer: BaseChannelLayer,
+        connection: RelayConnection,
+        streams: RunStreams,
+    ) -> None:
+        self.options = options
+        self.layer = layer
+        self.connection = connection
+        self.streams = streams
+        self.memory = MemoryReturn()
+
+    async def receive_forever(self) -> None:
+        """Submit the runs that arrive on the intake channel."""
+        failures = 0
+        while True:
+            try:
+                message = await self.layer.receive(self.options.intake_channel)
+            except Exception as exc:
+                # A channel-layer error (Redis restarting, a socket timeout) must not
+                # end the intake for good: the sweep would then be the only way in.
+                failures += 1
+                delay = min(INTAKE_RETRY_MAX_S, 0.1 * 2**failures)
+                logger.warning("channel layer receive failed (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            run_id = message.get("run_id") if isinstance(message, dict) else None
+            if isinstance(run_id, str):
+                await self.submit(run_id)
+
+    async def submit(self, run_id: str) -> bool:
+        """Queue a ``sending`` run for Relay (idempotent)."""
+        if self.connection.carries(run_id):
+            return False
+        run = await in_thread(services.get_run)(run_id)
+        if run is None or run.status != AgentRun.Status.SENDING or not run.payload:
+            return False
+        await self.streams.open(run)
+        submission = Submission(
+            ref=run_id, agent_id=run.agent_id, thread_id=run.thread_id, payload=run.payload
+        )
+        try:
+            return self.connection.submit(submission)
+        except PayloadTooLarge as exc:
+            logger.error("run %s: %s", run_id, exc.reason)
+            await self.streams.fail(run_id, ErrorCode.PAYLOAD_TOO_LARGE, exc.reason)
+            return False
+
+    async def sweep(self) -> None:
+        for run_id in await in_thread(sending_run_ids)():
+            if not self.connection.carries(run_id):
+                await self.submit(run_id)
+        # Straight to the connection, not through Celery: this worker is where they go.
+        overdue = await in_thread(overdue_run_ids)(self.options.redispatch_after)
+        for run_id in overdue:
+            if await in_thread(services.prepare_dispatch)(run_id) == "ready":
+                await self.submit(run_id)
+        if overdue:
+            logger.info("re-dispatched %d run(s) whose dispatch never ran", len(overdue))
+
+    async def watchdog(self) -> None:
+        stall_timeout = self.options.stall_timeout
+        for run_id in await in_thread(stalled_run_ids)(stall_timeout):
+            self.connection.abandon(run_id)
+            await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
+        await self._release_ended_runs()
+        counts = self.connection.counts()
+        self.memory.check(counts.in_flight + counts.queued + len(self.streams))
+
+    async def _release_ended_runs(self) -> None:
+        """Give back the thread slot and in-flight place of runs that ended while Relay
+        still had them (someone pressed Stop).
+
+        Relay has no cancel: the agent may still be answering, and a next event on the
+        same thread must not collide with that answer (protocol §6.2), so the slot is
+        kept while the answer may still come -- for the stall timeout after the stop,
+        as for any silent run. An agent that never finishes no longer holds the thread.
+        """
+        in_flight = self.connection.in_flight()
+        if not in_flight:
+            return
+        for run_id in await in_thread(ended_run_ids)(in_flight, self.options.stall_timeout):
+            self.connection.abandon(run_id)
+            self.streams.forget(run_id)
+
+
+# --- memory given back -----------------------------------------------------------------
+#
+# A thousand runs streaming at once take a few tens of megabytes (their texts, frames
+# and tasks). When they end, CPython and the C allocator keep most of the freed
+# memory for later instead of returning it, so the worker's resident size stays near
+# its peak for good. The first time the worker is idle after carrying runs, a full
+# garbage collection and glibc's ``malloc_trim`` give the free pages back. Idle means
+# nothing in flight, nothing queued and no run remembered, so the pause (a few
+# milliseconds) never falls on a stream.
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None elsewhere (musl, macOS), where nothing is trimmed."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+class MemoryReturn:
+    """Remembers whether runs were carried since memory was last given back."""
+
+    def __init__(self) -> None:
+        self._carried = False
+
+    def check(self, carrying: int) -> bool:
+        """Call now and then with how many runs the worker carries; True if it trimmed."""
+        if carrying:
+            self._carried = True
+            return False
+        if not self._carried:
+            return False
+        self._carried = False
+        gc.collect()
+        if _malloc_trim is not None:
+            _malloc_trim(0)
+        logger.debug("idle again: memory given back to the system")
+        return True
