@@ -32,7 +32,7 @@ lint-js: $(NODE_STAMP)
 	npx --no-install eslint .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy relaybridge project
+	$(BIN)/mypy relaybridge project tests bench
 
 ## make jstest: the page scripts' unit tests, on Node's own test runner (no npm packages)
 jstest:

@@ -34,7 +34,7 @@ def status_of(run: AgentRun) -> str:
     return AgentRun.objects.get(pk=run.pk).status
 
 
-async def push(group: str, event: dict[str, Any]) -> None:
+async def push(group: str, event: streams.BrowserMessage) -> None:
     """A push to the thread's group, as the relay worker makes it."""
     await stream_layer().group_send(group, streams.group_message(event))
 

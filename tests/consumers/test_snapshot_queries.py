@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
@@ -13,6 +11,7 @@ from project.tasks.models import Comment, Task
 from relaybridge.adapters import get_adapter
 from relaybridge.consumers import ThreadStreamConsumer
 from relaybridge.models import AgentRun
+from relaybridge.streams import SnapshotMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +43,7 @@ def test_the_snapshot_takes_one_query(embedded: None, count: int) -> None:
     # async_to_sync from this thread runs the consumer's database work on this
     # thread too (thread-sensitive), where the queries are captured.
     with CaptureQueriesContext(connection) as captured:
-        snapshot: dict[str, Any] = async_to_sync(consumer._snapshot)()
+        snapshot: SnapshotMessage = async_to_sync(consumer._snapshot)()
 
     assert snapshot["type"] == "snapshot"
     assert len(snapshot["runs"]) == count

@@ -39,7 +39,7 @@ class WorkerDouble:
         self.run_id = str(run.run_id)
         self.group = streams.group_name_for_thread(run.thread_key)
 
-    async def push(self, message: dict[str, Any]) -> None:
+    async def push(self, message: streams.BrowserMessage) -> None:
         await stream_layer().group_send(self.group, streams.group_message(message))
 
     async def delta(self, seq: int) -> None:

@@ -143,7 +143,7 @@ def test_a_refused_run_is_pushed_to_the_thread_once_committed(
     group = streams.group_name_for_thread(f"tasks.task.{task.pk}")
 
     async def listen() -> str:
-        channel = await layer.new_channel()
+        channel: str = await layer.new_channel()
         await layer.group_add(group, channel)
         return channel
 
@@ -152,7 +152,8 @@ def test_a_refused_run_is_pushed_to_the_thread_once_committed(
         (run,) = agent_asks(make_comment, "@klyve hi")
 
     async def receive() -> dict[str, Any]:
-        return await asyncio.wait_for(layer.receive(channel), 2)
+        received: dict[str, Any] = await asyncio.wait_for(layer.receive(channel), 2)
+        return received
 
     message = async_to_sync(receive)()
     event = message["event"]

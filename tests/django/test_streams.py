@@ -90,7 +90,8 @@ def test_run_state_and_snapshot(make_comment: Callable[..., Comment]) -> None:
     assert state["agent_name"] == "Athena"
     assert state["comment_id"] == str(comment.pk)
     assert state["status"] == "retrying"
-    assert 0 < state["retry_in"] <= 4
+    retry_in = state["retry_in"]
+    assert retry_in is not None and 0 < retry_in <= 4
     assert (state["text"], state["seq"], state["code"]) == ("so far", 2, "AGENT_OFFLINE")
     # The page's words come from the server: the status line, its countdown form,
     # the line once text arrives, and the run's markup (relaybridge/run.html).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -35,6 +37,14 @@ def _fresh(run: AgentRun) -> AgentRun:
     return AgentRun.objects.select_related("comment", "reply_comment").get(pk=run.pk)
 
 
+def _status_is(run: AgentRun, *statuses: str) -> Callable[[], bool]:
+    """For ``wait_for``: whether ``run``'s saved status is one of ``statuses``.
+
+    A function rather than a lambda in the loop, so each predicate holds its own run.
+    """
+    return lambda: run_status(run.run_id) in statuses
+
+
 async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_stack: str) -> None:
     async with relay_stack(redis_stack):
         comment, listener = await post_watched_mention("@athena summarize this task")
@@ -57,6 +67,7 @@ async def test_a_mention_ends_with_exactly_one_streamed_and_saved_reply(redis_st
         assert run.event_id and run.event_id.startswith("evt_")
         assert run.tokens_used is not None and run.model_name
         assert run.first_token_ms is not None
+        assert run.payload is not None
         assert run.payload["relaybridge_run"] == str(run.run_id)
 
 
@@ -69,11 +80,9 @@ async def test_three_threads_streaming_at_once_stay_separate(redis_stack: str) -
         runs = [(await runs_for(comment))[0] for comment, _listener in watched]
         listeners = [listener for _comment, listener in watched]
         for run in runs:
-            await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
+            await wait_for(_status_is(run, Status.REPLIED), what="replies")
         for run, listener in zip(runs, listeners, strict=True):
-            await wait_for(
-                lambda r=run, li=listener: li.events("run.reply", str(r.run_id)), what="pushes"
-            )
+            await wait_for(partial(listener.events, "run.reply", str(run.run_id)), what="pushes")
         for n, (run, listener) in enumerate(zip(runs, listeners, strict=True)):
             run = await sync_to_async(_fresh)(run)
             assert run.reply_comment is not None
@@ -89,11 +98,13 @@ async def test_two_mentions_on_one_thread_are_sent_one_after_the_other(redis_sta
         second = await post_mention("@athena second question", task=first.task)
         [run1], [run2] = await runs_for(first), await runs_for(second)
         for run in (run1, run2):
-            await wait_for(lambda r=run: run_status(r.run_id) == Status.REPLIED, what="replies")
+            await wait_for(_status_is(run, Status.REPLIED), what="replies")
         run1, run2 = await sync_to_async(_fresh)(run1), await sync_to_async(_fresh)(run2)
         # The second event went to Relay only after the first one's reply.
         assert run2.sent_at is not None and run1.finished_at is not None
-        assert run2.sent_at >= run1.finished_at or run2.accepted_at >= run1.finished_at
+        assert run2.sent_at >= run1.finished_at or (
+            run2.accepted_at is not None and run2.accepted_at >= run1.finished_at
+        )
         assert run1.reply_comment_id != run2.reply_comment_id
 
 
@@ -169,7 +180,7 @@ async def test_a_dropped_connection_is_reconnected_and_every_run_ends(redis_stac
         assert relay.drop_app_connections() >= 1
         for run in runs:
             await wait_for(
-                lambda r=run: run_status(r.run_id) in (Status.REPLIED, Status.FAILED),
+                _status_is(run, Status.REPLIED, Status.FAILED),
                 within=20,
                 what="every run to end",
             )

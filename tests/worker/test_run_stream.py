@@ -127,8 +127,9 @@ async def test_accepted_status_comes_before_the_first_delta(buffer: RedisStreamB
             status=AgentRun.Status.SENDING, event_id=None
         )
     )()
-    run = await sync_to_async(services.get_run)(run_id)
-    assert run is not None
+    reloaded = await sync_to_async(services.get_run)(run_id)
+    assert reloaded is not None
+    run = reloaded
     streams = RunStreams(stream_layer(), buffer, flush_interval=0.0, stall_timeout=120.0)
     await streams.open(run)
     streams.on_outcome(SubmissionAccepted(run_id, "evt_first"))

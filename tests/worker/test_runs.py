@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from project.tasks.models import Comment, Task
 from relaybridge.buffers import RedisStreamBuffer
 from relaybridge.models import AgentRun
+from relaybridge.streams import RunStatusMessage
 from relaybridge.worker.run_streams import RunStreams
 from tests.stacks import stream_layer
 
@@ -44,7 +45,23 @@ async def drained(streams: RunStreams, listener: GroupListener, run: AgentRun) -
     from relaybridge.streams import group_name_for_thread
 
     assert await streams.wait_idle(5.0), "the streams never finished their work"
-    marker = {"type": "run.status", "run": "marker"}
+    marker: RunStatusMessage = {
+        "type": "run.status",
+        "run": "marker",
+        "agent_id": "",
+        "agent_name": "",
+        "comment_id": "",
+        "status": "",
+        "retry_in": None,
+        "code": "",
+        "message": "",
+        "text": "",
+        "seq": 0,
+        "status_text": "",
+        "writing_text": "",
+        "status_template": "",
+        "html": "",
+    }
     await streams.push(group_name_for_thread(run.thread_key), marker)
     await wait_for(lambda: listener.events("run.status", "marker"), what="the marker")
 

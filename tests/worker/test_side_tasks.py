@@ -12,7 +12,7 @@ from django.db import OperationalError
 from relaybridge import services
 from relaybridge.models import AgentRun
 from relaybridge.testing import running_emulator
-from relaybridge.worker import bridge, intake
+from relaybridge.worker import bridge, database, intake
 from relaybridge.worker.bridge import BridgeWorker, SideTaskDied, WorkerOptions
 from relaybridge.worker.connection import RelayConnection
 from relaybridge.worker.leader import LocalLeaderLock
@@ -105,7 +105,7 @@ async def test_a_status_record_task_that_dies_is_restarted(
 ) -> None:
     from relaybridge.worker.status import read_status
 
-    real_wait = bridge.wait_event
+    real_wait = database.wait_event  # what bridge imported, and calls by that name
     calls = 0
 
     async def fails_once(event: Any, seconds: float | None) -> bool:

@@ -30,7 +30,9 @@ def test_each_test_gets_a_migrated_empty_database_and_a_redis_server_of_its_own(
     # Not the session's shared server, and nothing in the environment names another.
     assert deployment.redis_server.port != redis_server.port
     assert deployment.env()["REDIS_URL"] == deployment.redis_server.url
-    assert deployment.redis.info("server")["process_id"] == deployment.redis_server.process.pid
+    process = deployment.redis_server.process
+    assert process is not None
+    assert deployment.redis.info("server")["process_id"] == process.pid
 
 
 async def _open_app_connection(url: str) -> None:
