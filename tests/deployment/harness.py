@@ -249,6 +249,23 @@ class Deployment:
         wait_until(answers, timeout, "Daphne to serve the sign-in page", interval=0.1)
         return url
 
+    def start_site(self) -> str:
+        """Every process started, the host's demo data seeded and the relay worker
+        connected with the agents discovered; returns Daphne's base URL."""
+        self.start_emulator(token_delay_ms=20)
+        self.start_celery()
+        self.start_relay_worker()
+        url = self.start_daphne()
+        seeded = self.manage(self.host.seed_command)
+        assert seeded.returncode == 0, seeded.output
+
+        def discovered() -> bool:
+            status = self.worker_status()
+            return status is not None and status.state == "connected" and bool(status.agents)
+
+        wait_until(discovered, 30, "the relay worker to connect and discover the agents")
+        return url
+
     def relay_workers(self) -> list[ManagedProcess]:
         return [p for p in self.processes if p.name == "relay_worker"]
 

@@ -17,6 +17,8 @@ class Host:
     settings_module: str
     asgi_application: str
     celery_app: str
+    #: The management command that creates the host's demo data (idempotent).
+    seed_command: str
     #: A page any visitor can load, to know Daphne is serving.
     ready_path: str = "/accounts/login/"
 
@@ -26,6 +28,7 @@ EXAMPLE = Host(
     settings_module="tests.deployment.settings",
     asgi_application="project.asgi:application",
     celery_app="project",
+    seed_command="seed_demo",
 )
 
 #: django-contrib-comments on cards (tests/hosts/cards), through DjangoCommentsAdapter.
@@ -34,4 +37,5 @@ CARDS = Host(
     settings_module="tests.hosts.cards.deployment_settings",
     asgi_application="tests.hosts.cards.asgi:application",
     celery_app="tests.hosts.cards.celery",
+    seed_command="seed_cards",
 )

@@ -40,19 +40,8 @@ def deployment_host() -> Host:
 
 @pytest.fixture
 def site(deployment: Deployment) -> str:
-    deployment.start_emulator(token_delay_ms=20)
-    deployment.start_celery()
-    deployment.start_relay_worker()
-    url = deployment.start_daphne()
-    seeded = deployment.manage("seed_cards")
-    assert seeded.returncode == 0, seeded.output
-
-    def discovered() -> bool:
-        status = deployment.worker_status()
-        return status is not None and status.state == "connected" and bool(status.agents)
-
-    wait_until(discovered, 30, "the relay worker to connect and discover the agents")
-    return url
+    """Every process started, the cards seeded, the relay worker connected."""
+    return deployment.start_site()
 
 
 @pytest.fixture

@@ -36,19 +36,7 @@ OFFLINE_RETRIES_S = 2 + 4 + 8 + 16 + 32
 @pytest.fixture
 def site(deployment: Deployment) -> str:
     """Every process started, the demo data seeded, the relay worker connected."""
-    deployment.start_emulator(token_delay_ms=20)
-    deployment.start_celery()
-    deployment.start_relay_worker()
-    url = deployment.start_daphne()
-    seeded = deployment.manage("seed_demo")
-    assert seeded.returncode == 0, seeded.output
-
-    def discovered() -> bool:
-        status = deployment.worker_status()
-        return status is not None and status.state == "connected" and bool(status.agents)
-
-    wait_until(discovered, 30, "the relay worker to connect and discover the agents")
-    return url
+    return deployment.start_site()
 
 
 @pytest.fixture
