@@ -92,3 +92,28 @@ def open_thread_page(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_function(STREAM_READY)
     page.evaluate(RECORDER)
+
+
+RUN = "[data-relaybridge-run]"
+
+
+def ask_slow_then_stop_in_the_second_tab(first: Any, second: Any, *, box: str, post: str) -> str:
+    """Ask @slow in ``first``, press Stop in ``second`` while it streams, and check that
+    both tabs show the run stopped, with Retry and the same partial text; returns it."""
+    first.fill(box, "@slow take your time")
+    first.click(post)
+    streaming = f"{RUN}[data-status=streaming] .relaybridge-run__text"
+    for page in (first, second):
+        page.wait_for_selector(streaming)
+    second.click(f"{RUN} button:has-text('Stop')")
+
+    stopped = f"{RUN}[data-status=stopped]"
+    shown = []
+    for page in (first, second):
+        page.wait_for_selector(stopped)
+        shown.append(page.locator(f"{stopped} .relaybridge-run__text").inner_text())
+        status = page.locator(f"{stopped} .relaybridge-run__status").inner_text()
+        assert "Slow was stopped" in status, status
+        assert page.locator(f"{stopped} button:has-text('Retry')").count() == 1
+    assert shown[0] == shown[1] and shown[0], f"the tabs disagree: {shown}"
+    return str(shown[0])

@@ -19,7 +19,13 @@ from tests.deployment.harness import Deployment
 from tests.deployment.hosts import CARDS, Host
 from tests.deployment.waiting import wait_until
 
-from .browser import chromium, log_in, new_page, open_thread_page
+from .browser import (
+    ask_slow_then_stop_in_the_second_tab,
+    chromium,
+    log_in,
+    new_page,
+    open_thread_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -130,26 +136,12 @@ def test_stop_in_one_tab_stops_the_run_in_both_and_saves_nothing(
     deployment: Deployment, card_id: int, tabs: tuple[Any, Any, list[str]]
 ) -> None:
     first, second, _ = tabs
-    first.fill(BOX, "@slow take your time")
-    first.click(POST)
-    streaming = f"{RUN}[data-status=streaming] .relaybridge-run__text"
-    for page in (first, second):
-        page.wait_for_selector(streaming)
-    second.click(f"{RUN} button:has-text('Stop')")
-
+    shown = ask_slow_then_stop_in_the_second_tab(first, second, box=BOX, post=POST)
     stopped = f"{RUN}[data-status=stopped]"
-    shown = []
-    for page in (first, second):
-        page.wait_for_selector(stopped)
-        shown.append(page.locator(f"{stopped} .relaybridge-run__text").inner_text())
-        status = page.locator(f"{stopped} .relaybridge-run__status").inner_text()
-        assert "Slow was stopped" in status, status
-        assert page.locator(f"{stopped} button:has-text('Retry')").count() == 1
-    assert shown[0] == shown[1] and shown[0], f"the tabs disagree: {shown}"
     ((run_id, status, partial),) = deployment.query(
         "SELECT run_id, status, partial_text FROM relaybridge_agentrun"
     )
-    assert status == "stopped" and partial == shown[0]
+    assert status == "stopped" and partial == shown
 
     # Relay has no cancel: the agent finishes, and the relay worker turns its reply away.
     (worker,) = deployment.relay_workers()
@@ -160,5 +152,5 @@ def test_stop_in_one_tab_stops_the_run_in_both_and_saves_nothing(
     )
     assert [c[2] for c in card_comments(deployment, card_id) if c[1] is None] == []
     for page in (first, second):
-        assert page.locator(f"{stopped} .relaybridge-run__text").inner_text() == shown[0]
+        assert page.locator(f"{stopped} .relaybridge-run__text").inner_text() == shown
         assert page.locator(f"{COMMENT}.comment--agent").count() == 0

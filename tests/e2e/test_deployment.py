@@ -18,7 +18,7 @@ import pytest
 from tests.deployment.harness import Deployment
 from tests.deployment.waiting import assert_stays, wait_until
 
-from .browser import chromium, log_in, new_page, open_task
+from .browser import ask_slow_then_stop_in_the_second_tab, chromium, log_in, new_page, open_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -117,32 +117,22 @@ def test_stop_in_one_tab_keeps_the_partial_text_in_both(
     deployment: Deployment, tabs: tuple[Any, Any, int, list[str]]
 ) -> None:
     first, second, task_id, _ = tabs
-    first.fill(BOX, "@slow take your time")
-    first.click(POST)
-    streaming = f"{RUN}[data-status=streaming] .relaybridge-run__text"
-    for page in (first, second):
-        page.wait_for_selector(streaming)
-    second.click(f"{RUN} button:has-text('Stop')")
-
+    shown = ask_slow_then_stop_in_the_second_tab(first, second, box=BOX, post=POST)
     stopped = f"{RUN}[data-status=stopped]"
-    shown = []
-    for page in (first, second):
-        page.wait_for_selector(stopped)
-        shown.append(page.locator(f"{stopped} .relaybridge-run__text").inner_text())
-        status = page.locator(f"{stopped} .relaybridge-run__status").inner_text()
-        assert "Slow was stopped" in status, status
-        assert page.locator(f"{stopped} button:has-text('Retry')").count() == 1
-    assert shown[0] == shown[1] and shown[0], f"the tabs disagree: {shown}"
-    assert shown[0] != "Sorry for the wait, here is my slow answer."
+    assert shown != "Sorry for the wait, here is my slow answer."
     (run,) = deployment.runs()
-    assert run.status == "stopped" and run.partial_text == shown[0]
+    assert run.status == "stopped" and run.partial_text == shown
 
     # Relay has no cancel: the agent finishes its answer (about one word a second),
     # and none of what it still sends may reach the page or the thread.
     def unchanged() -> bool:
         texts = [p.locator(f"{stopped} .relaybridge-run__text").inner_text() for p in tabs[:2]]
         (now,) = deployment.runs()
-        return texts == shown and now.status == "stopped" and not deployment.agent_comments(task_id)
+        return (
+            texts == [shown, shown]
+            and now.status == "stopped"
+            and not deployment.agent_comments(task_id)
+        )
 
     assert_stays(unchanged, 8, "the stopped run to stay as it was", interval=0.5)
 
