@@ -35,6 +35,18 @@ class FailsOnce:
         return self.real(*args, **kwargs)
 
 
+class Counted:
+    """Calls through to ``real`` and counts the calls that returned."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.returned = real, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.real(*args, **kwargs)
+        self.returned += 1
+        return result
+
+
 @pytest.fixture(autouse=True)
 def _quick_restarts(monkeypatch: Any, caplog: Any) -> None:
     monkeypatch.setattr(bridge, "RESTART_DELAY_S", 0.05)
@@ -46,8 +58,13 @@ async def test_an_intake_killed_by_a_database_error_is_restarted(
 ) -> None:
     broken = FailsOnce(services.get_run, OperationalError("the database went away"))
     monkeypatch.setattr(services, "get_run", broken)
-    # The sweep comes too late to matter: only the intake brings mentions in.
+    # The sweep's first pass runs at start; its next one comes too late to matter, so
+    # once that first pass is over only the intake brings mentions in (and meets the
+    # error).
+    first_sweep = Counted(intake.overdue_run_ids)
+    monkeypatch.setattr(intake, "overdue_run_ids", first_sweep)
     async with relay_stack(redis_stack, sweep_interval=120.0):
+        await wait_for(lambda: first_sweep.returned >= 1, what="the sweep's first pass")
         await post_mention("@athena the first mention meets the error")
         await wait_for(lambda: "the intake died" in caplog.text, what="the intake's death")
         assert "the database went away" in caplog.text  # with its traceback
