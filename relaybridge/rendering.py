@@ -59,6 +59,11 @@ PLAIN_DEPTH: Final = "depth"
 _md = MarkdownIt("commonmark", {"html": False, "maxNesting": PARSER_MAX_NESTING}).enable(
     ["table", "strikethrough"]
 )
+_CONTAINERS: Final = frozenset(
+    f"{kind}_{edge}"
+    for kind in ("blockquote", "bullet_list", "ordered_list")
+    for edge in ("open", "close")
+)
 _MARKUP_TABLE: Final = {ord(char): None for char in MARKUP_CHARACTERS}
 
 
@@ -76,12 +81,24 @@ def markup_count(text: str) -> int:
 
 
 def _depth(tokens: list[Any]) -> int:
-    deepest = 0
+    """How deep the parsed text nests: quotes and lists, plus emphasis and links inside.
+
+    ``PARSER_MAX_NESTING`` when the parser reached its own ceiling (and so dropped
+    whatever lay deeper).
+    """
+    deepest = containers = 0
     for token in tokens:
-        level = token.level
-        if token.children:
-            level += max((child.level for child in token.children), default=0)
-        deepest = max(deepest, level)
+        if token.type in _CONTAINERS:
+            containers += token.nesting
+        inline = 0
+        for child in token.children or ():
+            if child.level >= PARSER_MAX_NESTING - 1:
+                return PARSER_MAX_NESTING
+            if child.nesting == 1:
+                inline = max(inline, child.level + 1)
+        if token.level >= PARSER_MAX_NESTING - 1:
+            return PARSER_MAX_NESTING
+        deepest = max(deepest, containers + inline)
     return deepest
 
 
