@@ -101,7 +101,7 @@ class AgentRun(models.Model):
     )
     #: The reply comment's sanitized HTML, rendered when it was saved, and the
     #: :func:`~relaybridge.rendering.render_digest` of the text it was rendered
-    #: from: pages reuse it while the digest still matches (see services.replies).
+    #: from: pages reuse it while the digest still matches (see relaybridge.rendered).
     reply_html = models.TextField(blank=True, default="")
     reply_digest = models.CharField(max_length=64, blank=True, default="")
     tokens_used = models.PositiveIntegerField(null=True, blank=True)

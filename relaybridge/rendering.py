@@ -17,7 +17,7 @@ beyond either it is shown as escaped plain text, paragraphs and line breaks kept
 Every text is first cut at ``RELAYBRIDGE_RENDER_MAX_CHARS``.
 
 A saved reply is rendered once, when it is saved, and its HTML kept on its run
-(:mod:`relaybridge.services.replies`); pages reuse that copy.
+(:mod:`relaybridge.rendered`); pages reuse that copy.
 """
 
 from __future__ import annotations
