@@ -95,8 +95,9 @@ def start_worker(deployment: Deployment, flush_ms: int, timeout: float = 60.0) -
 
 def setup_django(deployment: Deployment) -> None:
     """Make this process a Django client of the stack (same database, Redis, broker)."""
+    shared = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY"}
     for key, value in deployment.env().items():
-        if key in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"} or "BENCH" in key:
+        if key in shared or "BENCH" in key:
             os.environ[key] = value
     import django
 
