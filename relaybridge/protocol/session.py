@@ -158,9 +158,9 @@ class RelaySession:
     def on_disconnect(self) -> list[Requeued]:
         """The connection is gone. Sent-but-unaccepted submissions go back to the queue.
 
-        They keep their place in submission order, ahead of anything submitted
-        after them. Accepted events stay known (their frames may still arrive on
-        the next connection) and so do the pacing windows.
+        Each keeps its place in its asker's lane, ahead of anything that asker
+        submitted after it. Accepted events stay known (their frames may still
+        arrive on the next connection) and so do the pacing windows.
         """
         self._connected = False
         self._outbox.clear()  # answers meant for a connection that is gone
