@@ -98,12 +98,12 @@ RUN_STATUS: Final = "run.status"
 RUN_DELTA: Final = "run.delta"
 RUN_REPLY: Final = "run.reply"
 RUN_ERROR: Final = "run.error"
-#: A part of a run's text too long for its ``snapshot`` or ``run.status`` message.
+#: A part of a run's text too long for its ``snapshot`` or ``run.status`` message
+#: (made by the consumer as it sends to a page, never pushed to a group).
 RUN_TEXT: Final = "run.text"
-#: Channel-layer message type for each browser message type.
+#: Channel-layer message type for each browser message type pushed to a group.
 LAYER_TYPES: Final = {
-    kind: f"relaybridge.{kind}"
-    for kind in (SNAPSHOT, RUN_STATUS, RUN_DELTA, RUN_REPLY, RUN_ERROR, RUN_TEXT)
+    kind: f"relaybridge.{kind}" for kind in (SNAPSHOT, RUN_STATUS, RUN_DELTA, RUN_REPLY, RUN_ERROR)
 }
 #: The most characters of a run's text one page message carries. JSON escapes make
 #: a character at most 12 bytes on the wire (an emoji: a surrogate pair of
