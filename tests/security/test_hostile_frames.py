@@ -27,6 +27,7 @@ from project.tasks.models import Comment
 from relaybridge.models import AgentRun
 from relaybridge.testing import TEST_APP_ID
 from relaybridge.worker.bridge import BridgeWorker
+from relaybridge.worker.handshake import MAX_FRAME_BYTES
 from tests.worker.stack import listen, post_mention, relay_stack, run_status, runs_for, wait_for
 
 from .hostile_frames import hostile_messages
@@ -180,7 +181,7 @@ async def test_a_frame_that_breaks_the_connection_costs_a_reconnect_and_nothing_
         before = await sync_to_async(run_fields)(run.run_id)
         breakers: list[Callable[[], Awaitable[int]]] = [
             lambda: relay.raw.send(b'{"type":"ping","x":"\xff\xfe"}', text=True),
-            lambda: relay.raw.send("x" * (4 * 1024 * 1024 + 1)),
+            lambda: relay.raw.send("x" * (MAX_FRAME_BYTES + 1)),
         ]
         for count, breaker in enumerate(breakers, start=2):
             assert await breaker() == 1
