@@ -152,11 +152,11 @@ async def test_an_answer_that_trickles_past_the_longest_answer_time_fails(
         await wait_for(lambda: run_status(run.run_id) == Status.STREAMING, what="the stall run")
         event_id = (await sync_to_async(run_row)(run.run_id))["event_id"]
 
+        drop = {"type": "token", "event_id": event_id, "agent_id": "stall", "token": "."}
+
         async def trickle() -> None:
             while True:
-                await send_frame(
-                    relay, {"type": "token", "event_id": event_id, "agent_id": "stall", "token": "."}
-                )
+                await send_frame(relay, drop)
                 await asyncio.sleep(0.2)
 
         dripping = asyncio.create_task(trickle())
