@@ -212,3 +212,35 @@ async def test_a_page_joining_a_long_answer_gets_it_in_frames_well_within_the_li
         await communicator.disconnect()
         await buffer.clear(str(run.run_id))
         await buffer.close()
+
+
+async def test_a_cut_off_answer_holds_its_thread_like_a_stopped_one_then_lets_go(
+    redis_stack: str,
+) -> None:
+    """Relay has no cancel: the agent may still be answering, so the thread's next event
+    waits (protocol §6.2), but for the stall timeout after the cut at most."""
+    stall_timeout = 3.0
+    async with relay_stack(
+        redis_stack, shutdown_timeout=SHUTDOWN_S, stall_timeout=stall_timeout
+    ) as (worker, relay):
+        run, _listener = await watched_stall_run()
+        event_id = (await sync_to_async(run_row)(run.run_id))["event_id"]
+        flood = {"type": "token", "event_id": event_id, "agent_id": "stall", "token": "x" * CAP}
+        await send_frame(relay, flood)
+        await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the cut-off run")
+        task = await sync_to_async(lambda: Task.objects.get(comments__pk=run.comment_id))()
+        again = await post_mention("@stall once more", task=task)
+        [second] = await runs_for(again)
+        await wait_for(
+            lambda: run_status(second.run_id) == Status.STREAMING,
+            within=stall_timeout + 10,
+            what="the thread's next answer",
+        )
+
+        def times() -> tuple[Any, Any]:
+            ended = AgentRun.objects.get(run_id=run.run_id).finished_at
+            return ended, AgentRun.objects.get(run_id=second.run_id).sent_at
+
+        ended, sent = await sync_to_async(times)()
+        assert (sent - ended).total_seconds() >= stall_timeout
+        assert connections(worker) == 1
