@@ -65,6 +65,9 @@ DEFAULTS: Final[dict[str, Any]] = {
     # Streaming and the worker.
     "STREAM_FLUSH_MS": 50,
     "STALL_TIMEOUT": 120.0,
+    # Bounds on one answer: past either, the run fails (its text up to the cap is kept).
+    "MAX_ANSWER_CHARS": 200_000,
+    "MAX_ANSWER_SECONDS": 600.0,
     "SHUTDOWN_TIMEOUT": 30.0,
     "SWEEP_INTERVAL": 30.0,
     "REDISPATCH_AFTER": 60.0,  # a dispatch that never ran or never finished is redone then
@@ -217,6 +220,14 @@ class RelaySettings:
     @property
     def STALL_TIMEOUT(self) -> float:
         return float(self.get("STALL_TIMEOUT"))
+
+    @property
+    def MAX_ANSWER_CHARS(self) -> int:
+        return int(self.get("MAX_ANSWER_CHARS"))
+
+    @property
+    def MAX_ANSWER_SECONDS(self) -> float:
+        return float(self.get("MAX_ANSWER_SECONDS"))
 
     @property
     def SHUTDOWN_TIMEOUT(self) -> float:

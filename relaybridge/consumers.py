@@ -17,6 +17,11 @@ number, so each delta reaches the page exactly once. A delta that does not follo
 the last one the socket sent (the buffer was being written back after Redis lost it
 when the snapshot was read, or a push was lost) is not sent on its own, as if it
 followed: the page gets the run's whole text so far from the buffer instead.
+
+No frame to the page is larger than a safe fraction of Daphne's 1 MiB limit: a
+snapshot or status whose text is long is sent as the message and its ``run.text``
+parts (:func:`relaybridge.streams.page_messages`), one after the other, before any
+later message of the group.
 """
 
 from __future__ import annotations
@@ -127,7 +132,12 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # arrive meanwhile wait in our channel until connect() returns.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await self._snapshot())
+        await self._send_parts(await self._snapshot())
+
+    async def _send_parts(self, event: streams.BrowserMessage) -> None:
+        """Send ``event``, its long texts in parts (each well within a frame)."""
+        for message in streams.page_messages(event):
+            await self.send_json(message)
 
     async def _snapshot(self) -> streams.SnapshotMessage:
         runs = await database_sync_to_async(_active_runs)(self.thread_key)
@@ -164,7 +174,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # An ended run's reply or error follows on the group, as for every page.
         self.runs[run_id] = None if event is None else stored
         if event is not None:
-            await self.send_json(event)
+            await self._send_parts(event)
         return True
 
     async def disconnect(self, code: int) -> None:
@@ -210,7 +220,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # A status is authoritative about the stream: a retry starts it again at 0.
         ended = event["status"] in _ENDED
         self.runs[event["run"]] = None if ended else int(event["seq"] or 0)
-        await self.send_json(event)
+        await self._send_parts(event)
 
     async def relaybridge_run_delta(self, message: dict[str, Any]) -> None:
         event: streams.RunDeltaMessage = message["event"]

@@ -177,10 +177,15 @@ def run_status_text(run: AgentRun, name: str) -> str:
     return reason or gettext("%(agent)s could not answer.") % {"agent": name}
 
 
-def run_view(run: AgentRun, text: str = "") -> dict[str, Any]:
-    """The context of ``relaybridge/run.html`` for one run (as ``item``)."""
+def run_view(run: AgentRun, text: str = "", *, with_text: bool = True) -> dict[str, Any]:
+    """The context of ``relaybridge/run.html`` for one run (as ``item``).
+
+    ``with_text=False``: without the run's text (a stream message carries it apart).
+    """
     name = get_adapter().agent_display_name(run.agent_id)
-    if run.status in RETRYABLE_STATUSES and not text:
+    if not with_text:
+        text = ""
+    elif run.status in RETRYABLE_STATUSES and not text:
         text = run.partial_text
     return {
         "run": run,
@@ -197,9 +202,10 @@ def run_view(run: AgentRun, text: str = "") -> dict[str, Any]:
     }
 
 
-def render_run(run: AgentRun, text: str = "") -> str:
-    """``relaybridge/run.html`` for one run, as a stream message carries it."""
-    return render_to_string(RUN_TEMPLATE, {"item": run_view(run, text)})
+def render_run(run: AgentRun) -> str:
+    """``relaybridge/run.html`` for one run, as a stream message carries it: without
+    its text, which the message carries once, apart (the script puts it in)."""
+    return render_to_string(RUN_TEMPLATE, {"item": run_view(run, with_text=False)})
 
 
 def reply_context(

@@ -17,6 +17,14 @@ run rendered with ``relaybridge/run.html``) and ``run.reply``'s ``fragment``
 (the reply comment rendered with ``relaybridge/reply.html``). Streamed ``text`` is
 plain text for the page to insert as text; ``run.reply``'s ``html`` is the reply's
 sanitized body (:func:`relaybridge.rendered.reply_html`, rendered once when saved).
+
+No message to a page is larger than a safe fraction of Daphne's 1 MiB websocket
+frame: a text longer than :data:`PAGE_TEXT_CHARS` never travels in one message.
+The relay worker splits a long delta into several (:func:`split_text`, each with
+its own ``seq``); a run state whose text does not fit (:func:`page_messages`)
+carries ``text: ""`` and ``parts: n`` and is followed by ``n`` ``run.text``
+messages with the text in order. A run's ``html`` never carries its text (the
+script puts the text in), so the text travels once.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ __all__ = [
     "RUN_ERROR",
     "RUN_REPLY",
     "RUN_STATUS",
+    "RUN_TEXT",
     "SNAPSHOT",
     "BrowserMessage",
     "MemoryStreamBuffer",
@@ -63,6 +72,7 @@ __all__ = [
     "RunReplyMessage",
     "RunState",
     "RunStatusMessage",
+    "RunTextMessage",
     "SnapshotMessage",
     "StreamBuffer",
     "delta_event",
@@ -71,10 +81,12 @@ __all__ = [
     "get_stream_buffer",
     "group_message",
     "group_name_for_thread",
+    "page_messages",
     "reply_event",
     "reply_event_for",
     "run_state",
     "snapshot_event",
+    "split_text",
     "status_event",
 ]
 
@@ -86,10 +98,18 @@ RUN_STATUS: Final = "run.status"
 RUN_DELTA: Final = "run.delta"
 RUN_REPLY: Final = "run.reply"
 RUN_ERROR: Final = "run.error"
-#: Channel-layer message type for each browser message type.
+#: A part of a run's text too long for its ``snapshot`` or ``run.status`` message
+#: (made by the consumer as it sends to a page, never pushed to a group).
+RUN_TEXT: Final = "run.text"
+#: Channel-layer message type for each browser message type pushed to a group.
 LAYER_TYPES: Final = {
     kind: f"relaybridge.{kind}" for kind in (SNAPSHOT, RUN_STATUS, RUN_DELTA, RUN_REPLY, RUN_ERROR)
 }
+#: The most characters of a run's text one page message carries. JSON escapes make
+#: a character at most 12 bytes on the wire (an emoji: a surrogate pair of
+#: ``\uXXXX``), so such a message stays under 400 KB: well within the 1 MiB
+#: websocket frame Daphne accepts, with room for the message's other fields.
+PAGE_TEXT_CHARS: Final = 32_768
 
 
 class RunState(TypedDict):
@@ -107,6 +127,8 @@ class RunState(TypedDict):
     #: The text so far and the last delta's seq (0 before any).
     text: str
     seq: int
+    #: How many ``run.text`` messages follow with the text (then ``text`` is "").
+    parts: int
     status_text: str
     writing_text: str
     #: A retrying run's status line with ``{countdown}``; "" for other runs.
@@ -131,6 +153,17 @@ class RunDeltaMessage(TypedDict):
     text: str
 
 
+class RunTextMessage(TypedDict):
+    """Part ``part`` (from 1) of the text of the run state just sent with ``parts``."""
+
+    type: Literal["run.text"]
+    run: str
+    #: The seq of that run state: a part of another state's text is ignored.
+    seq: int
+    part: int
+    text: str
+
+
 class RunReplyMessage(TypedDict):
     type: Literal["run.reply"]
     run: str
@@ -152,7 +185,12 @@ class RunErrorMessage(TypedDict):
 
 
 BrowserMessage = (
-    SnapshotMessage | RunStatusMessage | RunDeltaMessage | RunReplyMessage | RunErrorMessage
+    SnapshotMessage
+    | RunStatusMessage
+    | RunDeltaMessage
+    | RunReplyMessage
+    | RunErrorMessage
+    | RunTextMessage
 )
 
 
@@ -210,10 +248,16 @@ def group_message(event: BrowserMessage) -> GroupMessage:
     return {"type": LAYER_TYPES[event["type"]], "event": event}
 
 
-def run_state(run: AgentRun, text: str = "", seq: int = 0) -> RunState:
-    """A run as the page shows it; ``text``/``seq`` from the stream buffer."""
+def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool = True) -> RunState:
+    """A run as the page shows it; ``text``/``seq`` from the stream buffer.
+
+    ``embed_text=False``: without its text (``""``), for a page that has the text in
+    the run's markup already (``{% relaybridge_stream %}``).
+    """
     if run.status in (AgentRun.Status.FAILED, AgentRun.Status.STOPPED) and not text:
         text = run.partial_text
+    if not embed_text:
+        text = ""
     name = get_adapter().agent_display_name(run.agent_id)
     return {
         "run": str(run.run_id),
@@ -226,10 +270,12 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0) -> RunState:
         "message": run.error_message,
         "text": text,
         "seq": seq,
+        "parts": 0,
         "status_text": run_status_text(run, name),
         "writing_text": writing_line(name),
         "status_template": status_template(run, name),
-        "html": _rendered(render_run, run, text),
+        # Without the text, which the message carries once, in ``text``.
+        "html": _rendered(render_run, run),
     }
 
 
@@ -240,6 +286,54 @@ def snapshot_event(states: list[RunState]) -> SnapshotMessage:
 def status_event(run: AgentRun, text: str = "", seq: int = 0) -> RunStatusMessage:
     state = run_state(run, text, seq)
     return {"type": RUN_STATUS, **state}
+
+
+def split_text(text: str, size: int = PAGE_TEXT_CHARS) -> list[str]:
+    """``text`` in pieces of at most ``size`` characters (``[text]`` when it fits)."""
+    if len(text) <= size:
+        return [text]
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def _bounded(state: RunState, room: int) -> tuple[list[RunTextMessage], int]:
+    """Move ``state``'s text to ``run.text`` parts when it is longer than ``room``.
+
+    Returns the parts and the room left for the texts of other runs in the message.
+    """
+    text = state["text"]
+    if len(text) <= room:
+        return [], room - len(text)
+    pieces = split_text(text)
+    state["text"], state["parts"] = "", len(pieces)
+    run, seq = state["run"], state["seq"]
+    parts: list[RunTextMessage] = [
+        {"type": RUN_TEXT, "run": run, "seq": seq, "part": number, "text": piece}
+        for number, piece in enumerate(pieces, start=1)
+    ]
+    return parts, room
+
+
+def page_messages(event: BrowserMessage) -> list[BrowserMessage]:
+    """``event`` as the messages sent to a page, none of them too large for a frame.
+
+    A ``snapshot`` or ``run.status`` whose texts together pass :data:`PAGE_TEXT_CHARS`
+    is sent with the runs that do not fit as ``text: ""``, ``parts: n``, followed by
+    their ``run.text`` parts. ``event`` itself is left as it was.
+    """
+    messages: list[BrowserMessage] = []
+    if event["type"] == SNAPSHOT:
+        room, runs = PAGE_TEXT_CHARS, []
+        for state in event["runs"]:
+            state = state.copy()
+            parts, room = _bounded(state, room)
+            runs.append(state)
+            messages.extend(parts)
+        return [snapshot_event(runs), *messages]
+    if event["type"] == RUN_STATUS:
+        status = event.copy()
+        parts, _room = _bounded(status, PAGE_TEXT_CHARS)
+        return [status, *parts]
+    return [event]
 
 
 def delta_event(run_id: str, seq: int, text: str) -> RunDeltaMessage:

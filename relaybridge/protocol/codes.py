@@ -36,6 +36,10 @@ class ErrorCode(StrEnum):
     PAYLOAD_ERROR = "RELAYBRIDGE_PAYLOAD_ERROR"
     #: The loop backstop refused a run started by an agent's reply (never sent).
     HOP_LIMIT = "RELAYBRIDGE_HOP_LIMIT"
+    #: The answer passed ``RELAYBRIDGE_MAX_ANSWER_CHARS``: the text up to it is kept.
+    ANSWER_TOO_LONG = "RELAYBRIDGE_ANSWER_TOO_LONG"
+    #: The answer went on past ``RELAYBRIDGE_MAX_ANSWER_SECONDS``.
+    ANSWER_TOO_SLOW = "RELAYBRIDGE_ANSWER_TOO_SLOW"
 
 
 #: Spellings seen in Relay's documentation for the same condition.

@@ -117,6 +117,10 @@ _TABLE = (
     CodePolicy(
         _C.PAYLOAD_ERROR, gettext_noop("The mention could not be prepared for the agent"), loud=True
     ),
+    # An answer past the bounds on one answer's length or duration: cut off, its text
+    # up to the cap kept; retrying would likely run into the same bound.
+    CodePolicy(_C.ANSWER_TOO_LONG, gettext_noop("{agent}'s answer was too long and was cut off")),
+    CodePolicy(_C.ANSWER_TOO_SLOW, gettext_noop("{agent} took too long to finish and was cut off")),
     # Recorded on a run that is created refused; it is never sent, so never retried.
     CodePolicy(_C.HOP_LIMIT, gettext_noop("Not sent: too many agent replies in this thread")),
 )

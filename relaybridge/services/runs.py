@@ -168,6 +168,17 @@ def stalled_runs(older_than: timedelta | float) -> QuerySet[AgentRun]:
     )
 
 
+def overlong_runs(older_than: timedelta | float) -> QuerySet[AgentRun]:
+    """Accepted or streaming runs accepted ``older_than`` ago or more, still going.
+
+    An agent that trickles (a byte now and then) never looks stalled; this bounds
+    how long one answer may take (``RELAYBRIDGE_MAX_ANSWER_SECONDS``).
+    """
+    return AgentRun.objects.filter(
+        status__in=[Status.ACCEPTED, Status.STREAMING], accepted_at__lt=_cutoff(older_than)
+    )
+
+
 def runs_to_sweep(older_than: timedelta | float = 0.0) -> QuerySet[AgentRun]:
     """Runs handed to the worker (``sending``) but never sent, idle for ``older_than``.
 

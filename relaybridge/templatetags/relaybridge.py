@@ -138,7 +138,9 @@ def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
     thread_key = get_adapter().thread_key(thread)
-    states = [run_state(run) for run in _cached_runs(context, thread_key).runs]
+    # Without their texts: a run's text is in its markup ({% relaybridge_runs %}),
+    # where the script reads it, so the page carries it once.
+    states = [run_state(run, embed_text=False) for run in _cached_runs(context, thread_key).runs]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
         "thread_key": thread_key,

@@ -132,6 +132,7 @@ class BridgeWorker:
             self.buffer,
             flush_interval=options.flush_ms / 1000,
             stall_timeout=options.stall_timeout,
+            max_answer_chars=options.max_answer_chars,
         )
         connection = RelayConnection(
             url=options.url,

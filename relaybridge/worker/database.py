@@ -35,8 +35,12 @@ from django.utils import timezone
 
 from .. import services, streams
 from ..models import AgentRun
+from ..protocol import ErrorCode
 
 logger = logging.getLogger("relaybridge.worker")
+
+#: A run failed with one of these was cut off by relaybridge while its agent went on.
+CUT_OFF_CODES = frozenset({ErrorCode.ANSWER_TOO_LONG, ErrorCode.ANSWER_TOO_SLOW})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,8 +129,10 @@ def run_facts(run: AgentRun) -> RunFacts:
         last_error_code=run.error_code,
         streaming=run.status == AgentRun.Status.STREAMING,
         # Its tokens are no longer shown: a first token would otherwise go out
-        # before the write that finds the run stopped.
-        stopped=run.status == AgentRun.Status.STOPPED,
+        # before the write that finds the run stopped. An answer cut off at a bound
+        # (too long, too slow) is stopped alike: the agent may go on, unheard.
+        stopped=run.status == AgentRun.Status.STOPPED
+        or (run.status == AgentRun.Status.FAILED and run.error_code in CUT_OFF_CODES),
     )
 
 
@@ -205,6 +211,11 @@ def ended_run_ids(run_ids: list[str], older_than: float) -> list[str]:
     cutoff = timezone.now() - timedelta(seconds=older_than)
     runs = AgentRun.objects.filter(run_id__in=run_ids, status__in=ended, updated_at__lt=cutoff)
     return [str(run_id) for run_id in runs.values_list("run_id", flat=True)]
+
+
+def overlong_run_ids(older_than: float) -> list[str]:
+    runs = services.overlong_runs(older_than)
+    return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:SWEEP_BATCH]]
 
 
 def stalled_run_ids(older_than: float) -> list[str]:

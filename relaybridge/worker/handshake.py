@@ -20,8 +20,13 @@ AuthStyle = Literal["header", "query"]
 #: Relay closes with this code when it rejects the token after the upgrade.
 AUTH_CLOSE_CODE = 4001
 AUTH_HTTP_STATUSES = frozenset({401, 403})
-#: Relay's frames are small, but a reply may carry a long answer plus the payload echo.
-MAX_FRAME_BYTES = 4 * 1024 * 1024
+#: The largest frame read from Relay. A frame above it makes the websockets library
+#: close the connection (1009), which drops every answer on it; so it is generous:
+#: a reply carries the answer (``RELAYBRIDGE_MAX_ANSWER_CHARS``, 200,000 characters by
+#: default, up to 12 bytes each once JSON-escaped) plus the payload echo (at most
+#: 65,536 bytes, relay-protocol.md §2, escaped again). Anything longer than the cap
+#: that fits in a frame is cut at the cap and fails only its own run.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class RelayConnectError(Exception):

@@ -7,8 +7,11 @@
   never ran or died) are claimed here and submitted too, never sent back through
   Celery to this same worker.
 * The watchdog: an accepted or streaming run without progress for the stall timeout
-  is failed visibly, its partial text kept; runs stopped from a page give back their
-  thread slot; and once the worker is idle, memory goes back to the system.
+  is failed visibly, its partial text kept; so is one still going
+  ``RELAYBRIDGE_MAX_ANSWER_SECONDS`` after Relay accepted it (an agent that trickles
+  a byte now and then never looks stalled); runs stopped from a page, or cut off,
+  give back their thread slot; and once the worker is idle, memory goes back to the
+  system.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .database import (
     ended_run_ids,
     in_thread,
     overdue_run_ids,
+    overlong_run_ids,
     sending_run_ids,
     stalled_run_ids,
 )
@@ -120,6 +124,12 @@ class RunIntake:
         for run_id in await in_thread(stalled_run_ids)(stall_timeout):
             self.connection.abandon(run_id)
             await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
+        limit = self.options.max_answer_seconds
+        for run_id in await in_thread(overlong_run_ids)(limit):
+            # Not abandoned: the agent may still be answering, so the run keeps its
+            # thread slot until it ends or the stall timeout passes (as for a stop).
+            message = f"still answering after RELAYBRIDGE_MAX_ANSWER_SECONDS ({limit:g} s)"
+            await self.streams.fail(run_id, ErrorCode.ANSWER_TOO_SLOW, message, retry=False)
         await self._release_ended_runs()
         counts = self.connection.counts()
         self.memory.check(counts.in_flight + counts.queued + len(self.streams))

@@ -21,6 +21,8 @@ class WorkerOptions:
     limits: PlanLimits | None = None
     flush_ms: int = DEFAULTS["STREAM_FLUSH_MS"]
     stall_timeout: float = DEFAULTS["STALL_TIMEOUT"]
+    max_answer_chars: int = DEFAULTS["MAX_ANSWER_CHARS"]
+    max_answer_seconds: float = DEFAULTS["MAX_ANSWER_SECONDS"]
     shutdown_timeout: float = DEFAULTS["SHUTDOWN_TIMEOUT"]
     sweep_interval: float = DEFAULTS["SWEEP_INTERVAL"]
     redispatch_after: float = DEFAULTS["REDISPATCH_AFTER"]
@@ -38,6 +40,8 @@ class WorkerOptions:
             limits=relay_settings.plan_limits(),
             flush_ms=relay_settings.STREAM_FLUSH_MS,
             stall_timeout=relay_settings.STALL_TIMEOUT,
+            max_answer_chars=relay_settings.MAX_ANSWER_CHARS,
+            max_answer_seconds=relay_settings.MAX_ANSWER_SECONDS,
             shutdown_timeout=relay_settings.SHUTDOWN_TIMEOUT,
             sweep_interval=relay_settings.SWEEP_INTERVAL,
             redispatch_after=relay_settings.REDISPATCH_AFTER,

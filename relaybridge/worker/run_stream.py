@@ -11,7 +11,10 @@ again with the next frame. The stream owns:
   group. Only the stream's task pushes, so ``seq`` order holds by construction;
 * the first-token write (batched with other runs' in the database thread) and
   the progress writes that keep the watchdog away while it streams;
-* the end: the reply saved or the error recorded, pushed, and the buffer cleared.
+* the end: the reply saved or the error recorded, pushed, and the buffer cleared;
+* the bound on the answer's length: past ``RELAYBRIDGE_MAX_ANSWER_CHARS`` the text
+  up to it is kept, the run fails (``RELAYBRIDGE_ANSWER_TOO_LONG``) and whatever the
+  agent sends for it afterwards is dropped, as for a stopped run.
 
 A delta arrives for a run in :meth:`RunStream.add_token`; it is taken up, in order,
 by :meth:`RunStream._take_tokens`. A stream that falls behind joins the tokens
@@ -32,7 +35,14 @@ from .. import agents, services, streams
 from ..buffers import StreamGap
 from ..conf import loggable
 from ..models import AgentRun
-from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
+from ..protocol import (
+    ErrorCode,
+    Reply,
+    RetryDecision,
+    decide_retry,
+    describe_decision,
+    describe_error,
+)
 from .database import (
     RunFacts,
     accepted_status,
@@ -77,15 +87,19 @@ class RunStream:
         self._first_write: asyncio.Task[None] | None = None
         #: The run's text as pushed so far, to put back in a buffer that lost it.
         self._streamed: list[str] = []
+        #: Characters of the answer taken so far (pushed or pending).
+        self._length = 0
 
     # --- what arrives, queued in order --------------------------------------------
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
-        if self._awaiting_deadline and not self._jobs:
+        fits = self._length + len(text) <= self._owner.max_answer_chars
+        if self._awaiting_deadline and not self._jobs and fits:
             # It joins the text already waiting for the flush deadline: no need to
             # wake the task for it (with a fast agent, most tokens take this way).
             self._pending.append(text)
+            self._length += len(text)
             return
         self._queue(text)
 
@@ -116,6 +130,7 @@ class RunStream:
             self.seq = max(self.seq, seq)
             if not self._streamed:
                 self._streamed.append(text)
+                self._length = len(text)
 
     async def _known(self) -> RunFacts | None:
         if self.facts is None:
@@ -182,6 +197,13 @@ class RunStream:
         if facts is None or self.stopped:
             return
         owner = self._owner
+        room = owner.max_answer_chars - self._length
+        if len(text) > room:
+            self._pending.append(text[: max(0, room)])
+            self._length = owner.max_answer_chars
+            await self._too_long(len(text) - room)
+            return
+        self._length += len(text)
         now = owner.clock()
         if not self._streaming:
             self._streaming, self._last_touch = True, now
@@ -203,10 +225,17 @@ class RunStream:
             self._pending.clear()
         if not self._pending or facts is None:
             return
-        self.seq += 1
         self._last_push = self._owner.clock() if now is None else now
-        seq, text = self.seq, "".join(self._pending)
+        text = "".join(self._pending)
         self._pending.clear()
+        # A long delta (a burst joined while the stream was behind, one huge token)
+        # goes out as several, each well within a page's websocket frame.
+        for piece in streams.split_text(text):
+            await self._push_piece(facts, piece)
+
+    async def _push_piece(self, facts: RunFacts, text: str) -> None:
+        self.seq += 1
+        seq = self.seq
         self._streamed.append(text)
         # Buffer first, then push: a page that reads the snapshot after this point
         # has the text; one that got the push dedupes by ``seq``.
@@ -257,9 +286,35 @@ class RunStream:
         elif event and self.facts is not None:
             await self._owner.push(self.facts.group, event)
 
+    async def _too_long(self, dropped: int, text: str | None = None) -> None:
+        """The answer passed the cap: fail the run, keeping its text up to the cap.
+
+        The run stays in flight on the connection: Relay has no cancel, so its thread
+        slot is given back as for a stopped run (the watchdog), and the frames that
+        still come for it are dropped (:func:`.database.run_facts`).
+        """
+        cap = self._owner.max_answer_chars
+        logger.warning(
+            "run %s: the answer passed %d characters (%d more arrived); cut off",
+            self.run_id,
+            cap,
+            dropped,
+        )
+        message = f"the answer passed RELAYBRIDGE_MAX_ANSWER_CHARS ({cap})"
+        await self.failed(ErrorCode.ANSWER_TOO_LONG, message, retry=False, text=text)
+
     async def reply(self, reply: Reply) -> None:
         facts = await self._known()
         if facts is None:
+            return
+        if facts.stopped:
+            logger.info("run %s: ended before its reply came; the reply is dropped", self.run_id)
+            await self._owner.buffer("clear", self.run_id)
+            self._reset()
+            return
+        cap = self._owner.max_answer_chars
+        if len(reply.reply) > cap:
+            await self._too_long(len(reply.reply) - cap, reply.reply[:cap])
             return
         await self._end_of_text()
         metadata = {
@@ -275,9 +330,12 @@ class RunStream:
         await self._owner.buffer("clear", self.run_id)
         self._reset()
 
-    async def failed(self, code: str, error: str, *, retry: bool = True) -> RetryDecision | None:
+    async def failed(
+        self, code: str, error: str, *, retry: bool = True, text: str | None = None
+    ) -> RetryDecision | None:
         """The run's attempt failed: retry per the error-code policy, or fail visibly.
 
+        ``text``: the run's text to keep, in place of the text streamed so far.
         Returns the policy's decision, or None for a run that does not exist.
         """
         facts = await self._known()
@@ -306,6 +364,8 @@ class RunStream:
         streamed = "".join(self._streamed)
         if len(streamed) > len(partial):  # the buffer lost text that pages were shown
             partial = streamed
+        if text is not None and len(text) > len(partial):
+            partial = text
         changed = await in_thread(services.record_error)(
             self.run_id, code, message, retry_in, partial_text=partial or None
         )

@@ -20,7 +20,7 @@ from channels.layers import BaseChannelLayer
 
 from .. import streams
 from ..buffers import StreamGap
-from ..conf import loggable
+from ..conf import DEFAULTS, loggable
 from ..models import AgentRun
 from ..protocol import Error, Reply, RetryDecision, Token
 from ..protocol.outcomes import (
@@ -54,6 +54,7 @@ class RunStreams:
         *,
         flush_interval: float,
         stall_timeout: float,
+        max_answer_chars: int = DEFAULTS["MAX_ANSWER_CHARS"],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if flush_interval < 0:
@@ -61,6 +62,8 @@ class RunStreams:
         self.layer = layer
         self._buffer = buffer
         self.flush_interval = flush_interval
+        #: A run's answer is cut off, and the run failed, past this many characters.
+        self.max_answer_chars = max_answer_chars
         # Well within the stall timeout: a run that streams must never look stalled
         # to the watchdog between two touches, however short the timeout is set.
         self.touch_every = min(TOUCH_EVERY_S, stall_timeout / 4)

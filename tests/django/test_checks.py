@@ -227,6 +227,9 @@ def test_e004_token_in_settings(settings: Any, name: str, value: str) -> None:
         ("RELAYBRIDGE_EVENTS_PER_MINUTE", 0),
         ("RELAYBRIDGE_BUFFER_TTL", 0),
         ("RELAYBRIDGE_STALL_TIMEOUT", "soon"),
+        ("RELAYBRIDGE_MAX_ANSWER_CHARS", 0),
+        ("RELAYBRIDGE_MAX_ANSWER_SECONDS", 0),
+        ("RELAYBRIDGE_MAX_ANSWER_SECONDS", "forever"),
         ("RELAYBRIDGE_AGENTS", ["athena", 3]),
     ],
 )

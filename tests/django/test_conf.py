@@ -23,6 +23,8 @@ def test_defaults(settings: Any) -> None:
     assert relay_settings.HISTORY_COMMENTS == 20
     assert relay_settings.STREAM_FLUSH_MS == 50
     assert relay_settings.STALL_TIMEOUT == 120 and relay_settings.SHUTDOWN_TIMEOUT == 30
+    assert relay_settings.MAX_ANSWER_CHARS == 200_000
+    assert relay_settings.MAX_ANSWER_SECONDS == 600
     assert relay_settings.OUTBOUND_CHANNEL == "relaybridge.outbound"
     assert relay_settings.BUFFER_TTL == 3600 and relay_settings.REDIS_URL is None
     assert relay_settings.AUTH_STYLE == "header" and relay_settings.PLAN == "starter"

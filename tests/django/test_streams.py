@@ -111,6 +111,49 @@ def test_run_state_and_snapshot(make_comment: Callable[..., Comment]) -> None:
     assert (state["status"], state["retry_in"], state["text"]) == ("failed", None, "Hal")
 
 
+def test_split_text_cuts_long_texts_into_pieces_that_fit_a_frame() -> None:
+    assert streams.split_text("") == [""]
+    assert streams.split_text("abc", 3) == ["abc"]
+    assert streams.split_text("abcdefg", 3) == ["abc", "def", "g"]
+    long = "\U0001f600" * (streams.PAGE_TEXT_CHARS * 2 + 5)
+    pieces = streams.split_text(long)
+    assert [len(piece) for piece in pieces] == [streams.PAGE_TEXT_CHARS] * 2 + [5]
+    assert "".join(pieces) == long
+
+
+def test_page_messages_move_long_texts_to_parts(make_comment: Callable[..., Comment]) -> None:
+    comment = make_comment("@athena hi")
+    run = AgentRun.objects.get(comment=comment)
+    size = streams.PAGE_TEXT_CHARS
+    short = streams.run_state(run, "short", 1)
+    assert streams.page_messages(streams.snapshot_event([short])) == [
+        streams.snapshot_event([short])
+    ]
+    status = streams.status_event(run, "z" * (size + 1), 9)
+    first, *parts = streams.page_messages(status)
+    assert first["type"] == "run.status"
+    assert (first["text"], first["parts"]) == ("", 2)
+    assert status["text"] == "z" * (size + 1), "the event itself was changed"
+    assert parts == [
+        {"type": "run.text", "run": str(run.run_id), "seq": 9, "part": 1, "text": "z" * size},
+        {"type": "run.text", "run": str(run.run_id), "seq": 9, "part": 2, "text": "z"},
+    ]
+    # A snapshot's texts share one message's room: those that do not fit go in parts.
+    half = streams.run_state(run, "h" * (size // 2 + 1), 3)
+    snapshot, *parts = streams.page_messages(streams.snapshot_event([half, half, short]))
+    assert snapshot["type"] == "snapshot"
+    assert [(state["text"][:1], state["parts"]) for state in snapshot["runs"]] == [
+        ("h", 0),
+        ("", 1),
+        ("s", 0),
+    ]
+    assert parts == [
+        {"type": "run.text", "run": str(run.run_id), "seq": 3, "part": 1, "text": half["text"]}
+    ]
+    delta = streams.delta_event(str(run.run_id), 1, "d" * (size * 3))
+    assert streams.page_messages(delta) == [delta]  # the relay worker splits deltas
+
+
 async def exercise_buffer(buffer: Any) -> None:
     run_id = str(uuid.uuid4())
     assert await buffer.snapshot(run_id) == ("", 0)

@@ -202,3 +202,52 @@ def test_a_second_worker_taking_over_never_shrinks_the_text(page: Any) -> None:
     lengths = page.evaluate("window.__lengths")
     assert lengths == sorted(lengths), f"the text shrank: {lengths}"
     assert page.inner_text(text) == "Sorry for the wait, here is my slow"
+
+
+def test_a_runs_text_from_the_page_markup_and_a_long_text_in_parts() -> None:
+    """The page's runs JSON carries no texts (the markup has them, once); a long text
+    comes as a status with ``parts`` and that many ``run.text`` messages."""
+    failed_html = RUN_HTML.replace('data-status="accepted"', 'data-status="failed"')
+    with chromium() as browser:
+        context = browser.new_context()
+        context.add_init_script(FAKE_SOCKET)
+        errors: list[str] = []
+        page = new_page(context, errors)
+        check_text_from_markup_and_parts(page, failed_html)
+        assert errors == []
+        context.close()
+
+
+def check_text_from_markup_and_parts(page: Any, failed_html: str) -> None:
+    page.set_content(
+        HOST_PAGE.replace(
+            '<script id="runs" type="application/json">[]</script>',
+            '<script id="runs" type="application/json">'
+            + json.dumps([run_state(status="failed", status_text="Slow failed.", html=failed_html)])
+            + "</script>",
+        ).replace(
+            '<div data-relaybridge-comment-runs="5"></div>',
+            '<div data-relaybridge-comment-runs="5">'
+            + failed_html.replace(
+                "<div data-relaybridge-run-text hidden></div>",
+                "<div data-relaybridge-run-text>Kept from before.</div>",
+            )
+            + "</div>",
+        )
+    )
+    for name in SCRIPTS:
+        page.add_script_tag(content=(STATIC / name).read_text())
+    page.wait_for_function("() => window.__sockets.length === 1")
+    text = f'[data-relaybridge-run="{RUN}"] [data-relaybridge-run-text]'
+    assert page.inner_text(text) == "Kept from before."
+    assert page.inner_text(f'[data-relaybridge-run="{RUN}"] [data-relaybridge-run-status]') == (
+        "Slow failed."
+    )
+
+    long = ["a" * 40_000, "b" * 40_000, "c" * 10]
+    send(page, {"type": "run.status", **run_state(status="streaming", seq=3, parts=3)})
+    for number, part in enumerate(long, start=1):
+        send(page, {"type": "run.text", "run": RUN, "seq": 3, "part": number, "text": part})
+    assert page.inner_text(text) == "".join(long)
+    send(page, {"type": "run.delta", "run": RUN, "seq": 4, "text": "!"})
+    assert page.inner_text(text) == "".join(long) + "!"

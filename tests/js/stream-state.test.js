@@ -154,3 +154,28 @@ test("a person's Retry of a stopped run starts its text again", () => {
   state = streamState.reduce(state, { type: "run.status", ...runState({ status: "queued", text: "", seq: 0 }) }, 4);
   assert.equal(streamState.shownText(state, RUN), "Anew");
 });
+
+// A long text comes as a state with `parts` and that many run.text messages, each
+// well within a websocket frame; a part out of order or of another state is ignored.
+test("a long text in parts is put together in order", () => {
+  let state = streamState.reduce(
+    streamState.emptyState(),
+    { type: "snapshot", runs: [runState({ text: "", seq: 4, parts: 3 })] },
+    0
+  );
+  const part = (number, text, seq = 4) => ({ type: "run.text", run: RUN, seq, part: number, text });
+  state = streamState.reduce(state, part(2, "ignored: out of order"), 1);
+  state = streamState.reduce(state, part(1, "one "), 2);
+  state = streamState.reduce(state, part(2, "two ", 3), 3);
+  state = streamState.reduce(state, part(2, "two "), 4);
+  state = streamState.reduce(state, part(3, "three"), 5);
+  state = streamState.reduce(state, part(4, " ignored: past the last part"), 6);
+  assert.equal(streamState.shownText(state, RUN), "one two three");
+  state = streamState.reduce(state, { type: "run.delta", run: RUN, seq: 5, text: " four" }, 7);
+  assert.equal(streamState.shownText(state, RUN), "one two three four");
+  // A page that showed the whole text and reconnects never shows less meanwhile.
+  state = streamState.reduce(state, { type: "snapshot", runs: [runState({ text: "", seq: 5, parts: 1 })] }, 8);
+  assert.equal(streamState.shownText(state, RUN), "one two three four");
+  state = streamState.reduce(state, part(1, "one two three four", 5), 9);
+  assert.equal(state.runs[RUN].text, "one two three four");
+});

@@ -150,3 +150,21 @@ def test_a_broken_reply_override_leaves_the_page_to_refresh_and_says_so(
     # The reply still goes out (the page fetches its comment list for the markup).
     assert message["fragment"] == "" and message["html"].strip() == "<p>Hello</p>"
     assert "could not render render_reply" in caplog.text
+
+
+def test_the_task_page_carries_a_runs_text_once(client_in: Client, task: Task, user: Any) -> None:
+    """In the run's markup (where the script reads it), not again in the runs' JSON."""
+    comment = Comment.objects.create(task=task, author=user, body="@athena go")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    services.mark_accepted(run.run_id, "evt_once")
+    text = "Partial answer, kept once " * 3
+    services.record_error(run.run_id, "AGENT_ERROR", "broke", partial_text=text)
+    body = page(client_in, detail_url(task))
+    assert body.count("Partial answer, kept once") == 3
+    placeholder = body[body.index(f'data-relaybridge-run="{run.run_id}"') :]
+    assert text.strip() in placeholder[: placeholder.index("</div>")]
+    # The run's message carries its text once too: in ``text``, not in ``html``.
+    run.refresh_from_db()
+    state = streams.status_event(run)
+    assert state["text"] == text and "Partial answer" not in state["html"]

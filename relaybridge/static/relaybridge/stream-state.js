@@ -2,8 +2,9 @@
  * relaybridge's stream state: a pure reducer, no DOM, no timers, no socket.
  *
  * reduce(state, message, now) takes the state of one page's stream and one browser
- * message (DESIGN §3: snapshot, run.status, run.delta, run.reply, run.error; and
- * "page": the runs the page was rendered with, {type: "page", runs: [...]}) and
+ * message (DESIGN §3: snapshot, run.status, run.delta, run.reply, run.error,
+ * run.text; and "page": the runs the page was rendered with, {type: "page", runs:
+ * [...]}) and
  * returns the next state; the input state is never changed. `now` is a time in
  * milliseconds, used only to turn a message's `retry_in` into a moment.
  *
@@ -16,6 +17,11 @@
  * 1 again), but what the page shows is the longer of what it showed and what the
  * stream has now. The one exception is a person's Retry of a failed or stopped
  * run: the old answer gives way to the new one from its first word.
+ *
+ * A long text never comes in one message (each stays well within a websocket
+ * frame): a run state with `parts: n` has `text: ""`, and the n run.text messages
+ * that follow it (`run`, `seq`, `part` from 1, `text`) carry the text in order.
+ * A part that does not follow the last one of that same state is ignored.
  *
  * Loaded as a classic script (window.relaybridgeStreamState) and, in Node's test
  * runner, as a CommonJS module.
@@ -36,7 +42,7 @@
   var RETRYABLE = ["failed", "stopped"];
   var ENDED = ["replied", "failed", "stopped", "refused"];
   // Fields of a run state that the reducer computes itself, never copies.
-  var OWN_FIELDS = ["type", "text", "seq", "retry_in"];
+  var OWN_FIELDS = ["type", "text", "seq", "retry_in", "parts", "part"];
 
   function has(list, value) {
     return list.indexOf(value) !== -1;
@@ -78,6 +84,8 @@
     }
     run.text = String(message.text || "");
     run.seq = Number(message.seq) || 0;
+    run.parts = Number(message.parts) || 0; // run.text messages to come
+    run.part = 0;
     run.shown = longer(run.shown || "", run.text);
     run.retry_at = retryAt(message, now);
     return run;
@@ -137,6 +145,20 @@
     return next;
   }
 
+  // A part of the text of the run state sent just before, in order.
+  function onText(state, message) {
+    var old = state.runs[message.run];
+    if (!old || !old.parts) return state;
+    var part = Number(message.part) || 0;
+    if ((Number(message.seq) || 0) !== old.seq || part !== old.part + 1) return state;
+    var run = copy(old);
+    run.part = part;
+    if (part >= run.parts) run.parts = 0;
+    run.text = run.text + String(message.text || "");
+    run.shown = longer(run.shown, run.text);
+    return withRun(state, run);
+  }
+
   function onReply(state, message) {
     var old = state.runs[message.run];
     var run = old ? copy(old) : { run: message.run, text: "", seq: 0, shown: "" };
@@ -177,6 +199,8 @@
         return onStatus(base, message, now);
       case "run.delta":
         return onDelta(base, message);
+      case "run.text":
+        return onText(base, message);
       case "run.reply":
         return onReply(base, message);
       case "run.error":

@@ -35,13 +35,29 @@
     }
   }
 
+  // The runs the page was rendered with. Their JSON leaves out the texts, which
+  // the page carries once, in each run's markup: they are read from there.
+  function pageRuns(root) {
+    var runs = readJson(root.getAttribute("data-relaybridge-runs"), []);
+    var texts = {};
+    var boxes = document.querySelectorAll("[data-relaybridge-run] [data-relaybridge-run-text]");
+    for (var i = 0; i < boxes.length; i++) {
+      var placeholder = boxes[i].closest("[data-relaybridge-run]");
+      texts[placeholder.getAttribute("data-relaybridge-run")] = boxes[i].textContent || "";
+    }
+    for (var j = 0; j < runs.length; j++) {
+      if (!runs[j].text && texts[runs[j].run]) runs[j].text = texts[runs[j].run];
+    }
+    return runs;
+  }
+
   function Stream(root) {
     var self = this;
     this.root = root;
     this.texts = readJson(root.getAttribute("data-relaybridge-texts"), {});
     this.state = streamState.reduce(
       streamState.emptyState(),
-      { type: "page", runs: readJson(root.getAttribute("data-relaybridge-runs"), []) },
+      { type: "page", runs: pageRuns(root) },
       Date.now(),
     );
     this.renderer = new Renderer({
