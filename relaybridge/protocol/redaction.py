@@ -1,0 +1,173 @@
+"""Blanking Relay tokens and the app token in text: whole, or as it streams.
+
+Sans-I/O: the app token is passed in (``relaybridge.conf.redact`` reads it from the
+environment). Two shapes of secret are blanked with ``[redacted]``:
+
+* anything shaped like a Relay token, ``rla_…``/``rlk_…``, also glued to a word
+  (``foo_rla_…``, ``xrla_…``): a word boundary is no condition;
+* the app token itself, whatever its shape.
+
+Matching looks through the encodings the Markdown renderer decodes into the page:
+HTML character references (``&#114;la_…``, ``&#x72;la_…``, ``rla&#95;…``,
+``rla&lowbar;…``) and backslash escapes (``rla\\_…``). The text is decoded for
+matching only; what is blanked is the whole encoded span in the original text,
+and everything else is left exactly as it was.
+
+:class:`StreamRedactor` does the same for text that arrives in pieces: a token can
+be split across two deltas, so the trailing fragment of a delta that could be the
+start of one is held back until the next delta shows what it is, or the stream ends.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Final
+
+REDACTED: Final = "[redacted]"
+
+#: A Relay token (agent ``rla_`` or app ``rlk_``), wherever it starts.
+TOKEN_PATTERN: Final = re.compile(r"rl[ak]_[A-Za-z0-9_\-]+")
+
+#: Text at the very end that a Relay token could start with (or a token reaching it).
+_TOKEN_START: Final = re.compile(r"r(?:l(?:[ak](?:_[A-Za-z0-9_\-]*)?)?)?\Z")
+
+#: One encoded character: an HTML character reference (the semicolon is optional,
+#: as HTML allows for many) or a backslash escape of ASCII punctuation.
+_ENCODED: Final = re.compile(
+    r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{1,31});?|\\[!-/:-@\[-`{-~]"
+)
+
+#: An encoded character that may not be complete yet, at the very end.
+_UNFINISHED: Final = re.compile(r"(?:&[#A-Za-z0-9]{0,40}|\\)\Z")
+
+#: For each decoded character, where its encoded span starts and ends in the text.
+_Spans = tuple[list[int], list[int]]
+
+
+def _decode(text: str) -> tuple[str, _Spans | None]:
+    """``text`` with its encoded characters decoded, and where each one came from.
+
+    The map is None when nothing was encoded (the common case): the offsets agree.
+    """
+    if "&" not in text and "\\" not in text:
+        return text, None
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+
+    def literal(until: int) -> None:
+        parts.append(text[position:until])
+        starts.extend(range(position, until))
+        ends.extend(range(position + 1, until + 1))
+
+    for match in _ENCODED.finditer(text):
+        unit = match.group()
+        decoded = unit[1] if unit[0] == "\\" else html.unescape(unit)
+        if decoded == unit:  # an unknown entity name: plain text
+            continue
+        literal(match.start())
+        parts.append(decoded)
+        starts.extend([match.start()] * len(decoded))
+        ends.extend([match.end()] * len(decoded))
+        position = match.end()
+    literal(len(text))
+    return "".join(parts), (starts, ends)
+
+
+def _secret_spans(decoded: str, token: str | None) -> list[tuple[int, int]]:
+    """Where ``decoded`` holds a Relay token or the app token, sorted and merged."""
+    spans = [(match.start(), match.end()) for match in TOKEN_PATTERN.finditer(decoded)]
+    if token:
+        start = decoded.find(token)
+        while start != -1:
+            spans.append((start, start + len(token)))
+            start = decoded.find(token, start + 1)
+    return _merged(spans)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact_text(text: str, token: str | None = None) -> str:
+    """``text`` with every Relay token and every ``token`` (the app token) blanked."""
+    decoded, origin = _decode(text)
+    spans = _secret_spans(decoded, token)
+    if not spans:
+        return text
+    if origin is not None:
+        starts, ends = origin
+        spans = _merged([(starts[start], ends[end - 1]) for start, end in spans])
+    out: list[str] = []
+    position = 0
+    for start, end in spans:
+        out.append(text[position:start])
+        out.append(REDACTED)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+class StreamRedactor:
+    """Redacts a stream of deltas, so that no token shows even when split between them.
+
+    :meth:`feed` returns the redacted text that is safe to show now and holds back
+    the trailing fragment that could still become a token: the start of ``rla_``
+    (down to a lone ``r``), a token running up to the end (it may go on), a prefix
+    of the app token, an encoded character cut short. :meth:`flush` returns the
+    held fragment, redacted, at the end of the stream.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self._token = token or None
+        self._held = ""
+
+    @property
+    def held(self) -> str:
+        """The fragment held back so far (not yet shown)."""
+        return self._held
+
+    def feed(self, delta: str) -> str:
+        """The redacted text of ``delta`` (and what was held) that may be shown now."""
+        text = self._held + delta
+        cut = self._safe_end(text)
+        self._held = text[cut:]
+        return redact_text(text[:cut], self._token)
+
+    def flush(self) -> str:
+        """The held fragment, redacted: the stream has ended."""
+        text, self._held = self._held, ""
+        return redact_text(text, self._token)
+
+    def _safe_end(self, text: str) -> int:
+        """How much of ``text`` can be let through: no secret reaches past that point."""
+        unfinished = _UNFINISHED.search(text)
+        limit = len(text) if unfinished is None else unfinished.start()
+        decoded, origin = _decode(text[:limit])
+        cut = len(decoded)
+        start = _TOKEN_START.search(decoded)
+        if start is not None:
+            cut = start.start()
+        token = self._token
+        if token:
+            for length in range(min(len(token) - 1, len(decoded)), 0, -1):
+                if decoded.endswith(token[:length]):
+                    cut = min(cut, len(decoded) - length)
+                    break
+        # A secret the cut would split is held whole: its first half, blanked on
+        # its own, would be followed by the rest in plain text.
+        spans = _secret_spans(decoded, token)
+        for span_start, span_end in reversed(spans):
+            if span_start < cut < span_end:
+                cut = span_start
+        if cut == len(decoded):
+            return limit
+        return cut if origin is None else origin[0][cut]
