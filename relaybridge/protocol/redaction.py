@@ -41,6 +41,10 @@ _ENCODED: Final = re.compile(
 #: An encoded character that may not be complete yet, at the very end.
 _UNFINISHED: Final = re.compile(r"(?:&[#A-Za-z0-9]{0,40}|\\)\Z")
 
+#: A stream that ends on this much of the app token (or more) has it blanked too:
+#: most of a secret is a secret, while a lone letter is just the end of a word.
+PARTIAL_TOKEN_MIN: Final = 6
+
 #: For each decoded character, where its encoded span starts and ends in the text.
 _Spans = tuple[list[int], list[int]]
 
@@ -143,9 +147,22 @@ class StreamRedactor:
         return redact_text(text[:cut], self._token)
 
     def flush(self) -> str:
-        """The held fragment, redacted: the stream has ended."""
+        """The held fragment, redacted: the stream has ended.
+
+        A stream that ends partway through the app token (:data:`PARTIAL_TOKEN_MIN`
+        characters or more of it) has that part blanked as well.
+        """
         text, self._held = self._held, ""
-        return redact_text(text, self._token)
+        token = self._token
+        if token:
+            decoded, origin = _decode(text)
+            longest = min(len(token) - 1, len(decoded))
+            for length in range(longest, PARTIAL_TOKEN_MIN - 1, -1):
+                if decoded.endswith(token[:length]):
+                    start = len(decoded) - length
+                    cut = start if origin is None else origin[0][start]
+                    return redact_text(text[:cut], token) + REDACTED
+        return redact_text(text, token)
 
     def _safe_end(self, text: str) -> int:
         """How much of ``text`` can be let through: no secret reaches past that point."""

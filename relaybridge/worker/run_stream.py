@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING
 
 from .. import agents, services, streams
 from ..buffers import StreamGap
-from ..conf import loggable
+from ..conf import app_token, loggable
 from ..models import AgentRun
 from ..protocol import Reply, RetryDecision, decide_retry, describe_decision, describe_error
+from ..protocol.redaction import StreamRedactor
 from .database import (
     RunFacts,
     accepted_status,
@@ -77,11 +78,17 @@ class RunStream:
         self._first_write: asyncio.Task[None] | None = None
         #: The run's text as pushed so far, to put back in a buffer that lost it.
         self._streamed: list[str] = []
+        #: Blanks tokens before any text goes out, holding back a fragment that may
+        #: start one until the next delta (or the end) shows what it is.
+        self._redactor = StreamRedactor(app_token())
 
     # --- what arrives, queued in order --------------------------------------------
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
+        text = self._redactor.feed(text)
+        if not text:
+            return
         if self._awaiting_deadline and not self._jobs:
             # It joins the text already waiting for the flush deadline: no need to
             # wake the task for it (with a fast agent, most tokens take this way).
@@ -240,6 +247,9 @@ class RunStream:
 
     async def _end_of_text(self) -> None:
         """Push what is pending; the run's end must not overtake its first-token write."""
+        held = self._redactor.flush()
+        if held:
+            self._pending.append(held)
         await self._push_pending()
         if self._first_write is not None:
             await asyncio.wait([self._first_write])

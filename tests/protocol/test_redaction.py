@@ -131,6 +131,16 @@ def test_a_token_reaching_the_end_is_held_until_it_ends() -> None:
     assert redactor.flush() == ""
 
 
+def test_a_stream_that_ends_partway_through_the_app_token_blanks_that_part() -> None:
+    shown, tail = _stream(["so far Zq9-app-s3", "cret.Kv"])
+    assert (shown, tail) == (["so far ", ""], "[redacted]")
+    shown, tail = _stream(["so far &#90;q9-ap"])
+    assert (shown, tail) == (["so far "], "[redacted]")
+    # A few characters are no secret: the end of a word stays as it was.
+    assert _stream(["see Zq9-a"]) == (["see "], "Zq9-a")
+    assert _stream(["see Zq9-a"], token=None) == (["see Zq9-a"], "")
+
+
 def test_a_secret_the_cut_would_split_is_held_whole() -> None:
     # "rla_xab" ends at the ".", but "ab.c" may be the start of the app token: the
     # cut falls inside the Relay token, so the whole token waits.
