@@ -20,17 +20,19 @@ start of one is held back until the next delta shows what it is, or the stream e
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from typing import Final
 
 REDACTED: Final = "[redacted]"
 
-#: A Relay token (agent ``rla_`` or app ``rlk_``), wherever it starts.
-TOKEN_PATTERN: Final = re.compile(r"rl[ak]_[A-Za-z0-9_\-]+")
+#: A Relay token (agent ``rla_`` or app ``rlk_``), wherever it starts. In any case:
+#: an error code from Relay is upper-cased, and a token in capitals still tells it.
+TOKEN_PATTERN: Final = re.compile(r"rl[ak]_[a-z0-9_\-]+", re.IGNORECASE)
 
 #: Text at the very end that a Relay token could start with (or a token reaching it).
-_TOKEN_START: Final = re.compile(r"r(?:l(?:[ak](?:_[A-Za-z0-9_\-]*)?)?)?\Z")
+_TOKEN_START: Final = re.compile(r"r(?:l(?:[ak](?:_[a-z0-9_\-]*)?)?)?\Z", re.IGNORECASE)
 
 #: One encoded character: an HTML character reference (the semicolon is optional,
 #: as HTML allows for many) or a backslash escape of ASCII punctuation.
@@ -84,11 +86,23 @@ def _secret_spans(decoded: str, token: str | None) -> list[tuple[int, int]]:
     """Where ``decoded`` holds a Relay token or the app token, sorted and merged."""
     spans = [(match.start(), match.end()) for match in TOKEN_PATTERN.finditer(decoded)]
     if token:
-        start = decoded.find(token)
-        while start != -1:
-            spans.append((start, start + len(token)))
-            start = decoded.find(token, start + 1)
+        found = _token_pattern(token).finditer(decoded)
+        spans.extend((match.start(1), match.end(1)) for match in found)
     return _merged(spans)
+
+
+@functools.lru_cache(maxsize=4)
+def _token_pattern(token: str) -> re.Pattern[str]:
+    # Overlapping occurrences count too; in any case, like Relay tokens.
+    return re.compile(f"(?=({re.escape(token)}))", re.IGNORECASE)
+
+
+def _ends_with_start_of(decoded: str, token: str, shortest: int = 1) -> int:
+    """How many characters of ``decoded``'s end could begin ``token`` (0 if none)."""
+    for length in range(min(len(token) - 1, len(decoded)), shortest - 1, -1):
+        if decoded[len(decoded) - length :].casefold() == token[:length].casefold():
+            return length
+    return 0
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -156,12 +170,11 @@ class StreamRedactor:
         token = self._token
         if token:
             decoded, origin = _decode(text)
-            longest = min(len(token) - 1, len(decoded))
-            for length in range(longest, PARTIAL_TOKEN_MIN - 1, -1):
-                if decoded.endswith(token[:length]):
-                    start = len(decoded) - length
-                    cut = start if origin is None else origin[0][start]
-                    return redact_text(text[:cut], token) + REDACTED
+            length = _ends_with_start_of(decoded, token, PARTIAL_TOKEN_MIN)
+            if length:
+                start = len(decoded) - length
+                cut = start if origin is None else origin[0][start]
+                return redact_text(text[:cut], token) + REDACTED
         return redact_text(text, token)
 
     def _safe_end(self, text: str) -> int:
@@ -175,10 +188,9 @@ class StreamRedactor:
             cut = start.start()
         token = self._token
         if token:
-            for length in range(min(len(token) - 1, len(decoded)), 0, -1):
-                if decoded.endswith(token[:length]):
-                    cut = min(cut, len(decoded) - length)
-                    break
+            length = _ends_with_start_of(decoded, token)
+            if length:
+                cut = min(cut, len(decoded) - length)
         # A secret the cut would split is held whole: its first half, blanked on
         # its own, would be followed by the rest in plain text.
         spans = _secret_spans(decoded, token)

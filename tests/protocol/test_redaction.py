@@ -24,6 +24,8 @@ AGENT_TOKEN = "rla_athena_4f9c2b7d1e8a6c3b"
         ("foo_rla_athena_4f9c x", "foo_[redacted] x"),
         ("xrla_athena_4f9c x", "x[redacted] x"),
         ("(rla_a)", "([redacted])"),
+        # Upper-cased, as an error code from Relay is.
+        ("code RLA_ATHENA_4F9C", "code [redacted]"),
         # Entity-encoded: the whole encoded span is blanked.
         ("see &#114;la_athena_4f9c now", "see [redacted] now"),
         ("see &#x72;la_athena_4f9c now", "see [redacted] now"),
@@ -47,6 +49,7 @@ def test_relay_tokens_are_blanked_in_every_spelling(text: str, expected: str | N
     [
         f"the token {APP_TOKEN} here",
         f"glued{APP_TOKEN}glued",
+        f"upper-cased {APP_TOKEN.upper()}",
         "the token &#90;q9-app-s3cret&#46;Kv2 here",
         "the token Zq9-app-s3cret\\.Kv2 here",
     ],
@@ -55,7 +58,7 @@ def test_the_app_token_is_blanked_in_every_spelling(text: str) -> None:
     redacted = redact_text(text, APP_TOKEN)
     assert "[redacted]" in redacted
     assert APP_TOKEN not in render_agent_markdown(redacted)
-    assert "s3cret" not in redacted
+    assert "s3cret" not in redacted.casefold()
 
 
 @pytest.mark.parametrize(
