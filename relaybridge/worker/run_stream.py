@@ -307,8 +307,8 @@ class RunStream:
             "run %s (%s): %s [%s]; Relay said: %s",
             self.run_id,
             facts.agent_id,
-            message,
-            code,
+            loggable(message),
+            loggable(code),
             loggable(error, limit=2000),
         )
         owner = self._owner
