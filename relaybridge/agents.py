@@ -57,7 +57,7 @@ def shown_text(text: str, limit: int) -> str:
     visible = "".join(
         " " if char.isspace() else char
         for char in text
-        if unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+        if char.isspace() or unicodedata.category(char) not in _INVISIBLE_CATEGORIES
     )
     return " ".join(redact(visible).split())[:limit]
 
