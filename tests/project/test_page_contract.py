@@ -150,3 +150,17 @@ def test_a_broken_reply_override_leaves_the_page_to_refresh_and_says_so(
     # The reply still goes out (the page fetches its comment list for the markup).
     assert message["fragment"] == "" and message["html"].strip() == "<p>Hello</p>"
     assert "could not render render_reply" in caplog.text
+
+
+@pytest.mark.parametrize(("name", "shows_id"), [("Klyve", True), ("Athena", False)])
+def test_a_reply_header_shows_the_id_beside_a_name_that_is_not_it(
+    task: Task, user: Any, name: str, shows_id: bool
+) -> None:
+    from relaybridge.agents import store_directory
+
+    store_directory([{"agent_id": "athena", "name": name}])
+    reply = Comment.objects.create(task=task, agent_id="athena", body="Hello")
+    message = streams.reply_event_for("00000000-0000-0000-0000-000000000000", reply, "athena")
+    header = message["fragment"][: message["fragment"].index("</header>")]
+    assert f">{name}</strong>" in header
+    assert ('<code class="comment__agent-id">@athena</code>' in header) is shows_id
