@@ -14,7 +14,9 @@ without a socket or an event loop.
 - :mod:`.session` — :class:`RelaySession`, the app-side state machine, with its
   values in :mod:`.outcomes`, its state in :mod:`.submissions` and its frame
   matching in :mod:`.correlation`;
-- :mod:`.payload` — the 65,536-byte payload limit.
+- :mod:`.payload` — the 65,536-byte payload limit;
+- :mod:`.redaction` — tokens blanked in text, whole or as it streams
+  (:class:`~.redaction.StreamRedactor`).
 """
 
 from .backoff import Backoff
