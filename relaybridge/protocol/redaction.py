@@ -31,8 +31,11 @@ REDACTED: Final = "[redacted]"
 #: an error code from Relay is upper-cased, and a token in capitals still tells it.
 TOKEN_PATTERN: Final = re.compile(r"rl[ak]_[a-z0-9_\-]+", re.IGNORECASE)
 
-#: Text at the very end that a Relay token could start with (or a token reaching it).
-_TOKEN_START: Final = re.compile(r"r(?:l(?:[ak](?:_[a-z0-9_\-]*)?)?)?\Z", re.IGNORECASE)
+#: The characters a Relay token is made of, and how one starts.
+_TOKEN_CHARS: Final = re.compile(r"[a-z0-9_\-]*", re.IGNORECASE)
+_TOKEN_HEAD: Final = re.compile(r"rl[ak]_", re.IGNORECASE)
+#: What a Relay token starts with, cut short (longest first).
+_HEAD_PREFIXES: Final = ("rla", "rlk", "rl", "r")
 
 #: One encoded character: an HTML character reference (the semicolon is optional,
 #: as HTML allows for many) or a backslash escape of ASCII punctuation.
@@ -134,6 +137,26 @@ def redact_text(text: str, token: str | None = None) -> str:
     return "".join(out)
 
 
+def _token_start(decoded: str) -> int:
+    """Where a Relay token that may go on, or its start cut short, begins at the end
+    of ``decoded``; ``len(decoded)`` if none does.
+
+    Linear: the trailing run of token characters is found from the end (a search
+    anchored at the end would retry every position of a long run).
+    """
+    tail = _TOKEN_CHARS.match(decoded[::-1])
+    run = len(tail.group()) if tail is not None else 0
+    start = len(decoded) - run
+    head = _TOKEN_HEAD.search(decoded, start)
+    if head is not None:
+        return head.start()
+    ending = decoded[-3:].casefold()
+    for prefix in _HEAD_PREFIXES:
+        if ending.endswith(prefix):
+            return len(decoded) - len(prefix)
+    return len(decoded)
+
+
 class StreamRedactor:
     """Redacts a stream of deltas, so that no token shows even when split between them.
 
@@ -182,10 +205,7 @@ class StreamRedactor:
         unfinished = _UNFINISHED.search(text)
         limit = len(text) if unfinished is None else unfinished.start()
         decoded, origin = _decode(text[:limit])
-        cut = len(decoded)
-        start = _TOKEN_START.search(decoded)
-        if start is not None:
-            cut = start.start()
+        cut = _token_start(decoded)
         token = self._token
         if token:
             length = _ends_with_start_of(decoded, token)

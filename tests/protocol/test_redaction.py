@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from hypothesis import given
@@ -171,3 +172,13 @@ def test_however_a_stream_is_cut_no_delta_shows_a_secret(
         assert "4f9c" not in part and "s3cret" not in part
     # Cut anywhere, the stream shows what the whole text redacted shows.
     assert "".join(shown) + tail == redact_text(text, APP_TOKEN)
+
+
+def test_a_long_run_of_token_heads_is_redacted_in_linear_time() -> None:
+    # A search anchored at the end retried every "r" of the run: 64 KB took seconds,
+    # with the worker's event loop blocked meanwhile.
+    hostile = "rla_" * 16_000 + " x"
+    started = time.perf_counter()
+    assert StreamRedactor(APP_TOKEN).feed(hostile) == "[redacted] x"
+    assert redact_text("&#114;la_x " * 16_000, APP_TOKEN) == "[redacted] " * 16_000
+    assert time.perf_counter() - started < 2.0
