@@ -50,6 +50,12 @@ _UNFINISHED: Final = re.compile(r"(?:&[#A-Za-z0-9]{0,40}|\\)\Z")
 #: most of a secret is a secret, while a lone letter is just the end of a word.
 PARTIAL_TOKEN_MIN: Final = 6
 
+#: The most a stream holds back. Only a run of token characters grows this long (a
+#: prefix of the app token or an encoded character is short): it is let out,
+#: blanked, when it reaches this, so that no delta makes the stream reread a long
+#: held run, and what follows is new text.
+MAX_HELD: Final = 1024
+
 #: For each decoded character, where its encoded span starts and ends in the text.
 _Spans = tuple[list[int], list[int]]
 
@@ -180,6 +186,8 @@ class StreamRedactor:
         """The redacted text of ``delta`` (and what was held) that may be shown now."""
         text = self._held + delta
         cut = self._safe_end(text)
+        if len(text) - cut > MAX_HELD:
+            cut = len(text)
         self._held = text[cut:]
         return redact_text(text[:cut], self._token)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relaybridge.protocol.redaction import StreamRedactor, redact_text
+from relaybridge.protocol.redaction import MAX_HELD, StreamRedactor, redact_text
 from relaybridge.rendering import render_agent_markdown
 
 APP_TOKEN = "Zq9-app-s3cret.Kv2"
@@ -182,3 +182,15 @@ def test_a_long_run_of_token_heads_is_redacted_in_linear_time() -> None:
     assert StreamRedactor(APP_TOKEN).feed(hostile) == "[redacted] x"
     assert redact_text("&#114;la_x " * 16_000, APP_TOKEN) == "[redacted] " * 16_000
     assert time.perf_counter() - started < 2.0
+
+
+def test_what_is_held_is_bounded() -> None:
+    redactor = StreamRedactor(APP_TOKEN)
+    assert redactor.feed("see rla_") == "see "
+    shown = [redactor.feed("a" * 100) for _ in range(10)]
+    # Held while it could be one token; let out, blanked, past MAX_HELD characters.
+    assert shown == [""] * 10
+    assert len(redactor.held) == 1004 <= MAX_HELD
+    assert redactor.feed("a" * 100) == "[redacted]"
+    assert redactor.held == ""
+    assert redactor.feed("aa done") == "aa done"
