@@ -44,7 +44,7 @@ jstest:
 # Tracing slows every process about twofold: the hang guard (pytest-timeout) doubles with it.
 COVERAGE_PYTEST_ARGS := --timeout=240
 pytest: $(STAMP)
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest $(COVERAGE_PYTEST_ARGS) $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet

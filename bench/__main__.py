@@ -59,6 +59,9 @@ class Parameters:
     memory_batches: int = 2
     memory_seconds: float = 10.0
     memory_rate: float = 5.0
+    fairness_burst: int = 125
+    fairness_probes: int = 10
+    fairness_probe_every_s: float = 2.0
 
     @classmethod
     def quick(cls) -> Parameters:
@@ -82,6 +85,9 @@ class Parameters:
             memory_batches=1,
             memory_seconds=1.0,
             memory_rate=10.0,
+            fairness_burst=20,
+            fairness_probes=3,
+            fairness_probe_every_s=0.5,
         )
 
 
@@ -89,13 +95,13 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-SCENARIOS = ("mention", "latency", "throughput", "bytes", "memory")
+SCENARIOS = ("mention", "latency", "throughput", "bytes", "memory", "fairness")
 
 
 async def run_scenarios(
     stack: Any, params: Parameters, only: frozenset[str]
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    from . import ledger, streaming
+    from . import fairness, ledger, streaming
     from .clients import sign_in
     from .stack import DEMO_LOGIN
 
@@ -182,6 +188,20 @@ async def run_scenarios(
         log("warm-up of the new worker")
         await streaming.pipeline_phase(stack, login, warm_up)
         await streaming_scenarios("off", params.throughput_rates_off)
+    if "fairness" in only:
+        # Last: the worker is paced to a real plan from here on, and the burst's
+        # remainder is still queued when the stack stops.
+        log(f"fairness: another person's wait, alone and behind a burst of {params.fairness_burst}")
+        await asyncio.to_thread(stack.restart_worker, stack.flush_ms, plan=fairness.PLAN)
+        fair = await fairness.fair_use(
+            stack,
+            burst=params.fairness_burst,
+            probes=params.fairness_probes,
+            every_s=params.fairness_probe_every_s,
+        )
+        scenarios["fairness"] = fair
+        figures["fairness_wait_p50_ms_alone"] = fair["wait_to_sent_ms_alone"]["p50"]
+        figures["fairness_wait_p50_ms_behind_burst"] = fair["wait_to_sent_ms_behind_burst"]["p50"]
     scenarios["throughput_baselines"] = {str(k): v for k, v in baselines.items()}
     return figures, scenarios
 

@@ -22,6 +22,14 @@ def author() -> Any:
     return _author
 
 
+def person(username: str) -> Any:
+    """Another person (created once), for scenarios where more than one asks."""
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    return user
+
+
 def create_tasks(count: int, title: str) -> list[int]:
     from project.tasks.models import Task
 
@@ -29,11 +37,12 @@ def create_tasks(count: int, title: str) -> list[int]:
     return [task.pk for task in Task.objects.bulk_create(tasks)]
 
 
-def mention(task_id: int, body: str) -> tuple[int, int]:
-    """Comment ``body`` on the task; ``(comment id, wall-clock ns just before saving)``."""
+def mention(task_id: int, body: str, by: Any = None) -> tuple[int, int]:
+    """Comment ``body`` on the task (as the demo user, or ``by``);
+    ``(comment id, wall-clock ns just before saving)``."""
     from project.tasks.models import Comment
 
-    user = author()
+    user = by if by is not None else author()
     started = time.time_ns()
     comment = Comment.objects.create(task_id=task_id, author=user, body=body)
     return comment.pk, started

@@ -34,6 +34,13 @@ FIGURES: list[tuple[str, str, str, str]] = [
     ("worker_rss_mb_1000_runs", "worker RSS, runs streaming", "MB", "<= 150"),
     ("worker_rss_mb_idle", "worker RSS idle", "MB", ""),
     ("worker_rss_mb_after_runs", "worker RSS after the runs end", "MB", "<= idle + 10%"),
+    ("fairness_wait_p50_ms_alone", "another person's wait p50, alone", "ms", ""),
+    (
+        "fairness_wait_p50_ms_behind_burst",
+        "another person's wait p50, burst queued",
+        "ms",
+        "",
+    ),
 ]
 REQUIRED_KEYS = [key for key, *_ in FIGURES]
 

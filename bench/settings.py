@@ -1,6 +1,7 @@
 """Settings of the benchmark stack's processes: the test deployment's, plus load.
 
-Relay's plan limits are lifted (the emulator runs with ``--plan unlimited`` too),
+Relay's plan limits are lifted (the emulator runs with ``--plan unlimited`` too;
+the fairness scenario's relay worker paces itself to ``RELAYBRIDGE_BENCH_PLAN``),
 the benchmark agent ``load`` may be mentioned before discovery has run, and the
 log level defaults to WARNING so that logging per run does not weigh on the figures.
 """
@@ -29,7 +30,8 @@ DEBUG = False
 # production deployment reaching the real Relay.
 SILENCED_SYSTEM_CHECKS = ["relaybridge.E001"]
 
-RELAYBRIDGE_PLAN = "unlimited"
+# The fairness scenario restarts the relay worker on a paced plan.
+RELAYBRIDGE_PLAN = os.environ.get("RELAYBRIDGE_BENCH_PLAN", "unlimited")
 RELAYBRIDGE_AGENTS = [*RELAYBRIDGE_AGENTS, "load"]
 # Stall detection would fail the runs the memory scenario holds open on purpose.
 RELAYBRIDGE_STALL_TIMEOUT = 600.0

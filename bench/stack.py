@@ -70,17 +70,24 @@ class Stack:
             used[role] = (int(fields[11]) + int(fields[12])) / ticks
         return used
 
-    def restart_worker(self, flush_ms: int, timeout: float = 60.0) -> None:
-        """Stop the relay worker gracefully and start one with another flush interval."""
+    def restart_worker(
+        self, flush_ms: int, timeout: float = 60.0, *, plan: str | None = None
+    ) -> None:
+        """Stop the relay worker gracefully and start one with another flush interval
+        (and, if given, paced to another plan than the benchmark's unlimited one)."""
         old = self.worker
         old.send_signal(signal.SIGTERM)
         old.wait(timeout)
-        self.worker = start_worker(self.deployment, flush_ms, timeout)
+        self.worker = start_worker(self.deployment, flush_ms, timeout, plan=plan)
         self.flush_ms = flush_ms
 
 
-def start_worker(deployment: Deployment, flush_ms: int, timeout: float = 60.0) -> ManagedProcess:
+def start_worker(
+    deployment: Deployment, flush_ms: int, timeout: float = 60.0, *, plan: str | None = None
+) -> ManagedProcess:
     env = {"RELAYBRIDGE_STREAM_FLUSH_MS": str(flush_ms)}
+    if plan is not None:
+        env["RELAYBRIDGE_BENCH_PLAN"] = plan
     worker = deployment.start_relay_worker("--lock-ttl", "2", env=env)
 
     def connected() -> bool:
@@ -95,8 +102,9 @@ def start_worker(deployment: Deployment, flush_ms: int, timeout: float = 60.0) -
 
 def setup_django(deployment: Deployment) -> None:
     """Make this process a Django client of the stack (same database, Redis, broker)."""
+    shared = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY"}
     for key, value in deployment.env().items():
-        if key in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"} or "BENCH" in key:
+        if key in shared or "BENCH" in key:
             os.environ[key] = value
     import django
 

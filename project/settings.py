@@ -4,6 +4,11 @@ With no environment this is the embedded default: SQLite, the in-memory channel
 layer, Celery tasks run in-process, and the Relay emulator. ``DATABASE_URL`` and
 ``REDIS_URL`` switch to PostgreSQL and Redis; ``RELAY_APP_TOKEN`` switches to the
 real Relay.
+
+Safe by default: ``DEBUG`` is off unless ``DJANGO_DEBUG=1`` (``manage.py run_demo``
+sets it for itself), and with ``DEBUG`` off the secret key must come from
+``DJANGO_SECRET_KEY``. With ``DEBUG`` on and no ``DJANGO_SECRET_KEY``, a key is
+generated once into ``.django-secret-key`` (git-ignored) next to ``manage.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +17,25 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from project.development_key import development_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "relaybridge-example-insecure-key")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+DEVELOPMENT_KEY_FILE = BASE_DIR / ".django-secret-key"
+if os.environ.get("DJANGO_SECRET_KEY"):
+    SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+elif DEBUG:
+    SECRET_KEY = development_secret_key(DEVELOPMENT_KEY_FILE)
+else:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. With DEBUG off the example project needs a secret "
+        'key from the environment (a long random string, e.g. from `python -c "import '
+        'secrets; print(secrets.token_urlsafe(50))"`). For development set DJANGO_DEBUG=1 '
+        "instead: a key is then generated into .django-secret-key."
+    )
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
 INSTALLED_APPS = [
@@ -34,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy: scripts, styles and the page's WebSocket from this site only.
+    "project.csp.content_security_policy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -134,11 +155,20 @@ RELAYBRIDGE_REDIS_URL = REDIS_URL
 # emulator's built-in agents.
 RELAYBRIDGE_AGENTS = ["athena", "klyve", "offline", "broken", "sleepy", "stall", "slow"]
 
+# Everything goes to the console (stderr), for the process manager to keep: relaybridge's
+# log at RELAYBRIDGE_LOG, and Django's errors (a request's traceback, a failed
+# signal) whether DEBUG is on or not -- Django's default sends those to the console
+# only with DEBUG on, and by mail (to ADMINS, unset here) with it off.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "relaybridge": {"handlers": ["console"], "level": os.environ.get("RELAYBRIDGE_LOG", "INFO")}
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "relaybridge": {
+            "handlers": ["console"],
+            "level": os.environ.get("RELAYBRIDGE_LOG", "INFO"),
+        },
     },
 }

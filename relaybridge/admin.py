@@ -113,6 +113,10 @@ class AgentRunAdmin(AgentRunAdminBase):
         ),
     )
 
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # A reply's stored HTML can be large, and the admin never shows it.
+        return super().get_queryset(request).defer("reply_html")
+
     @admin.display(description="first token")
     def time_to_first_token(self, run: AgentRun) -> str:
         return _ms(run.first_token_ms)

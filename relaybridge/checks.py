@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
+from .rendering import PARSER_MAX_NESTING
 
 _TOKEN_VALUE = re.compile(r"^rl[ak]_")
 
@@ -238,6 +239,18 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             value = relay_settings.get(name)
             if value is not None and int(value) < 1:
                 problems.append(f"RELAYBRIDGE_{name} must be >= 1 (or None: the plan's value)")
+        if relay_settings.RENDER_MAX_CHARS < 1 or relay_settings.RENDER_MAX_MARKUP < 0:
+            problems.append("RELAYBRIDGE_RENDER_MAX_CHARS/RENDER_MAX_MARKUP must be positive")
+        if not 1 <= relay_settings.RENDER_MAX_DEPTH < PARSER_MAX_NESTING:
+            problems.append(
+                f"RELAYBRIDGE_RENDER_MAX_DEPTH must be from 1 to {PARSER_MAX_NESTING - 1}"
+            )
+        if relay_settings.PREVIEW_MAX_CHARS < 1:
+            problems.append("RELAYBRIDGE_PREVIEW_MAX_CHARS must be positive")
+        try:
+            relay_settings.PREVIEW_RATE  # noqa: B018 -- parsed to be checked
+        except ValueError as exc:
+            problems.append(f"RELAYBRIDGE_PREVIEW_RATE: {exc}")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:

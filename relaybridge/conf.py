@@ -80,6 +80,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     "AGENTS_CACHE_KEY": "relaybridge:agents",
     # Rendering.
     "RENDER_MAX_CHARS": 100_000,
+    # Beyond either, a reply is shown as escaped plain text (the parser's cost is bounded).
+    "RENDER_MAX_MARKUP": 10_000,
+    "RENDER_MAX_DEPTH": 16,
+    # The comment box's "will call" preview: requests per user, and the text it reads.
+    "PREVIEW_RATE": "30/min",
+    "PREVIEW_MAX_CHARS": 10_000,
 }
 
 #: Settings that override one of the plan's limits, and the limit each overrides.
@@ -88,6 +94,17 @@ _LIMIT_OVERRIDES: Final = {
     "EVENTS_PER_HOUR": "events_per_hour",
     "MAX_CONCURRENT": "max_in_flight",
 }
+
+_RATE_PERIODS: Final = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"30/min"`` as ``(30, 60)``: requests, and the window in seconds (s, min, hour)."""
+    count, _, period = rate.strip().partition("/")
+    seconds = _RATE_PERIODS.get(period.strip().lower())
+    if seconds is None or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"{rate!r} is not a rate like '30/min' (periods: s, min, hour)")
+    return int(count), seconds
 
 
 class RelaySettings:
@@ -245,6 +262,23 @@ class RelaySettings:
     @property
     def RENDER_MAX_CHARS(self) -> int:
         return int(self.get("RENDER_MAX_CHARS"))
+
+    @property
+    def RENDER_MAX_MARKUP(self) -> int:
+        return int(self.get("RENDER_MAX_MARKUP"))
+
+    @property
+    def RENDER_MAX_DEPTH(self) -> int:
+        return int(self.get("RENDER_MAX_DEPTH"))
+
+    @property
+    def PREVIEW_RATE(self) -> tuple[int, int]:
+        """``RELAYBRIDGE_PREVIEW_RATE`` ("30/min") as (requests, seconds); ValueError if bad."""
+        return parse_rate(str(self.get("PREVIEW_RATE")))
+
+    @property
+    def PREVIEW_MAX_CHARS(self) -> int:
+        return int(self.get("PREVIEW_MAX_CHARS"))
 
     def plan_limits(self) -> PlanLimits:
         """The pacing limits: the plan's values, each overridable on its own.

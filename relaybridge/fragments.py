@@ -33,7 +33,7 @@ from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
 from .protocol.policy import describe_error, policy_for
-from .rendering import render_agent_markdown
+from .rendered import reply_html
 
 Status = AgentRun.Status
 
@@ -202,12 +202,18 @@ def render_run(run: AgentRun, text: str = "") -> str:
     return render_to_string(RUN_TEMPLATE, {"item": run_view(run, text)})
 
 
-def reply_context(comment: Any, *, live: bool = False) -> dict[str, Any]:
+def reply_context(
+    comment: Any, *, live: bool = False, body_html: str | None = None
+) -> dict[str, Any]:
     """The context of ``relaybridge/reply.html`` for an agent's reply ``comment``.
 
     ``live``: rendered for a stream message, so the comment's runs (there are none
     yet) are not looked up; they arrive on the stream like any other run.
+    ``body_html``: the reply's sanitized HTML when the caller has it; else its
+    stored copy (:func:`relaybridge.rendered.reply_html`).
     """
+    if body_html is None:
+        body_html = reply_html(comment)
     adapter = get_adapter()
     agent_id = adapter.is_agent_comment(comment) or ""
     created_field = relay_settings.CREATED_FIELD
@@ -216,13 +222,13 @@ def reply_context(comment: Any, *, live: bool = False) -> dict[str, Any]:
         "comment_id": str(comment.pk),
         "agent_id": agent_id,
         "agent_name": adapter.agent_display_name(agent_id) if agent_id else "",
-        # Sanitized with the allow-list just here, so safe to mark so.
-        "body_html": mark_safe(render_agent_markdown(adapter.text(comment))),
+        # Sanitized with the allow-list when it was rendered, so safe to mark so.
+        "body_html": mark_safe(body_html),
         "created": getattr(comment, created_field, None) if created_field else None,
         **({GIVEN_RUNS: (str(comment.pk), [])} if live else {}),
     }
 
 
-def render_reply(comment: Any) -> str:
+def render_reply(comment: Any, body_html: str | None = None) -> str:
     """``relaybridge/reply.html`` for ``comment``, as ``run.reply`` carries it."""
-    return render_to_string(REPLY_TEMPLATE, reply_context(comment, live=True))
+    return render_to_string(REPLY_TEMPLATE, reply_context(comment, live=True, body_html=body_html))

@@ -99,6 +99,11 @@ class AgentRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    #: The reply comment's sanitized HTML, rendered when it was saved, and the
+    #: :func:`~relaybridge.rendering.render_digest` of the text it was rendered
+    #: from: pages reuse it while the digest still matches (see relaybridge.rendered).
+    reply_html = models.TextField(blank=True, default="")
+    reply_digest = models.CharField(max_length=64, blank=True, default="")
     tokens_used = models.PositiveIntegerField(null=True, blank=True)
     model_name = models.CharField(max_length=200, blank=True, default="")
     relay_latency_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -16,7 +16,7 @@ run's line with ``{countdown}`` for the script's live countdown), ``html`` (the
 run rendered with ``relaybridge/run.html``) and ``run.reply``'s ``fragment``
 (the reply comment rendered with ``relaybridge/reply.html``). Streamed ``text`` is
 plain text for the page to insert as text; ``run.reply``'s ``html`` is the reply's
-sanitized body (:func:`relaybridge.rendering.render_agent_markdown`).
+sanitized body (:func:`relaybridge.rendered.reply_html`, rendered once when saved).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .fragments import (
 )
 from .fragments import writing_text as writing_line
 from .models import AgentRun
-from .rendering import render_agent_markdown
+from .rendered import reply_html
 
 logger = logging.getLogger("relaybridge")
 
@@ -271,14 +271,14 @@ def reply_event(
 
 def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage:
     """``run.reply`` for the saved reply ``comment``: its body and its ``reply.html``."""
-    adapter = get_adapter()
-    name = adapter.agent_display_name(agent_id)
+    name = get_adapter().agent_display_name(agent_id)
+    html = reply_html(comment)  # the copy stored when the reply was saved
     return reply_event(
         run_id,
         comment.pk,
-        render_agent_markdown(adapter.text(comment)),
+        html,
         agent_id,
-        fragment=_rendered(render_reply, comment),
+        fragment=_rendered(render_reply, comment, html),
         status_text=replied_text(name),
     )
 

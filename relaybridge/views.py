@@ -16,7 +16,9 @@ without JavaScript.
 The mention preview answers, for a draft comment, which agents posting it would
 call, and says so in a sentence for the page (``message``): the same parser and
 limit as the ``post_save`` receiver, so the preview never promises a call that
-will not happen.
+will not happen. It is rate-limited per user (``RELAYBRIDGE_PREVIEW_RATE``, 429
+with ``Retry-After`` beyond) and reads at most ``RELAYBRIDGE_PREVIEW_MAX_CHARS``
+of the draft.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .agents import known_agent_ids, mentionable_agents, name_with_id
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
+from .ratelimit import retry_after
 
 #: What a button does to a permitted run: an HTTP status and the JSON body.
 Action = Callable[[AgentRun], tuple[int, dict[str, Any]]]
@@ -134,10 +137,26 @@ def stop_run(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
 @csrf_protect
 @login_required
 def mention_preview(request: HttpRequest) -> JsonResponse:
-    """The agents a draft comment (``text``) would call, in order, and whether it names more."""
+    """The agents a draft comment (``text``) would call, in order, and whether it names more.
+
+    At most ``RELAYBRIDGE_PREVIEW_RATE`` requests per user (else 429 with
+    ``Retry-After``), and only the first ``RELAYBRIDGE_PREVIEW_MAX_CHARS`` of the
+    text are read (``truncated`` says so): the page asks as one types.
+    """
+    wait = retry_after("mention-preview", request.user, relay_settings.PREVIEW_RATE)
+    if wait is not None:
+        message = gettext("Too many previews. Try again in a moment.")
+        response = JsonResponse(
+            {"ok": False, "error": "rate limited", "message": message, "retry_after": wait},
+            status=429,
+        )
+        response["Retry-After"] = str(wait)
+        return response
     limit = relay_settings.MAX_MENTIONS
+    text = request.POST.get("text", "")
+    scanned = text[: relay_settings.PREVIEW_MAX_CHARS]
     # One past the limit tells the page that some mentions will not be called.
-    agent_ids = find_mentions(request.POST.get("text", ""), known_agent_ids(), limit + 1)
+    agent_ids = find_mentions(scanned, known_agent_ids(), limit + 1)
     infos = {info["agent_id"]: info for info in mentionable_agents()}
     agents = [
         {
@@ -153,6 +172,7 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
             "agents": agents,
             "limit": limit,
             "over_limit": over_limit,
+            "truncated": len(scanned) < len(text),
             "message": _preview_message(agents, limit, over_limit),
         }
     )

@@ -8,8 +8,8 @@ with these settings.
 
 from __future__ import annotations
 
-from project.settings import *  # noqa: F403
-from project.settings import INSTALLED_APPS as PROJECT_APPS
+from tests.project_settings import *  # noqa: F403
+from tests.project_settings import INSTALLED_APPS as PROJECT_APPS
 
 INSTALLED_APPS = [
     *PROJECT_APPS,

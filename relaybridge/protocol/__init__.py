@@ -12,8 +12,9 @@ without a socket or an event loop.
 - :mod:`.codes`, :mod:`.policy` — error codes and what to do about each;
 - :mod:`.backoff` — reconnect delays; :mod:`.pacing` — plan limits and windows;
 - :mod:`.session` — :class:`RelaySession`, the app-side state machine, with its
-  values in :mod:`.outcomes`, its state in :mod:`.submissions` and its frame
-  matching in :mod:`.correlation`;
+  values in :mod:`.outcomes`, its state in :mod:`.submissions`, its queue (fair
+  across the people asking) in :mod:`.lanes` and its frame matching in
+  :mod:`.correlation`;
 - :mod:`.payload` — the 65,536-byte payload limit;
 - :mod:`.redaction` — tokens blanked in text, whole or as it streams
   (:class:`~.redaction.StreamRedactor`).

@@ -28,12 +28,17 @@ from .jsonvalue import freeze_attribute
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One event to send for the run ``ref``."""
+    """One event to send for the run ``ref``.
+
+    ``asker`` says whose turn it waits for (:mod:`.lanes`): a key for the person who
+    asked, or ``None`` for runs no person asked for, which share one lane.
+    """
 
     ref: str
     agent_id: str
     thread_id: str
     payload: JSONObject
+    asker: str | None = None
 
     def __post_init__(self) -> None:
         freeze_attribute(self, "payload")

@@ -2,9 +2,10 @@
 
 :class:`RelaySession` decides; the caller does the I/O. It keeps the queue of
 submissions, sends them through the per-(agent, thread) gate, the in-flight cap
-and the pacing windows (:meth:`RelaySession.next_sends`), and turns Relay frames
-into outcomes for our runs (:meth:`RelaySession.on_frame`), matching ``accepted``
-and null-event ``error`` frames to submissions as relay-protocol.md §6 decides.
+and the pacing windows, the people asking taking turns (:mod:`.lanes`;
+:meth:`RelaySession.next_sends`), and turns Relay frames into outcomes for our
+runs (:meth:`RelaySession.on_frame`), matching ``accepted`` and null-event
+``error`` frames to submissions as relay-protocol.md §6 decides.
 
 Lifecycle of a submission: queued → pending (sent, on this connection) →
 accepted (has an event id) → terminal (reply, error, refusal or abandon). A ref
@@ -122,11 +123,11 @@ class RelaySession:
         in_flight = book.in_flight  # kept here: the queue is compacted only after the loop
         sent: list[Submission] = []
         wake_at: float | None = None
-        for entry in book.queue:
-            if entry.sub.pair in book.gate:
-                continue  # its thread is busy; later entries of other threads may go
+        # Round-robin by asker; an entry whose thread is busy is passed over, and
+        # later entries of other threads may go (relay-protocol.md §6.2).
+        for entry in book.queue.turns(lambda e: e.sub.pair in book.gate):
             if cap is not None and in_flight >= cap:
-                break  # the cap and the windows bind every thread alike
+                break  # the cap and the windows bind every thread and asker alike
             wake_at = self._pacer.free_at(now)
             if wake_at is not None:
                 break
@@ -157,9 +158,9 @@ class RelaySession:
     def on_disconnect(self) -> list[Requeued]:
         """The connection is gone. Sent-but-unaccepted submissions go back to the queue.
 
-        They keep their place in submission order, ahead of anything submitted
-        after them. Accepted events stay known (their frames may still arrive on
-        the next connection) and so do the pacing windows.
+        Each keeps its place in its asker's lane, ahead of anything that asker
+        submitted after it. Accepted events stay known (their frames may still
+        arrive on the next connection) and so do the pacing windows.
         """
         self._connected = False
         self._outbox.clear()  # answers meant for a connection that is gone
@@ -255,7 +256,12 @@ class RelaySession:
         return entry.event_id if entry is not None else None
 
     def queued_refs(self) -> list[str]:
-        return [entry.sub.ref for entry in self._book.queue]
+        """Refs waiting to be sent, in submission order (not the order they will go)."""
+        return [entry.sub.ref for entry in self._book.queue.entries()]
+
+    def queued_askers(self) -> list[str | None]:
+        """The askers with submissions waiting, the one whose turn is next first."""
+        return self._book.queue.lanes()
 
     def in_flight_refs(self) -> list[str]:
         """Refs sent and not yet terminal, oldest submission first."""

@@ -10,10 +10,10 @@ run ledger (:class:`~relaybridge.models.AgentRun`), which is the database's.
 
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .lanes import LaneQueue
 from .outcomes import RefState, SessionCounts, Submission
 
 
@@ -21,7 +21,7 @@ from .outcomes import RefState, SessionCounts, Submission
 class Entry:
     """One active submission (compared by identity)."""
 
-    seq: int  # submission order, which the queue keeps
+    seq: int  # submission order, which each lane of the queue keeps
     sub: Submission
     state: RefState = RefState.QUEUED
     event_id: str | None = None
@@ -37,7 +37,7 @@ class SubmissionBook:
         self._remember = remember_finished
         self._next_seq = 0
         self.active: dict[str, Entry] = {}  # every non-terminal ref
-        self.queue: list[Entry] = []  # QUEUED, by seq
+        self.queue = LaneQueue()  # QUEUED, by asker, each lane by seq
         self.pending: list[Entry] = []  # sent on this connection, in send order
         self.events: dict[str, Entry] = {}  # ACCEPTED, by event id
         self.gate: dict[tuple[str, str], str] = {}  # (agent, thread) → ref in flight
@@ -49,10 +49,10 @@ class SubmissionBook:
         entry = Entry(self._next_seq, sub)
         self._next_seq += 1
         self.active[sub.ref] = entry
-        self.queue.append(entry)  # the newest seq sorts last
+        self.queue.add(entry)  # the newest seq sorts last in its lane
 
     def mark_sent(self, entry: Entry) -> None:
-        """QUEUED → PENDING.
+        """QUEUED → PENDING; the entry's lane goes to the back of the rotation.
 
         The entry stays in ``queue`` (so :attr:`in_flight` lags) until the caller
         calls :meth:`compact_queue` after its batch: one pass instead of one
@@ -61,19 +61,20 @@ class SubmissionBook:
         entry.state = RefState.PENDING
         self.gate[entry.sub.pair] = entry.sub.ref
         self.pending.append(entry)
+        self.queue.served(entry)
 
     def compact_queue(self) -> None:
-        self.queue = [entry for entry in self.queue if entry.state is RefState.QUEUED]
+        self.queue.compact()
 
     def requeue_pending(self) -> list[str]:
-        """Every live pending entry back to the queue, in submission order."""
+        """Every live pending entry back to the queue, at its place in its lane."""
         refs = []
         for entry in self.pending:
             if entry.abandoned:
                 continue  # its answer can no longer come: forget it
             entry.state = RefState.QUEUED
             self.release_gate(entry)
-            bisect.insort(self.queue, entry, key=lambda e: e.seq)
+            self.queue.insert(entry)
             refs.append(entry.sub.ref)
         self.pending.clear()
         return refs

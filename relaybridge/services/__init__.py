@@ -22,7 +22,7 @@ messages are in :mod:`relaybridge.protocol.policy`.
 
 from .backstop import hop_limit_reason, hops_admitted
 from .dispatch import prepare_dispatch
-from .hops import Authorship, agents_to_run, comment_author, saved_reply_author
+from .hops import Authorship, agents_to_run, asker_key, comment_author, saved_reply_author
 from .payload import build_payload, fit_payload
 from .pushes import clear_stream, push_status, read_stream, settle_stopped_text
 from .runs import (
@@ -57,6 +57,7 @@ __all__ = [
     "abandoned_claims",
     "active_runs",
     "agents_to_run",
+    "asker_key",
     "build_payload",
     "claim_for_sending",
     "clear_stream",

@@ -5,7 +5,8 @@ is saving it as that agent's reply (:data:`relaybridge.signals.reply_in_progress
 or when a run's ``reply_comment`` points at it -- whatever ``is_agent_comment``
 answers. Only then is the adapter asked, for comments agents wrote outside a run
 (an import). The hop depth follows the chain of runs: a reply carries its run's
-depth + 1.
+depth + 1. The same chain, followed back, names the person whose turn a run waits
+for on the shared Relay connection (:func:`asker_key`).
 """
 
 from __future__ import annotations
@@ -88,3 +89,30 @@ def agents_to_run(agent_ids: Iterable[str], author: Authorship) -> list[str]:
         return []
     itself = (author.agent_id or "").lower()
     return [agent_id for agent_id in wanted if agent_id.lower() != itself]
+
+
+def asker_key(run: AgentRun) -> str | None:
+    """Whose turn ``run`` waits for in the relay worker's queue: the person who asked.
+
+    A person's run is theirs (the user's primary key, as text). A run that agents'
+    replies led to is the person's at the start of the chain: the runs whose replies
+    led to it are followed back, one query a hop, to the run a person asked for.
+    ``None`` when no person asked (an agent's comment outside a run, a host's signal
+    without a user, a chain whose start is gone): those runs share one lane. Needs
+    no query for a run a person asked for directly, or one that is no hop.
+    """
+    user_id: int | None = run.requested_by_id
+    depth, comment_id = run.hop_depth, run.comment_id
+    while user_id is None and depth > 0:
+        row = (
+            AgentRun.objects.filter(reply_comment=comment_id)
+            .order_by("id")
+            .values_list("requested_by_id", "hop_depth", "comment_id")
+            .first()
+        )
+        # A reply carries its run's depth + 1: a chain that does not get shallower
+        # is not one relaybridge made, and is not followed.
+        if row is None or row[1] >= depth:
+            return None
+        user_id, depth, comment_id = row
+    return None if user_id is None else str(user_id)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ..adapters import get_adapter
 from ..conf import redact
 from ..models import AgentRun
+from ..rendered import store_reply_html
 from ..signals import ReplyInProgress, reply_in_progress
 from .runs import RunRef, as_uuid, queue_dispatch
 
@@ -220,6 +221,9 @@ def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None =
         finally:
             reply_in_progress.reset(token)
         AgentRun.objects.filter(pk=run.pk).update(reply_comment=reply)
+    # Rendered once, here, for every page that will show it (outside the
+    # transaction: a copy lost to a crash is made again on the next view).
+    store_reply_html(run.pk, reply)
     return reply
 
 

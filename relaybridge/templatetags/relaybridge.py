@@ -19,7 +19,11 @@
 
 All run queries of one page share one query per thread: the runs are loaded once
 (cached on the request, else on the render context) and indexed by comment, so a
-page of 200 comments costs what a page of 5 does.
+page of 200 comments costs what a page of 5 does. The same goes for the replies'
+HTML: rendered once when each reply was saved, and loaded with one query per
+thread (:mod:`relaybridge.rendered`); ``relaybridge_markdown`` renders its text
+on every call, so agents' replies are best shown through ``{% relaybridge_reply %}``
+(``body_html`` in ``relaybridge/reply.html``).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ..fragments import (
     run_view,
 )
 from ..models import AgentRun
+from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
 from ..stream_urls import stream_path
 from ..streams import run_state
@@ -67,7 +72,7 @@ __all__ = [
 ]
 
 _CACHE_KEY: Final = "relaybridge.visible_runs"
-_CACHE_ATTRIBUTE: Final = "_relaybridge_visible_runs"
+_REPLIES_KEY: Final = "relaybridge.stored_replies"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
@@ -93,20 +98,21 @@ class _ThreadRuns:
             self.by_comment.setdefault(str(run.comment_id), []).append(run)
 
 
-def _page_cache(context: Context) -> dict[str, _ThreadRuns]:
+def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
     # On the request when there is one: a page drawn by several templates (the
     # comments from their own, as django-contrib-comments does) still loads each
     # thread's runs once. Else on the render context (one template render).
     request = getattr(context, "request", None) or context.get("request")
     if request is not None:
-        cache: dict[str, _ThreadRuns] | None = getattr(request, _CACHE_ATTRIBUTE, None)
+        attribute = "_" + name.replace(".", "_")
+        cache: dict[str, Any] | None = getattr(request, attribute, None)
         if cache is None:
             cache = {}
-            setattr(request, _CACHE_ATTRIBUTE, cache)
+            setattr(request, attribute, cache)
         return cache
     # The render context's bottom layer: every {% include %} gets a layer of its own.
     shared: Any = context.render_context.dicts[0]
-    found: dict[str, _ThreadRuns] = shared.setdefault(_CACHE_KEY, {})
+    found: dict[str, Any] = shared.setdefault(name, {})
     return found
 
 
@@ -115,7 +121,17 @@ def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     cache = _page_cache(context)
     if thread_key not in cache:
         cache[thread_key] = _ThreadRuns(_visible_runs_by_key(thread_key))
-    return cache[thread_key]
+    found: _ThreadRuns = cache[thread_key]
+    return found
+
+
+def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
+    # The stored HTML of the thread's replies: one query per thread and page too.
+    cache = _page_cache(context, _REPLIES_KEY)
+    if thread_key not in cache:
+        cache[thread_key] = StoredReplies(thread_key)
+    found: StoredReplies = cache[thread_key]
+    return found
 
 
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
@@ -164,7 +180,9 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     The stream's ``run.reply`` carries the same template's rendering, so a reply
     looks the same inserted live and after a reload.
     """
-    values = reply_context(comment)
+    thread_key = get_adapter().comment_thread_key(comment)
+    body_html = reply_html(comment, _cached_replies(context, thread_key))
+    values = reply_context(comment, body_html=body_html)
     # The included template has a render context of its own: its runs are looked
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (
@@ -199,7 +217,11 @@ def _reverse_or(name: str, default: str) -> str:
 
 @register.filter
 def relaybridge_markdown(text: Any) -> SafeString:
-    """An agent's Markdown as sanitized HTML (the allow-list makes it safe to mark so)."""
+    """An agent's Markdown as sanitized HTML (the allow-list makes it safe to mark so).
+
+    Rendered on every call (within the renderer's bounds); a saved reply's stored
+    copy is ``body_html`` in ``relaybridge/reply.html``.
+    """
     return mark_safe(render_agent_markdown(str(text or "")))  # sanitized by nh3 just above
 
 

@@ -83,8 +83,18 @@ class RunIntake:
         if run is None or run.status != AgentRun.Status.SENDING or not run.payload:
             return False
         await self.streams.open(run)
+        # Whose turn the run waits for: the person at the start of an agent-hop chain
+        # is looked up; anyone else's key is on the run already (no query).
+        if run.requested_by_id is None and run.hop_depth > 0:
+            asker = await in_thread(services.asker_key)(run)
+        else:
+            asker = services.asker_key(run)
         submission = Submission(
-            ref=run_id, agent_id=run.agent_id, thread_id=run.thread_id, payload=run.payload
+            ref=run_id,
+            agent_id=run.agent_id,
+            thread_id=run.thread_id,
+            payload=run.payload,
+            asker=asker,
         )
         try:
             return self.connection.submit(submission)

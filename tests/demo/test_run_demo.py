@@ -51,12 +51,21 @@ class Demo:
             db.close()
 
 
+#: Left out of the demo's environment: the demo starts as a user starts it, with no
+#: services, no Relay, and neither DEBUG nor a secret key from outside.
+OUTSIDE = {
+    "REDIS_URL",
+    "RELAY_APP_TOKEN",
+    "RELAY_URL",
+    "DATABASE_URL",
+    "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+}
+
+
 def _demo_env(db_path: Path) -> dict[str, str]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "RELAY_APP_TOKEN", "RELAY_URL", "DATABASE_URL"}
-        and not k.startswith("RELAYBRIDGE_")
+        k: v for k, v in os.environ.items() if k not in OUTSIDE and not k.startswith("RELAYBRIDGE_")
     }
     env["DATABASE_URL"] = f"sqlite:///{db_path}"
     env["PYTHONUNBUFFERED"] = "1"

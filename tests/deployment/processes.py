@@ -15,6 +15,9 @@ from relaybridge.testing import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_MODULE = "tests.deployment.settings"
+#: The secret key every process of a deployment signs with (sessions made by one
+#: Daphne are read by another); made up, as the whole deployment is.
+DEPLOYMENT_SECRET_KEY = "relaybridge-deployment-tests-made-up-key-" + "x" * 30
 #: The emulator names the test app this in its log ("app test connected").
 EMULATOR_APP_ID = "test"
 
@@ -36,6 +39,11 @@ def base_env(
     }
     env.update(
         DJANGO_SETTINGS_MODULE=settings_module,
+        # DEBUG on: Daphne serves the static files (nothing else would), and the
+        # emulator's ws:// URL passes relaybridge.E001. ``extra`` (or start_daphne's
+        # env) may turn it off for one process.
+        DJANGO_DEBUG="1",
+        DJANGO_SECRET_KEY=DEPLOYMENT_SECRET_KEY,
         DATABASE_URL=database_url,
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",

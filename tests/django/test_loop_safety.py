@@ -164,3 +164,44 @@ def test_people_are_unaffected(
     comment.body = "@athena and @klyve, edited"
     comment.save()
     assert runs_of(comment) == [("athena", 0), ("klyve", 0)]
+
+
+def test_a_hop_waits_in_the_lane_of_the_person_who_started_the_chain(
+    make_comment: MakeComment, use_adapter: Callable[[str], None], settings: Any, user: Any
+) -> None:
+    use_adapter("NeverMarksAdapter")
+    settings.RELAYBRIDGE_AGENT_HOPS = True
+    settings.RELAYBRIDGE_AGENT_HOP_DEPTH = 2
+    first = AgentRun.objects.get(comment=make_comment("@athena start"))
+    assert services.asker_key(first) == str(user.pk)
+    second = AgentRun.objects.get(comment=reply_through(first, "over to @klyve"))
+    third = AgentRun.objects.get(comment=reply_through(second, "over to @athena"))
+    assert (second.requested_by, third.requested_by, third.hop_depth) == (None, None, 2)
+    assert services.asker_key(second) == services.asker_key(third) == str(user.pk)
+
+
+def test_a_hop_from_an_agents_own_comment_is_in_the_lane_of_no_person(
+    make_comment: MakeComment, use_adapter: Callable[[str], None], settings: Any
+) -> None:
+    use_adapter("MarksAfterSavingAdapter")
+    settings.RELAYBRIDGE_AGENT_HOPS = True
+    # Written by an agent outside any run (an import): no person started it.
+    imported = make_comment("@athena have a look", agent_id="klyve")
+    (run,) = AgentRun.objects.filter(comment=imported)
+    assert (run.requested_by, run.hop_depth) == (None, 1)
+    assert services.asker_key(run) is None
+
+
+def test_a_chain_whose_start_is_gone_or_that_does_not_get_shallower_is_no_ones(
+    make_comment: MakeComment, use_adapter: Callable[[str], None], settings: Any
+) -> None:
+    use_adapter("NeverMarksAdapter")
+    settings.RELAYBRIDGE_AGENT_HOPS = True
+    first = AgentRun.objects.get(comment=make_comment("@athena start"))
+    reply = reply_through(first, "over to @klyve")
+    hop = AgentRun.objects.get(comment=reply)
+    # A parent as deep as its child is no chain relaybridge made: not followed.
+    AgentRun.objects.filter(pk=first.pk).update(hop_depth=hop.hop_depth)
+    assert services.asker_key(hop) is None
+    AgentRun.objects.filter(pk=first.pk).delete()
+    assert services.asker_key(hop) is None

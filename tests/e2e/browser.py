@@ -45,6 +45,19 @@ RECORDER = """() => {
   look();
 }"""
 
+# Records every Content-Security-Policy violation of every page of the context, from
+# the first byte of each document on (an init script runs before the page's own).
+CSP_WATCHER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.__cspViolations.push(
+    `${event.effectiveDirective} blocked ${event.blockedURI || 'inline'}`
+    + ` at ${event.sourceFile || document.location.pathname}:${event.lineNumber}`
+    + (event.sample ? ` (${event.sample})` : '')
+  );
+}, true);
+"""
+
 #: True once the page's stream script has had its first snapshot.
 STREAM_READY = (
     "() => window.relaybridgeStream && window.relaybridgeStream.streams.length"
@@ -72,6 +85,24 @@ def new_page(context: Any, errors: list[str]) -> Any:
     page.set_default_timeout(TIMEOUT_MS)
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page
+
+
+def watch_csp(context: Any, violations: list[str]) -> None:
+    """Collect into ``violations`` what the browser reports blocking under the pages'
+    Content-Security-Policy: its console lines about the policy (which name inline
+    code and styles too) as they come. :func:`csp_violations` adds the DOM events."""
+    context.add_init_script(script=CSP_WATCHER)
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            violations.append(f"console: {message.text}")
+
+    context.on("console", on_console)
+
+
+def csp_violations(page: Any) -> list[str]:
+    """The ``securitypolicyviolation`` events the current document has seen."""
+    return list(page.evaluate("window.__cspViolations || ['the CSP watcher did not run']"))
 
 
 def log_in(page: Any, base_url: str, username: str = "demo", password: str = "demo") -> None:

@@ -45,6 +45,7 @@ from .support import FakeClock
 REFS = st.sampled_from([f"r{n}" for n in range(8)])
 AGENTS = st.sampled_from(["athena", "klyve"])
 THREADS = st.sampled_from(["t1", "t2", "t:3"])
+ASKERS = st.none() | st.sampled_from(["alice", "bob"])
 CODES = st.sampled_from(["AGENT_OFFLINE", "RATE_LIMITED", "NOT_ALLOWED", "AGENT_ERROR", "X"])
 TERMINAL = (SubmissionRejected, ReplyReceived, EventFailed)
 
@@ -70,9 +71,9 @@ class SessionMachine(RuleBasedStateMachine):
 
     # --- the caller ---------------------------------------------------------
 
-    @rule(ref=REFS, agent=AGENTS, thread=THREADS)
-    def submit(self, ref: str, agent: str, thread: str) -> None:
-        submission = Submission(ref, agent, thread, {"message": ref})
+    @rule(ref=REFS, agent=AGENTS, thread=THREADS, asker=ASKERS)
+    def submit(self, ref: str, agent: str, thread: str, asker: str | None = None) -> None:
+        submission = Submission(ref, agent, thread, {"message": ref}, asker)
         queued = self.session.submit(submission)
         assert queued == (ref not in self.active)
         if queued:
@@ -80,9 +81,9 @@ class SessionMachine(RuleBasedStateMachine):
             self.accepted_count[ref] = 0
             self.ended_count[ref] = 0
 
-    @rule(ref=REFS, agent=AGENTS, thread=THREADS)
-    def submit_and_send(self, ref: str, agent: str, thread: str) -> None:
-        self.submit(ref, agent, thread)
+    @rule(ref=REFS, agent=AGENTS, thread=THREADS, asker=ASKERS)
+    def submit_and_send(self, ref: str, agent: str, thread: str, asker: str | None) -> None:
+        self.submit(ref, agent, thread, asker)
         self.send()
 
     @rule()
@@ -245,6 +246,9 @@ class SessionMachine(RuleBasedStateMachine):
         queued = self.session.queued_refs()
         in_flight = self.session.in_flight_refs()
         assert sorted(queued + in_flight) == sorted(self.active)
+        askers = self.session.queued_askers()
+        assert len(askers) == len(set(askers))
+        assert set(askers) == {self.active[ref].asker for ref in queued}
 
 
 # too_slow measures the machine, not the session: under coverage's tracing on a busy

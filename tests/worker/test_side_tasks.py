@@ -61,7 +61,7 @@ async def test_an_intake_killed_by_a_database_error_is_restarted(
     # The sweep's first pass runs at start; its next one comes too late to matter, so
     # once that first pass is over only the intake brings mentions in (and meets the
     # error).
-    first_sweep = Counted(intake.overdue_run_ids)
+    first_sweep = Counted(database.overdue_run_ids)
     monkeypatch.setattr(intake, "overdue_run_ids", first_sweep)
     async with relay_stack(redis_stack, sweep_interval=120.0):
         await wait_for(lambda: first_sweep.returned >= 1, what="the sweep's first pass")

@@ -112,3 +112,14 @@ def test_a_comment_held_for_moderation_calls_agents_once_approved(
     comment.save()
     (run,) = AgentRun.objects.filter(comment=comment)
     assert run.agent_id == "athena"
+
+
+def test_a_hop_waits_in_the_lane_of_the_person_who_asked_first(
+    make_comment: MakeComment, settings: Any, user: Any
+) -> None:
+    settings.RELAYBRIDGE_AGENT_HOPS = True
+    run = AgentRun.objects.get(comment=make_comment("@athena what is left?"))
+    reply = services.record_reply(run.run_id, "@klyve, check the numbers.")
+    (hop,) = AgentRun.objects.filter(comment=reply)
+    assert hop.requested_by is None
+    assert services.asker_key(run) == services.asker_key(hop) == str(user.pk)

@@ -1,0 +1,78 @@
+"""An agent reply's HTML: rendered once, when the reply is saved, and reused on every view.
+
+The host's comment model is not relaybridge's, so the copy lives on the run that
+saved the reply (``AgentRun.reply_html``, found by ``reply_comment``), with the
+:func:`~relaybridge.rendering.render_digest` of the text it was rendered from.
+:func:`reply_html` hands out the stored copy while that digest matches the
+comment's text as it is now; otherwise -- a reply saved before copies were kept,
+a comment edited since, a rendering bound changed -- the text is rendered again
+and the copy replaced. An agent comment no run saved (one a host made itself) has
+no copy and is rendered on each view, within the renderer's bounds.
+
+A page asks for its thread's copies once (:class:`StoredReplies`, one query),
+however many replies it shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .adapters import get_adapter
+from .models import AgentRun
+from .rendering import render_agent_markdown, render_digest
+
+
+class StoredReply(NamedTuple):
+    run_pk: int
+    html: str
+    digest: str
+
+
+def store_reply_html(run_pk: int, comment: Any) -> str:
+    """Render the reply ``comment`` saved by run ``run_pk`` and keep the HTML on the run."""
+    text = get_adapter().text(comment)
+    html = render_agent_markdown(text)
+    AgentRun.objects.filter(pk=run_pk).update(reply_html=html, reply_digest=render_digest(text))
+    return html
+
+
+class StoredReplies:
+    """The stored reply copies of one thread, by reply comment pk (one query)."""
+
+    def __init__(self, thread_key: str) -> None:
+        rows = AgentRun.objects.filter(
+            thread_key=thread_key, reply_comment__isnull=False
+        ).values_list("pk", "reply_comment_id", "reply_html", "reply_digest")
+        self.by_comment = {
+            str(comment_pk): StoredReply(pk, html, digest) for pk, comment_pk, html, digest in rows
+        }
+
+    def get(self, comment: Any) -> StoredReply | None:
+        return self.by_comment.get(str(comment.pk))
+
+
+def _stored(comment: Any) -> StoredReply | None:
+    row = (
+        AgentRun.objects.filter(reply_comment_id=comment.pk)
+        .values_list("pk", "reply_html", "reply_digest")
+        .first()
+    )
+    return StoredReply(*row) if row is not None else None
+
+
+def reply_html(comment: Any, stored: StoredReplies | None = None) -> str:
+    """The sanitized HTML of the agent reply ``comment``: the stored copy when current.
+
+    ``stored``: the page's copies of the comment's thread; without it, one query.
+    """
+    text = get_adapter().text(comment)
+    digest = render_digest(text)
+    found = stored.get(comment) if stored is not None else _stored(comment)
+    if found is not None and found.digest == digest:
+        return found.html
+    html = render_agent_markdown(text)
+    if found is not None:
+        AgentRun.objects.filter(pk=found.run_pk).update(reply_html=html, reply_digest=digest)
+        if stored is not None:
+            stored.by_comment[str(comment.pk)] = StoredReply(found.run_pk, html, digest)
+    return html
