@@ -14,12 +14,13 @@ which then fails visibly instead of being silently ignored.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
 from django.core.cache import caches
 
-from .conf import relay_settings
+from .conf import redact, relay_settings
 
 
 class AgentInfo(TypedDict):
@@ -38,18 +39,62 @@ def _cache() -> Any:
     return caches[relay_settings.CACHE_ALIAS]
 
 
+#: Unicode categories that are never part of a name as shown: controls (C0, C1),
+#: format characters (bidirectional overrides and isolates U+202A-U+202E and
+#: U+2066-U+2069, the marks U+200E/U+200F, zero-width U+200B-U+200D, U+2060,
+#: U+FEFF), line and paragraph separators, private use, surrogates, unassigned.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+#: A name or description longer than this is cut: Relay's text is bounded.
+MAX_NAME_CHARS = 100
+MAX_DESCRIPTION_CHARS = 500
+
+
+def shown_text(text: str, limit: int) -> str:
+    """``text`` from Relay as it may be shown beside an agent: no control, bidi or
+    zero-width characters (so "Athena" + U+202E cannot pass for Athena), no secret,
+    blanks collapsed, at most ``limit`` characters."""
+    visible = "".join(
+        " " if char.isspace() else char
+        for char in text
+        if char.isspace() or unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+    )
+    return " ".join(redact(visible).split())[:limit]
+
+
+def _disguised(agent_id: str) -> bool:
+    """Whether the id holds blanks or characters that do not show as themselves."""
+    return any(
+        char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in agent_id
+    )
+
+
 def _agent_info(raw: Mapping[str, Any]) -> AgentInfo | None:
     agent_id = raw.get("agent_id")
-    if not isinstance(agent_id, str) or not agent_id:
+    if not isinstance(agent_id, str) or not agent_id or _disguised(agent_id):
         return None
     name = raw.get("name")
+    name = shown_text(name, MAX_NAME_CHARS) if isinstance(name, str) else ""
     description = raw.get("description")
     return AgentInfo(
         agent_id=agent_id,
-        name=name if isinstance(name, str) and name else agent_id,
-        description=description if isinstance(description, str) else "",
+        name=name or agent_id,
+        description=(
+            shown_text(description, MAX_DESCRIPTION_CHARS) if isinstance(description, str) else ""
+        ),
         unavailable=bool(raw.get("unavailable", False)),
     )
+
+
+def name_with_id(name: str, agent_id: str) -> str:
+    """``name`` as shown beside the agent: with ``@agent_id`` when the name is not the id.
+
+    A name is Relay's to choose; the id is what a mention calls. Shown together, a
+    name cannot pass for another agent's.
+    """
+    if name.casefold() == agent_id.casefold():
+        return name
+    return f"{name} (@{agent_id})"
 
 
 def get_directory() -> AgentDirectory | None:

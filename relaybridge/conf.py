@@ -23,6 +23,7 @@ from typing import Any, Final
 from django.conf import settings
 
 from .protocol.pacing import STARTER, PlanLimits, plan_limits
+from .protocol.redaction import redact_text
 
 DEFAULT_RELAY_URL: Final = "wss://api.relay.ckgworks.com/v1/ws/app"
 RELAY_DASHBOARD_URL: Final = "https://relay.ckgworks.com"
@@ -107,9 +108,6 @@ def parse_rate(rate: str) -> tuple[int, int]:
     if seconds is None or not count.strip().isdigit() or int(count) < 1:
         raise ValueError(f"{rate!r} is not a rate like '30/min' (periods: s, min, hour)")
     return int(count), seconds
-
-
-_TOKEN_PATTERN: Final = re.compile(r"\brl[ak]_[A-Za-z0-9_\-]+")
 
 
 class RelaySettings:
@@ -335,12 +333,11 @@ def redact(text: str) -> str:
     """``text`` with anything shaped like a Relay token (and the app token) blanked.
 
     Applied to every message relaybridge stores or shows that came from outside,
-    because an error string is the usual way a secret leaks into a log.
+    because an error string is the usual way a secret leaks into a log. Tokens glued
+    to a word and tokens spelled with HTML character references or Markdown escapes
+    are blanked too (see :mod:`relaybridge.protocol.redaction`).
     """
-    token = app_token()
-    if token:
-        text = text.replace(token, "[redacted]")
-    return _TOKEN_PATTERN.sub("[redacted]", text)
+    return redact_text(text, app_token())
 
 
 #: Line breaks, terminal escapes and other control characters (C0, C1, U+2028/9).

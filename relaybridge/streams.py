@@ -39,7 +39,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .adapters import get_adapter
 from .buffers import MemoryStreamBuffer, RedisStreamBuffer, StreamBuffer, get_stream_buffer
-from .conf import relay_settings
+from .conf import redact, relay_settings
 from .fragments import (
     render_reply,
     render_run,
@@ -256,6 +256,9 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool =
     """
     if run.status in (AgentRun.Status.FAILED, AgentRun.Status.STOPPED) and not text:
         text = run.partial_text
+    # Text from Relay is redacted where it is stored; once more on its way to a page,
+    # for what a buffer or a row from before kept as it came.
+    text = redact(text)
     if not embed_text:
         text = ""
     name = get_adapter().agent_display_name(run.agent_id)
@@ -266,8 +269,8 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool =
         "comment_id": str(run.comment_id),
         "status": run.status,
         "retry_in": retry_in(run),
-        "code": run.error_code,
-        "message": run.error_message,
+        "code": redact(run.error_code),
+        "message": redact(run.error_message),
         "text": text,
         "seq": seq,
         "parts": 0,
@@ -378,7 +381,7 @@ def error_event(run_id: str, code: str, message: str, retry_in: float | None) ->
     return {
         "type": RUN_ERROR,
         "run": str(run_id),
-        "code": code,
-        "message": message,
+        "code": redact(code),
+        "message": redact(message),
         "retry_in": retry_in,
     }

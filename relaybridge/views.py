@@ -37,7 +37,7 @@ from django.views.decorators.http import require_POST
 
 from . import services, streams
 from .adapters import get_adapter
-from .agents import known_agent_ids, mentionable_agents
+from .agents import known_agent_ids, mentionable_agents, name_with_id
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
@@ -114,7 +114,7 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
         services.push_status(run, settled, later)
     services.clear_stream(run_id)
     event = streams.status_event(run, settled, later)
-    return 200, {"ok": True, "status": run.status, "text": settled, "run": event}
+    return 200, {"ok": True, "status": run.status, "text": event["text"], "run": event}
 
 
 @require_POST
@@ -189,9 +189,9 @@ def _preview_message(agents: list[dict[str, Any]], limit: int, over_limit: bool)
     if not agents:
         return ""
     names = [
-        gettext("%(name)s (unavailable)") % {"name": agent["name"]}
+        gettext("%(name)s (unavailable)") % {"name": name_with_id(agent["name"], agent["agent_id"])}
         if agent["unavailable"]
-        else str(agent["name"])
+        else name_with_id(agent["name"], agent["agent_id"])
         for agent in agents
     ]
     message = gettext("Posting will call %(agents)s.") % {"agents": _join_names(names)}

@@ -15,7 +15,9 @@ without a socket or an event loop.
   values in :mod:`.outcomes`, its state in :mod:`.submissions`, its queue (fair
   across the people asking) in :mod:`.lanes` and its frame matching in
   :mod:`.correlation`;
-- :mod:`.payload` — the 65,536-byte payload limit.
+- :mod:`.payload` — the 65,536-byte payload limit;
+- :mod:`.redaction` — tokens blanked in text, whole or as it streams
+  (:class:`~.redaction.StreamRedactor`).
 """
 
 from .backoff import Backoff

@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ..adapters import get_adapter
-from ..conf import relay_settings
+from ..conf import loggable, relay_settings
 from ..mentions import is_valid_agent_id
 from ..models import ACTIVE_STATUSES, AgentRun
 from .backstop import HOP_LIMIT_CODE, hop_limit_reason, hops_admitted
@@ -109,8 +109,8 @@ def _insert_runs(
             logger.warning(
                 "refused run %s of %s on %s: the thread's agent-hop limit is reached",
                 run.run_id,
-                agent_id,
-                run.thread_id,
+                loggable(agent_id),
+                loggable(run.thread_id),
             )
         created.append(run)
     return created

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -159,20 +160,32 @@ def touch(run_id: RunRef) -> bool:
     return _transition(run_id, (Status.ACCEPTED, Status.STREAMING))
 
 
+#: What a ``PositiveIntegerField`` holds on every database Django supports.
+_COUNT_MAX = 2**31 - 1
+
+
+def _count(value: Any) -> int | None:
+    """A count from reply metadata bounded to its column; None when it is no number.
+
+    Too large, negative, fractional or not finite: metadata is informational, and a
+    value the column cannot hold must never cost the reply it came with.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    count = int(value)
+    return max(0, min(count, _COUNT_MAX))
+
+
 def _metadata_fields(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     metadata = metadata or {}
-
-    def count(key: str) -> int | None:
-        value = metadata.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            return None
-        return int(value)
-
     model = metadata.get("model")
     return {
-        "tokens_used": count("tokens_used"),
-        "relay_latency_ms": count("latency_ms"),
-        "model_name": model[:200] if isinstance(model, str) else "",
+        "tokens_used": _count(metadata.get("tokens_used")),
+        "relay_latency_ms": _count(metadata.get("latency_ms")),
+        # Shown in the admin: redacted first, then cut to the column.
+        "model_name": redact(model)[:200] if isinstance(model, str) else "",
     }
 
 
@@ -230,7 +243,7 @@ def record_error(
     """
     now = timezone.now()
     fields: dict[str, Any] = {
-        "error_code": code[:64],
+        "error_code": redact(code)[:64],
         "error_message": redact(message)[:2000],
         "updated_at": now,
     }

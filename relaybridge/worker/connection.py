@@ -157,7 +157,7 @@ class RelayConnection:
                 self._lost("the connection to Relay closed", "backing_off", delay)
             except AuthenticationFailed as exc:
                 delay = self._backoff.next_auth_failure_delay()
-                logger.error("%s; check RELAY_APP_TOKEN (retrying in %.0f s)", exc, delay)
+                logger.error("%s; check RELAY_APP_TOKEN (retrying in %.0f s)", loggable(exc), delay)
                 self._lost(str(exc), "auth_failed", delay)
             except (RelayConnectError, DeadConnection, ConnectionClosed, OSError) as exc:
                 delay = self._backoff.next_delay()
@@ -165,6 +165,9 @@ class RelayConnection:
             await wait_event(stop, delay)
 
     def _lost(self, reason: str, state: str, delay: float) -> None:
+        # A close reason or a handshake answer is Relay's text: logged and reported
+        # (``relay_status``) redacted, on one line.
+        reason = loggable(reason, limit=500)
         if state != "auth_failed":
             logger.warning("%s; reconnecting in %.1f s", reason, delay)
         self._status.state = state
@@ -222,7 +225,7 @@ class RelayConnection:
             try:
                 frame = parse(message)
             except ProtocolError as exc:
-                logger.warning("ignoring a malformed frame from Relay: %s", exc.reason)
+                logger.warning("ignoring a malformed frame from Relay: %s", loggable(exc.reason))
                 if exc.event_id is not None:
                     fail = functools.partial(self._fail_unreadable, exc.event_id, exc.reason)
                     self._streams.for_event(exc.event_id, fail)
@@ -286,7 +289,7 @@ class RelayConnection:
                     loggable(error),
                 )
             case _:
-                logger.debug("relay frame needs no action: %r", outcome)
+                logger.debug("relay frame needs no action: %s", loggable(repr(outcome), limit=500))
 
     async def _fail_unreadable(self, event_id: str, reason: str) -> None:
         """An unreadable frame about a known event fails that run now, not by timeout."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from .. import agents, services, streams
 from ..buffers import StreamGap
-from ..conf import loggable
+from ..conf import app_token, loggable
 from ..models import AgentRun
 from ..protocol import (
     ErrorCode,
@@ -43,6 +43,7 @@ from ..protocol import (
     describe_decision,
     describe_error,
 )
+from ..protocol.redaction import StreamRedactor
 from .database import (
     RunFacts,
     accepted_status,
@@ -89,11 +90,17 @@ class RunStream:
         self._streamed: list[str] = []
         #: Characters of the answer taken so far (pushed or pending).
         self._length = 0
+        #: Blanks tokens before any text goes out, holding back a fragment that may
+        #: start one until the next delta (or the end) shows what it is.
+        self._redactor = StreamRedactor(app_token())
 
     # --- what arrives, queued in order --------------------------------------------
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
+        text = self._redactor.feed(text)
+        if not text:
+            return
         fits = self._length + len(text) <= self._owner.max_answer_chars
         if self._awaiting_deadline and not self._jobs and fits:
             # It joins the text already waiting for the flush deadline: no need to
@@ -269,6 +276,9 @@ class RunStream:
 
     async def _end_of_text(self) -> None:
         """Push what is pending; the run's end must not overtake its first-token write."""
+        held = self._redactor.flush()
+        if held:
+            self._pending.append(held)
         await self._push_pending()
         if self._first_write is not None:
             await asyncio.wait([self._first_write])
@@ -355,8 +365,8 @@ class RunStream:
             "run %s (%s): %s [%s]; Relay said: %s",
             self.run_id,
             facts.agent_id,
-            message,
-            code,
+            loggable(message),
+            loggable(code),
             loggable(error, limit=2000),
         )
         owner = self._owner

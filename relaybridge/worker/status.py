@@ -15,6 +15,8 @@ from typing import Any
 
 from django.core.cache import cache
 
+from ..conf import loggable
+
 STATUS_CACHE_KEY = "relaybridge:worker:status"
 #: The worker refreshes the record at least this often.
 STATUS_REFRESH_S = 5.0
@@ -73,9 +75,11 @@ class WorkerStatus:
         if self.last_frame_at is not None:
             lines.append(f"last frame:     {_ago(now - self.last_frame_at)} ago")
         lines.append(f"runs in flight: {self.in_flight} (waiting to send: {self.queued})")
-        lines.append(f"agents:         {', '.join(self.agents) if self.agents else '(none known)'}")
+        # Agent ids and the last error came from Relay: one line each, redacted.
+        agents = loggable(", ".join(self.agents), limit=2000) if self.agents else "(none known)"
+        lines.append(f"agents:         {agents}")
         if self.last_error:
-            lines.append(f"last error:     {self.last_error}")
+            lines.append(f"last error:     {loggable(self.last_error, limit=500)}")
         if self.next_attempt_at is not None and self.state in {"backing_off", "auth_failed"}:
             lines.append(f"next attempt:   in {_ago(max(0.0, self.next_attempt_at - now))}")
         return lines

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from relaybridge.agents import mark_unavailable, store_directory
+from relaybridge.agents import get_directory, mark_unavailable, store_directory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +78,27 @@ def test_it_needs_a_signed_in_post_with_a_csrf_token(user: Any) -> None:
     signed = Client()
     signed.force_login(user)
     assert signed.get(URL).status_code == 405
+
+
+def test_a_discovered_name_is_shown_with_its_id_and_without_disguise(signed_in: Client) -> None:
+    store_directory(
+        [
+            {"agent_id": "athena", "name": "Athena"},
+            # Right-to-left override, zero-width space, isolate, a line break, a token.
+            {
+                "agent_id": "klyve",
+                "name": "\u202eAthena\u200b\u2066\nrla_x_1",
+                "description": "d\u200f",
+            },
+            {"agent_id": "kly\u202eve", "name": "Hidden"},
+        ]
+    )
+    answer = preview(signed_in, "@athena @klyve")
+    klyve = {"agent_id": "klyve", "name": "Athena [redacted]", "unavailable": False}
+    assert answer["agents"][1] == klyve
+    assert answer["message"] == "Posting will call Athena and Athena [redacted] (@klyve)."
+    directory = get_directory()
+    assert directory is not None
+    # An id that does not show as itself is not listed at all.
+    assert [info["agent_id"] for info in directory["agents"]] == ["athena", "klyve"]
+    assert directory["agents"][1]["description"] == "d"

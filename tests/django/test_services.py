@@ -357,3 +357,25 @@ def test_a_claim_whose_dispatch_died_is_released_once_idle(comment: Comment) -> 
     died.refresh_from_db()
     assert (died.status, died.attempts) == (Status.QUEUED, 0)
     assert services.claim_for_sending(died.run_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("tokens_used", "latency_ms", "stored"),
+    [
+        (10**20, -5, (2**31 - 1, 0)),
+        (float("inf"), float("nan"), (None, None)),
+        (12.7, "7", (12, None)),
+        (True, None, (None, None)),
+    ],
+)
+def test_reply_metadata_is_bounded_to_its_columns_and_the_reply_kept(
+    run: AgentRun, tokens_used: Any, latency_ms: Any, stored: tuple[Any, Any]
+) -> None:
+    AgentRun.objects.filter(pk=run.pk).update(status=Status.STREAMING)
+    metadata = {"tokens_used": tokens_used, "latency_ms": latency_ms, "model": "m rla_x_1 " * 30}
+    assert services.record_reply(run.run_id, "kept", metadata) is not None
+    run.refresh_from_db()
+    assert run.status == Status.REPLIED
+    assert (run.tokens_used, run.relay_latency_ms) == stored
+    assert run.model_name.startswith("m [redacted] m [redacted]") and len(run.model_name) == 200
+    assert "rla_" not in run.model_name

@@ -168,3 +168,17 @@ def test_the_task_page_carries_a_runs_text_once(client_in: Client, task: Task, u
     run.refresh_from_db()
     state = streams.status_event(run)
     assert state["text"] == text and "Partial answer" not in state["html"]
+
+
+@pytest.mark.parametrize(("name", "shows_id"), [("Klyve", True), ("Athena", False)])
+def test_a_reply_header_shows_the_id_beside_a_name_that_is_not_it(
+    task: Task, user: Any, name: str, shows_id: bool
+) -> None:
+    from relaybridge.agents import store_directory
+
+    store_directory([{"agent_id": "athena", "name": name}])
+    reply = Comment.objects.create(task=task, agent_id="athena", body="Hello")
+    message = streams.reply_event_for("00000000-0000-0000-0000-000000000000", reply, "athena")
+    header = message["fragment"][: message["fragment"].index("</header>")]
+    assert f">{name}</strong>" in header
+    assert ('<code class="comment__agent-id">@athena</code>' in header) is shows_id

@@ -76,11 +76,12 @@ async def test_an_adopted_run_continues_its_sequence(redis_stack: str) -> None:
     listener = await listen(run.thread_key)
     streams = _streams(buffer)
     await streams.open(run)
-    streams.stream(run_id).add_token(" and after")
+    # (Not ending in "r", which could start a token and would wait for the next delta.)
+    streams.stream(run_id).add_token(" and after.")
     await drained(streams, listener, run)
     [delta] = listener.events("run.delta", run_id)
-    assert delta["seq"] == 6 and delta["text"] == " and after"
-    assert await buffer.snapshot(run_id) == ("Hello from before and after", 6)
+    assert delta["seq"] == 6 and delta["text"] == " and after."
+    assert await buffer.snapshot(run_id) == ("Hello from before and after.", 6)
     await buffer.clear(run_id)
     await buffer.close()
 
