@@ -38,6 +38,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import services, streams
 from .adapters import get_adapter
 from .conf import relay_settings
+from .fragments import has_controls
 from .models import ACTIVE_STATUSES, AgentRun
 from .stream_urls import is_thread_value, thread_for_url
 
@@ -104,8 +105,10 @@ def _states(
     states = []
     for run in runs:
         run_id = str(run.run_id)
-        control[run_id] = _may_control(user, run)
-        states.append(streams.run_state(run, *texts[run_id], controls=control[run_id]))
+        # A run without buttons now may get them later (a Stop, a failure): asked then.
+        if has_controls(run):
+            control[run_id] = _may_control(user, run)
+        states.append(streams.run_state(run, *texts[run_id], controls=control.get(run_id, False)))
     return states
 
 

@@ -49,6 +49,7 @@ from ..fragments import (
     RUN_TOKEN,
     STOPPABLE_STATUSES,
     VISIBLE_STATUSES,
+    has_controls,
     page_texts,
     reply_context,
     run_status_text,
@@ -127,7 +128,10 @@ def _viewer(context: Context) -> Any:
 
 
 def _controls(context: Context, run: AgentRun) -> bool:
-    """May the page's viewer press Stop and Retry on ``run``?"""
+    """May the page's viewer press Stop and Retry on ``run``? Asked only when the
+    run's status has a button (no permission lookups for runs that have none)."""
+    if not has_controls(run):
+        return False
     viewer = _viewer(context)
     return viewer is not None and bool(get_adapter().can_control(viewer, run))
 
