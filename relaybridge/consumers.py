@@ -285,4 +285,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json(message["event"])
 
     async def relaybridge_snapshot(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        event: streams.SnapshotMessage = message["event"]
+        # Pushed to every page: the buttons' markup is for no one in particular.
+        runs = [{k: v for k, v in run.items() if k != "control_html"} for run in event["runs"]]
+        await self.send_json({**event, "runs": runs})

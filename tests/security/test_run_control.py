@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.test import Client
@@ -25,8 +26,8 @@ from project.tasks.models import Task
 from relaybridge import streams
 from relaybridge.adapters import CONTROL_PERMISSION, get_adapter
 from relaybridge.models import AgentRun
-from tests.consumers.conftest import create_run, received_before_marker, session_cookie, socket
-from tests.stacks import eager_celery, stream_layer, use_embedded_default
+from tests.consumers.conftest import create_run, session_cookie, socket
+from tests.stacks import eager_celery, stream_layer, use_embedded_default, use_redis_stack
 
 Status = AgentRun.Status
 JSON: dict[str, Any] = {"HTTP_ACCEPT": "application/json"}
@@ -223,6 +224,24 @@ def test_the_page_offers_the_buttons_only_to_those_who_may_use_them(
 # --- the socket -------------------------------------------------------------------------
 
 
+async def broadcast(
+    group: str, event: streams.BrowserMessage, sockets: dict[str, WebsocketCommunicator]
+) -> dict[str, list[dict[str, Any]]]:
+    """Push ``event`` to ``group``, then a marker: what each socket got before the marker.
+
+    Pushes reach a socket in order, so waiting for the marker proves anything else
+    pushed before it was dropped (not merely slow)."""
+    marker = streams.error_event("marker-run", "marker", "marker", None)
+    await stream_layer().group_send(group, streams.group_message(event))
+    await stream_layer().group_send(group, streams.group_message(marker))
+    received: dict[str, list[dict[str, Any]]] = {}
+    for who, communicator in sockets.items():
+        received[who] = []
+        while (message := await communicator.receive_json_from(timeout=5)) != marker:
+            received[who].append(message)
+    return received
+
+
 def runs_html(message: dict[str, Any]) -> list[str]:
     return [state["html"] for state in message.get("runs", [])]
 
@@ -232,8 +251,6 @@ def runs_html(message: dict[str, Any]) -> list[str]:
 async def test_each_socket_gets_the_buttons_only_if_its_user_may_use_them(
     settings: Any, redis_url: str, people: dict[str, Any], task: Task
 ) -> None:
-    from tests.stacks import use_redis_stack
-
     use_redis_stack(settings, redis_url)
     settings.RELAYBRIDGE_AGENTS = ["athena"]
     run = await sync_to_async(create_run)(task, Status.STREAMING, requested_by=people["asker"])
@@ -257,8 +274,7 @@ async def test_each_socket_gets_the_buttons_only_if_its_user_may_use_them(
         await sync_to_async(run.refresh_from_db)()
         event = await sync_to_async(streams.status_event)(run)
         assert ACTION not in event["html"] and ACTION in event.get("control_html", "")
-        await stream_layer().group_send(group, streams.group_message(event))
-        received = {who: await received_before_marker(s, group) for who, s in sockets.items()}
+        received = await broadcast(group, event, sockets)
         for who, messages in received.items():
             assert [m["type"] for m in messages] == ["run.status"], who
             assert "control_html" not in messages[0], who
@@ -268,6 +284,18 @@ async def test_each_socket_gets_the_buttons_only_if_its_user_may_use_them(
         assert retry not in received["other"][0]["html"]
         assert ACTION not in received["other"][0]["html"]
         assert "Athena" in received["other"][0]["html"]  # the run itself is shown
+
+        # A snapshot pushed to the group is for no one in particular: no buttons' markup.
+        state = await sync_to_async(streams.run_state)(run)
+        assert "control_html" in state
+        received = await broadcast(group, streams.snapshot_event([state]), sockets)
+        for who, messages in received.items():
+            (snapshot,) = messages
+            assert snapshot["type"] == "snapshot", who
+            assert [sorted(shown) for shown in snapshot["runs"]] == [
+                sorted(set(state) - {"control_html"})
+            ]
+            assert ACTION not in snapshot["runs"][0]["html"], who
     finally:
         for communicator in sockets.values():
             await communicator.disconnect()
