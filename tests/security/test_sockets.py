@@ -408,6 +408,10 @@ async def test_an_allowed_origin_matches_exactly(
 
 
 def test_allowed_origins_are_checked(settings: Any) -> None:
-    settings.RELAYBRIDGE_ALLOWED_ORIGINS = ["https://*.example.com", "example.com", "https://ok.example"]
+    settings.RELAYBRIDGE_ALLOWED_ORIGINS = [
+        "https://*.example.com",
+        "example.com",
+        "https://ok.example",
+    ]
     problems = [error.msg for error in check_setting_values()]
     assert len([problem for problem in problems if "ALLOWED_ORIGINS" in problem]) == 2
