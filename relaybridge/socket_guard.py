@@ -192,13 +192,13 @@ def close_sockets(user_pk: object, code: int, session_key: str | None = None) ->
     """
     from .streams import stream_layer
 
-    layer = stream_layer()
-    if layer is None:
-        return
     message = {"type": CLOSE_MESSAGE_TYPE, "code": code, "session": session_key or ""}
     try:
-        async_to_sync(layer.group_send)(user_group_name(user_pk), message)
+        layer = stream_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(user_group_name(user_pk), message)
     except Exception:
+        # Signing out or saving a person must not fail for it (a layer down, misnamed).
         logger.exception("could not tell the stream sockets of a person to close")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
@@ -37,6 +38,7 @@ from relaybridge.consumers import (
     CLOSE_TOO_MANY_SOCKETS,
 )
 from relaybridge.routing import websocket_urlpatterns
+from relaybridge.socket_guard import slot_lease
 from tests.stacks import eager_celery, use_embedded_default, use_redis_stack
 
 from .adapters import OWN_TASKS
@@ -415,3 +417,52 @@ def test_allowed_origins_are_checked(settings: Any) -> None:
     ]
     problems = [error.msg for error in check_setting_values()]
     assert len([problem for problem in problems if "ALLOWED_ORIGINS" in problem]) == 2
+
+
+@pytest.mark.redis
+async def test_a_sockets_place_in_the_shared_cache_expires_if_its_process_dies(
+    settings: Any, redis_url: str, alice: Any, task: Task
+) -> None:
+    use_redis_stack(settings, redis_url)
+    prefix = f"relaybridge-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    settings.RELAYBRIDGE_ADAPTER = OWN_TASKS
+    _load_adapter.cache_clear()
+    communicator = socket(path_of(task), await sign_in(alice))
+    await opened(communicator)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = await client.keys(f"{prefix}:*relaybridge:sockets:*")
+        assert len(keys) == 1
+        # Held with an expiry, renewed while the socket is open: a Daphne process that
+        # dies without closing its sockets frees their places.
+        assert 0 < await client.ttl(keys[0]) <= slot_lease()
+        await communicator.disconnect()
+        assert await client.keys(f"{prefix}:*relaybridge:sockets:*") == []
+    finally:
+        await client.aclose()
+        _load_adapter.cache_clear()
+
+
+def test_signing_out_works_when_the_stream_layer_cannot_be_reached(
+    settings: Any, alice: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_embedded_default(settings)
+    # A Redis layer on a port nothing listens on.
+    unreachable = {"hosts": [{"address": "redis://127.0.0.1:9", "socket_timeout": 1}]}
+    settings.CHANNEL_LAYERS = {
+        **settings.CHANNEL_LAYERS,
+        "streams": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": unreachable,
+        },
+    }
+    settings.RELAYBRIDGE_STREAM_LAYER = "streams"
+    _sign_out(_sign_in(alice))
+    assert "could not tell the stream sockets of a person to close" in caplog.text
