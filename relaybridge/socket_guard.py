@@ -96,6 +96,10 @@ def _is_secure(scope: dict[str, Any]) -> bool:
 def _own_origin(scope: dict[str, Any]) -> tuple[str, str, int] | None:
     """The page's origin: the request's scheme and ``Host``, if ``ALLOWED_HOSTS`` allows it."""
     host = _header(scope, b"host")
+    if getattr(settings, "USE_X_FORWARDED_HOST", False):
+        # As Django's request.get_host(): the proxy's X-Forwarded-Host, if it sent one.
+        forwarded = _header(scope, b"x-forwarded-host")
+        host = forwarded.split(",")[-1].strip() if forwarded else host
     if not host:
         return None
     domain, _port = split_domain_port(host)

@@ -378,6 +378,30 @@ async def test_the_pages_own_origin_is_accepted(
     await communicator.disconnect()
 
 
+async def test_behind_a_tls_proxy_the_origin_is_https_as_django_sees_the_request(
+    stack: str, settings: Any, alice: Any, task: Task
+) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.USE_X_FORWARDED_HOST = True
+    cookie = await sign_in(alice)
+
+    def behind_proxy(origin: bytes, proto: bytes) -> WebsocketCommunicator:
+        communicator = socket(path_of(task), cookie, origin=origin, host=b"127.0.0.1:8000")
+        communicator.scope["headers"] += [
+            (b"x-forwarded-proto", proto),
+            (b"x-forwarded-host", b"localhost"),
+        ]
+        return communicator
+
+    proxied = behind_proxy(b"https://localhost", b"https")
+    await opened(proxied)
+    await proxied.disconnect()
+    # The same origin on a request the proxy did not mark as TLS is another origin.
+    plain = behind_proxy(b"https://localhost", b"http")
+    assert await refused(plain) == CLOSE_BAD_ORIGIN
+    await plain.disconnect()
+
+
 async def test_a_host_not_in_allowed_hosts_is_no_origin_of_its_own(
     stack: str, alice: Any, task: Task
 ) -> None:
