@@ -34,6 +34,7 @@ from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
 from .rendering import PARSER_MAX_NESTING
+from .socket_guard import parse_origin
 
 _TOKEN_VALUE = re.compile(r"^rl[ak]_")
 
@@ -255,11 +256,29 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             relay_settings.PREVIEW_RATE  # noqa: B018 -- parsed to be checked
         except ValueError as exc:
             problems.append(f"RELAYBRIDGE_PREVIEW_RATE: {exc}")
+        cap = relay_settings.MAX_SOCKETS_PER_USER
+        if cap is not None and cap < 1:
+            problems.append("RELAYBRIDGE_MAX_SOCKETS_PER_USER must be at least 1 (None: no cap)")
+        if relay_settings.SOCKET_RECHECK_INTERVAL <= 0:
+            problems.append("RELAYBRIDGE_SOCKET_RECHECK_INTERVAL must be positive")
+        problems.extend(_allowed_origin_problems())
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:
         problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
     return [checks.Error(problem, id="relaybridge.E006") for problem in problems]
+
+
+def _allowed_origin_problems() -> list[str]:
+    origins = relay_settings.get("ALLOWED_ORIGINS")
+    if isinstance(origins, str) or not isinstance(origins, list | tuple):
+        return ["RELAYBRIDGE_ALLOWED_ORIGINS must be a list of origins"]
+    return [
+        f"RELAYBRIDGE_ALLOWED_ORIGINS: {origin!r} is not an origin"
+        ' ("scheme://host[:port]" with http or https, no path, no wildcard)'
+        for origin in origins
+        if not isinstance(origin, str) or "*" in origin or parse_origin(origin) is None
+    ]
 
 
 def separate_worker_layer_problem() -> str | None:

@@ -77,6 +77,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     "STREAM_LAYER": "default",
     # Where relaybridge.routing serves a thread's stream: "<STREAM_PATH><thread value>/".
     "STREAM_PATH": "ws/tasks/",
+    # The pages' stream sockets: origins besides the page's own that may open one (each
+    # exactly "scheme://host[:port]"), the most one person may hold open at once (None: no
+    # cap), and how often an open one re-checks its session, its user and can_view.
+    "ALLOWED_ORIGINS": [],
+    "MAX_SOCKETS_PER_USER": 20,
+    "SOCKET_RECHECK_INTERVAL": 60.0,
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
     "CACHE_ALIAS": "default",
@@ -252,6 +258,19 @@ class RelaySettings:
         """The stream sockets' path prefix, without a leading and with a trailing slash."""
         value = str(self.get("STREAM_PATH")).strip("/")
         return f"{value}/" if value else ""
+
+    @property
+    def ALLOWED_ORIGINS(self) -> list[str]:
+        return [str(origin) for origin in self.get("ALLOWED_ORIGINS")]
+
+    @property
+    def MAX_SOCKETS_PER_USER(self) -> int | None:
+        value = self.get("MAX_SOCKETS_PER_USER")
+        return None if value is None else int(value)
+
+    @property
+    def SOCKET_RECHECK_INTERVAL(self) -> float:
+        return float(self.get("SOCKET_RECHECK_INTERVAL"))
 
     @property
     def BUFFER_TTL(self) -> int:
