@@ -12,7 +12,8 @@
                        or the model lacks what the adapter needs.
 ``relaybridge.E004``   A Relay token is in Django settings; tokens belong in the environment.
 ``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
-``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
+``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value (among them a
+                       quota rule or an agent's permission that cannot be read).
 ``relaybridge.E007``   ``RELAY_APP_TOKEN`` holds an agent token (``rla_…``), not an app token.
 ``relaybridge.E008``   ``RELAYBRIDGE_STREAM_LAYER`` names a layer ``CHANNEL_LAYERS`` lacks.
 =====================  ===================================================================
@@ -33,6 +34,7 @@ from django.utils.translation import gettext as _
 from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
+from .quotas import quota_problems
 from .rendering import PARSER_MAX_NESTING
 
 _TOKEN_VALUE = re.compile(r"^rl[ak]_")
@@ -255,11 +257,26 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             relay_settings.PREVIEW_RATE  # noqa: B018 -- parsed to be checked
         except ValueError as exc:
             problems.append(f"RELAYBRIDGE_PREVIEW_RATE: {exc}")
+        problems.extend(_permission_problems(relay_settings.get("AGENT_PERMISSIONS")))
+        problems.extend(quota_problems(relay_settings.get("QUOTAS")))
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:
         problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
     return [checks.Error(problem, id="relaybridge.E006") for problem in problems]
+
+
+def _permission_problems(value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return ["RELAYBRIDGE_AGENT_PERMISSIONS must be a dict of agent id -> 'app_label.codename'"]
+    return [
+        f"RELAYBRIDGE_AGENT_PERMISSIONS[{agent!r}] must be a permission 'app_label.codename'"
+        for agent, perm in value.items()
+        if not isinstance(agent, str)
+        or not isinstance(perm, str)
+        or perm.count(".") != 1
+        or not all(perm.split("."))
+    ]
 
 
 def separate_worker_layer_problem() -> str | None:
