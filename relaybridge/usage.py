@@ -299,3 +299,22 @@ def csv_rows(report: UsageReport) -> Iterator[list[str]]:
     for agent_id, code, count in report.failures:
         cells = ["failure", f"{agent_id} {code}", count, "", count]
         yield [csv_cell(cell) for cell in cells] + [""] * (len(CSV_HEADER) - len(cells))
+
+
+def top_users(day: date | None = None, per_agent: int = 3) -> dict[str, list[Row]]:
+    """The people who used each agent most on ``day`` (today by default), in one query."""
+    day = day or timezone.localdate()
+    user_field = f"charged_to__{get_user_model().USERNAME_FIELD}"
+    rows = (
+        runs_between(day, day)
+        .exclude(status=Status.REFUSED)
+        .values("agent_id", "charged_to", user_field)
+        .annotate(**_outcome_counts())
+        .order_by("agent_id", "-runs", user_field)
+    )
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        people = found.setdefault(row["agent_id"], [])
+        if len(people) < per_agent:
+            people.append(Row.from_values(str(row[user_field] or "—"), row))
+    return found

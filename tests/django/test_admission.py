@@ -10,12 +10,14 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from html import escape
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.checks import Error
+from django.core.management import call_command
 from django.db import close_old_connections, connection
 from django.template import Context, Template
 from django.test import Client
@@ -490,3 +492,41 @@ def test_the_check_reports_bad_quotas_and_permissions(settings: Any) -> None:
     assert [message.msg for message in check_setting_values()] == [
         "RELAYBRIDGE_AGENT_PERMISSIONS must be a dict of agent id -> 'app_label.codename'"
     ]
+
+
+# -- relay_status --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_relay_status_shows_the_quotas_and_todays_top_users(
+    settings: Any, make_comment: MakeComment, bob: Any
+) -> None:
+    settings.RELAYBRIDGE_QUOTAS = [
+        {"scope": "person", "runs": 20, "per": "hour"},
+        {"scope": "agent", "agent": "klyve", "tokens": 5000, "per": "day"},
+    ]
+    settings.RELAYBRIDGE_AGENT_PERMISSIONS = {"klyve": "tasks.change_task"}
+    for n in range(3):
+        make_comment(f"@athena {n}")
+    make_comment("@athena mine", author=bob)
+    make_comment("@klyve refused")  # refused runs are no use
+    yesterday = make_comment("@athena yesterday")
+    AgentRun.objects.filter(comment=yesterday).update(queued_at=timezone.now() - timedelta(days=2))
+    out = StringIO()
+    call_command("relay_status", stdout=out)
+    text = out.getvalue()
+    assert "quotas in force:\n  20 runs per person per hour\n" in text
+    assert "  5000 tokens per agent per day (@klyve)\n" in text
+    assert "  @klyve needs tasks.change_task\n" in text
+    assert (
+        "today's top users:\n  @athena: alice (3 runs, 0 tokens), bob (1 runs, 0 tokens)\n" in text
+    )
+    assert "@klyve:" not in text
+
+
+@pytest.mark.django_db
+def test_relay_status_without_quotas_or_runs() -> None:
+    out = StringIO()
+    call_command("relay_status", stdout=out)
+    assert "quotas in force: none (RELAYBRIDGE_QUOTAS)" in out.getvalue()
+    assert "today's top users: no runs today" in out.getvalue()
