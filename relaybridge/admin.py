@@ -112,7 +112,10 @@ class AgentRunAdmin(AgentRunAdminBase):
     ordering = ("-queued_at", "-id")
     fieldsets = (
         (None, {"fields": ("run_id", "agent_id", "status", "thread_id", "thread_key")}),
-        ("Request", {"fields": ("comment", "requested_by", "hop_depth", "payload")}),
+        (
+            "Request",
+            {"fields": ("comment", "requested_by", "charged_to", "hop_depth", "payload")},
+        ),
         (
             "Relay",
             {"fields": ("event_id", "attempts", "next_attempt_at", "error_code", "error_message")},
