@@ -5,8 +5,8 @@
 
 * per agent, per person (the person each run is charged to) and per day: runs by
   outcome and the tokens Relay's replies reported;
-* per agent: first-token time p50/p95, from a bounded sample of the range's most
-  recent runs (:data:`SAMPLE_SIZE` rows of two integers);
+* per agent, person and day: first-token time p50/p95, from a bounded sample of the
+  range's most recent runs (:data:`SAMPLE_SIZE` rows of four small values);
 * failures by agent and code.
 
 :func:`chart_svg` draws runs per day as SVG markup made on the server -- no script,
@@ -137,7 +137,9 @@ def usage_report(start: date, end: date) -> UsageReport:
     by_person = (
         runs.values("charged_to", user_field).annotate(**counts).order_by("-runs", user_field)
     )
-    report.people = [Row.from_values(str(row[user_field] or "—"), row) for row in by_person]
+    people = list(by_person)
+    report.people = [Row.from_values(str(row[user_field] or "—"), row) for row in people]
+    person_ids = [row["charged_to"] for row in people]
 
     zone = timezone.get_current_timezone()
     by_day = (
@@ -158,16 +160,25 @@ def usage_report(start: date, end: date) -> UsageReport:
     sample = list(
         runs.filter(first_token_ms__isnull=False)
         .order_by("-queued_at")
-        .values_list("agent_id", "first_token_ms")[: SAMPLE_SIZE + 1]
+        .values_list("agent_id", "charged_to", "queued_at", "first_token_ms")[: SAMPLE_SIZE + 1]
     )
     report.sampled = len(sample) > SAMPLE_SIZE
-    times: dict[str, list[int]] = {}
-    for agent_id, ms in sample[:SAMPLE_SIZE]:
-        if ms is not None:
-            times.setdefault(agent_id, []).append(ms)
-    for row in report.agents:
-        ordered = sorted(times.get(row.key, []))
-        row.p50_ms, row.p95_ms = percentile(ordered, 0.5), percentile(ordered, 0.95)
+    # First-token times by agent, by person (their id) and by day, from one sample.
+    times: dict[tuple[str, Any], list[int]] = {}
+    for agent_id, person_id, queued_at, ms in sample[:SAMPLE_SIZE]:
+        if ms is None:
+            continue
+        local_day = timezone.localtime(queued_at, zone).date().isoformat()
+        for key in (("agent", agent_id), ("person", person_id), ("day", local_day)):
+            times.setdefault(key, []).append(ms)
+    for table, rows, keys in (
+        ("agent", report.agents, [row.key for row in report.agents]),
+        ("person", report.people, person_ids),
+        ("day", report.days, [row.key for row in report.days]),
+    ):
+        for row, key in zip(rows, keys, strict=True):
+            ordered = sorted(times.get((table, key), []))
+            row.p50_ms, row.p95_ms = percentile(ordered, 0.5), percentile(ordered, 0.95)
 
     failures = (
         runs.filter(status=Status.FAILED)

@@ -103,6 +103,12 @@ def test_the_report_counts_outcomes_tokens_and_percentiles(task: Task, user: Any
     times = sorted(ms for ms in rows.values_list("first_token_ms", flat=True) if ms is not None)
     assert (athena.p50_ms, athena.p95_ms) == (percentile(times, 0.5), percentile(times, 0.95))
     assert report.people[0].key == "alice" and report.people[0].runs == 100
+    every = sorted(
+        ms for ms in AgentRun.objects.values_list("first_token_ms", flat=True) if ms is not None
+    )
+    assert report.people[0].p95_ms == percentile(every, 0.95)
+    assert sum(row.runs for row in report.days) == 100
+    assert any(row.p50_ms is not None for row in report.days)
     # Outside the range: nothing.
     empty = usage_report(today - timedelta(days=30), today - timedelta(days=20))
     assert empty.agents == [] and empty.total.runs == 0 and len(empty.days) == 11
