@@ -1,6 +1,7 @@
 """The run ledger in the admin: every mention, its agent, status, thread and timings.
 
-Read-only: runs change only through relaybridge's services, never by hand. Beside
+Read-only: runs change only through relaybridge's services, never by hand; who
+stopped and who retried a run (and when) is shown with it. Beside
 the ledger, an agents page shows the cached discovery (who can be mentioned, who
 Relay refused), the relay worker's status and the way to Relay's dashboard, and a
 usage page: runs, tokens and first-token times per agent, person and day, with a
@@ -146,6 +147,8 @@ class AgentRunAdmin(AgentRunAdminBase):
                 )
             },
         ),
+        # Who pressed Stop and Retry last, and when (the views record it).
+        ("Control", {"fields": ("stopped_by", "stopped_at", "retried_by", "retried_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:
