@@ -2,7 +2,8 @@
 
 Every mention ends in exactly one of: a saved reply (``replied``), a visible failure
 with a reason (``failed``), a visible stop (``stopped``), or a visible refusal
-(``refused``: never sent, because the loop backstop said no). Status changes happen
+(``refused``: never sent, because the person may not call the agent, a quota is
+reached, or the loop backstop said no). Status changes happen
 only through :mod:`relaybridge.services`, as conditional updates.
 
 :class:`ThreadHopGate` is one row per thread whose agents have asked each other
@@ -59,7 +60,8 @@ class AgentRun(models.Model):
         RETRYING = "retrying", "Retrying"
         FAILED = "failed", "Failed"
         STOPPED = "stopped", "Stopped"
-        #: Never sent: the loop backstop (or another limit) said no; the reason is kept.
+        #: Never sent: admission (permission, quota) or the loop backstop said no; the
+        #: reason is kept.
         REFUSED = "refused", "Refused"
 
     id = models.BigAutoField(primary_key=True)
