@@ -13,8 +13,9 @@ settings alone (``RELAYBRIDGE_BODY_FIELD``, ``_THREAD_FIELD``, ``_AUTHOR_FIELD``
 ``_AGENT_FIELD``, ``_CREATED_FIELD``, ``_THREAD_TITLE_FIELD``, ``_THREAD_ID_PREFIX``).
 Anything else: subclass it (or :class:`CommentAdapter`) and point
 ``RELAYBRIDGE_ADAPTER`` at the class. Override :meth:`CommentAdapter.can_view` to
-apply the host's own permissions to the live stream, and
-:meth:`CommentAdapter.can_control` to those of its Stop and Retry buttons.
+apply the host's own permissions to the live stream,
+:meth:`CommentAdapter.can_control` to those of its Stop and Retry buttons, and
+:meth:`CommentAdapter.can_mention` to decide who may call which agent.
 """
 
 from __future__ import annotations
@@ -136,6 +137,27 @@ class CommentAdapter:
         refuses everyone else.
         """
         return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+    def can_mention(self, user: Any, agent_id: str, thread: Any) -> bool:
+        """May ``user`` call ``agent_id`` in ``thread``? Default: see below.
+
+        Asked when runs are created (a refused mention ends as a ``refused`` run
+        with the reason), and by the comment box's autocomplete and preview. For a
+        run agents' replies led to, ``user`` is the person at the start of the
+        chain (None when no person started it).
+
+        The default lets everyone call an agent that ``RELAYBRIDGE_AGENT_PERMISSIONS``
+        does not name; one it names needs that permission, globally or on the
+        thread (``user.has_perm(perm) or user.has_perm(perm, thread)``, so
+        object-permission backends such as django-guardian work). Keep it cheap:
+        it is asked once per mentioned agent.
+        """
+        perm = agent_permission(agent_id)
+        if perm is None:
+            return True
+        if user is None or not getattr(user, "is_active", False):
+            return False
+        return bool(user.has_perm(perm) or user.has_perm(perm, thread))
 
     def can_control(self, user: Any, run: AgentRun) -> bool:
         """May ``user`` press Stop and Retry on ``run``? Default: the person who asked
@@ -324,6 +346,15 @@ class DefaultCommentAdapter(CommentAdapter):
         )
         reply.save()
         return reply
+
+
+def agent_permission(agent_id: str) -> str | None:
+    """The permission ``RELAYBRIDGE_AGENT_PERMISSIONS`` requires to call ``agent_id``, if any."""
+    wanted = agent_id.lower()
+    for name, perm in relay_settings.AGENT_PERMISSIONS.items():
+        if name.lower() == wanted:
+            return perm
+    return None
 
 
 @functools.cache

@@ -12,7 +12,8 @@
                        or the model lacks what the adapter needs.
 ``relaybridge.E004``   A Relay token is in Django settings; tokens belong in the environment.
 ``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
-``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
+``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value (among them a
+                       quota rule or an agent's permission that cannot be read).
 ``relaybridge.E007``   ``RELAY_APP_TOKEN`` holds an agent token (``rla_…``), not an app token.
 ``relaybridge.E008``   ``RELAYBRIDGE_STREAM_LAYER`` names a layer ``CHANNEL_LAYERS`` lacks.
 =====================  ===================================================================
@@ -33,6 +34,7 @@ from django.utils.translation import gettext as _
 from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
+from .quotas import quota_problems
 from .rendering import PARSER_MAX_NESTING
 from .socket_guard import parse_origin
 
@@ -262,6 +264,8 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
         if relay_settings.SOCKET_RECHECK_INTERVAL <= 0:
             problems.append("RELAYBRIDGE_SOCKET_RECHECK_INTERVAL must be positive")
         problems.extend(_allowed_origin_problems())
+        problems.extend(_permission_problems(relay_settings.get("AGENT_PERMISSIONS")))
+        problems.extend(quota_problems(relay_settings.get("QUOTAS")))
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:
@@ -278,6 +282,19 @@ def _allowed_origin_problems() -> list[str]:
         ' ("scheme://host[:port]" with http or https, no path, no wildcard)'
         for origin in origins
         if not isinstance(origin, str) or "*" in origin or parse_origin(origin) is None
+    ]
+
+
+def _permission_problems(value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return ["RELAYBRIDGE_AGENT_PERMISSIONS must be a dict of agent id -> 'app_label.codename'"]
+    return [
+        f"RELAYBRIDGE_AGENT_PERMISSIONS[{agent!r}] must be a permission 'app_label.codename'"
+        for agent, perm in value.items()
+        if not isinstance(agent, str)
+        or not isinstance(perm, str)
+        or perm.count(".") != 1
+        or not all(perm.split("."))
     ]
 
 

@@ -53,6 +53,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     # thread in any AGENT_HOP_WINDOW seconds; more are refused. None: no backstop.
     "AGENT_HOP_LIMIT": 10,
     "AGENT_HOP_WINDOW": 600.0,
+    # Who may call which agent: {"agent_id": "app_label.codename"}; an agent not named
+    # may be called by everyone (see adapters.CommentAdapter.can_mention).
+    "AGENT_PERMISSIONS": {},
+    # Limits on runs and tokens per person, agent or thread, per hour or day (a list of
+    # rules; see relaybridge.quotas). Empty: no limits.
+    "QUOTAS": [],
     # Payload.
     "HISTORY_COMMENTS": 20,
     # Relay connection and pacing.
@@ -196,6 +202,11 @@ class RelaySettings:
     @property
     def AGENT_HOP_WINDOW(self) -> float:
         return float(self.get("AGENT_HOP_WINDOW"))
+
+    @property
+    def AGENT_PERMISSIONS(self) -> dict[str, str]:
+        value = self.get("AGENT_PERMISSIONS") or {}
+        return {str(agent): str(perm) for agent, perm in dict(value).items()}
 
     @property
     def HISTORY_COMMENTS(self) -> int:

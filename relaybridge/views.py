@@ -45,6 +45,7 @@ from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
 from .ratelimit import retry_after
+from .services.admission import preview_refusals
 
 #: What a button does to a permitted run for a user: an HTTP status and the JSON body.
 Action = Callable[[AgentRun, Any], tuple[int, dict[str, Any]]]
@@ -167,14 +168,22 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
     # One past the limit tells the page that some mentions will not be called.
     agent_ids = find_mentions(scanned, known_agent_ids(), limit + 1)
     infos = {info["agent_id"]: info for info in mentionable_agents()}
+    called = agent_ids[:limit]
+    refused = admission_preview(request, called)
     agents = [
         {
             "agent_id": agent_id,
             "name": infos[agent_id]["name"] if agent_id in infos else agent_id,
             "unavailable": bool(infos[agent_id]["unavailable"]) if agent_id in infos else False,
         }
-        for agent_id in agent_ids[:limit]
+        for agent_id in called
     ]
+    for agent in agents:
+        # Only for the agents posting would refuse: "not_permitted" and the reason.
+        kind_reason = refused.get(str(agent["agent_id"]))
+        if kind_reason is not None:
+            agent["not_permitted"] = kind_reason[0] == "not_permitted"
+            agent["refused"] = kind_reason[1]
     over_limit = len(agent_ids) > limit
     return JsonResponse(
         {
@@ -187,6 +196,25 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
     )
 
 
+def admission_preview(request: HttpRequest, agent_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Which of ``agent_ids`` posting would refuse: ``{agent: (kind, sentence)}``.
+
+    The thread is the one the comment box posts to (``thread``: its key), when the
+    page says so and the user may watch it; without it, the person's global
+    permissions and their own quotas are checked.
+    """
+    if not agent_ids:
+        return {}
+    adapter = get_adapter()
+    thread = None
+    key = request.POST.get("thread", "")[:200]
+    if key:
+        found = adapter.thread_by_key(key)
+        if found is not None and adapter.can_view(request.user, found):
+            thread = found
+    return preview_refusals(adapter, request.user, agent_ids, thread)
+
+
 def _join_names(names: list[str]) -> str:
     if len(names) < 2:
         return "".join(names)
@@ -197,13 +225,19 @@ def _preview_message(agents: list[dict[str, Any]], limit: int, over_limit: bool)
     """What the page says under the comment box ("Posting will call Athena.")."""
     if not agents:
         return ""
-    names = [
-        gettext("%(name)s (unavailable)") % {"name": name_with_id(agent["name"], agent["agent_id"])}
-        if agent["unavailable"]
-        else name_with_id(agent["name"], agent["agent_id"])
-        for agent in agents
-    ]
+    names = []
+    for agent in agents:
+        name = name_with_id(agent["name"], agent["agent_id"])
+        if agent.get("not_permitted"):
+            name = gettext("%(name)s (not available to you)") % {"name": name}
+        elif agent["unavailable"]:
+            name = gettext("%(name)s (unavailable)") % {"name": name}
+        names.append(name)
     message = gettext("Posting will call %(agents)s.") % {"agents": _join_names(names)}
+    # What admission will refuse, in its own words ("Athena's limit for you is reached …").
+    for agent in agents:
+        if agent.get("refused") and not agent.get("not_permitted"):
+            message += " " + agent["refused"]
     if over_limit:
         message += " " + ngettext(
             "Only the first mentioned agent is called.",

@@ -221,17 +221,31 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     return values
 
 
-@register.inclusion_tag("relaybridge/mention_hint.html")
-def relaybridge_mention_hint(hint_id: str = "relaybridge-mention-hint") -> dict[str, Any]:
+@register.inclusion_tag("relaybridge/mention_hint.html", takes_context=True)
+def relaybridge_mention_hint(
+    context: Context, hint_id: str = "relaybridge-mention-hint", thread: Any = None
+) -> dict[str, Any]:
     """Which agents one can @mention (point the textarea's ``aria-describedby`` at it).
 
     With JavaScript, the same list drives the comment box's ``@`` autocomplete and a
-    preview of the agents the comment will call.
+    preview of the agents the comment will call. Agents the signed-in user may not
+    call (the adapter's ``can_mention``, on ``thread`` when given) are marked "not
+    available to you"; with ``thread``, the preview also checks that thread's quotas.
     """
+    adapter = get_adapter()
+    request = getattr(context, "request", None) or context.get("request")
+    user = getattr(request, "user", None)
+    person = user if getattr(user, "is_authenticated", False) else None
+    agents: list[dict[str, Any]] = []
+    for info in mentionable_agents():
+        agent = dict(info)
+        agent["not_permitted"] = not adapter.can_mention(person, str(info["agent_id"]), thread)
+        agents.append(agent)
     return {
         "hint_id": hint_id,
         "agents_json_id": f"{hint_id}-agents",
-        "agents": mentionable_agents(),
+        "agents": agents,
+        "thread_key": adapter.thread_key(thread) if thread is not None else "",
         "preview_url": _reverse_or("relaybridge:mention-preview", "/relaybridge/mentions/preview/"),
     }
 

@@ -48,6 +48,9 @@
     this.agents = agents;
     this.form = box.form;
     this.previewUrl = hint.getAttribute("data-relaybridge-preview-url");
+    this.threadKey = hint.getAttribute("data-relaybridge-thread") || "";
+    this.notPermittedLabel =
+      hint.getAttribute("data-relaybridge-not-permitted-label") || "not available to you";
     this.preview = hint.querySelector(".relaybridge-mention-preview");
     this.options = [];
     this.active = -1;
@@ -111,7 +114,12 @@
       option.appendChild(element("strong", "", agent.name || agent.agent_id));
       option.appendChild(document.createTextNode(" "));
       option.appendChild(element("code", "", "@" + agent.agent_id));
-      if (agent.unavailable) {
+      if (agent.not_permitted) {
+        option.setAttribute("data-not-permitted", "true");
+        option.appendChild(document.createTextNode(" "));
+        var label = self.notPermittedLabel;
+        option.appendChild(element("em", "relaybridge-mention-unavailable", label));
+      } else if (agent.unavailable) {
         option.setAttribute("data-unavailable", "true");
         option.appendChild(document.createTextNode(" "));
         option.appendChild(element("em", "relaybridge-mention-unavailable", "unavailable"));
@@ -181,6 +189,7 @@
     if (!/[@\uFF20]/.test(text)) return this.showPreview(null);
     var body = new FormData();
     body.append("text", text);
+    if (this.threadKey) body.append("thread", this.threadKey);
     fetch(this.previewUrl, {
       method: "POST",
       body: body,
