@@ -255,6 +255,8 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             relay_settings.PREVIEW_RATE  # noqa: B018 -- parsed to be checked
         except ValueError as exc:
             problems.append(f"RELAYBRIDGE_PREVIEW_RATE: {exc}")
+        if relay_settings.FOLLOW_UP_WINDOW < 0:
+            problems.append("RELAYBRIDGE_FOLLOW_UP_WINDOW must be None, 0 (off) or positive")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:

@@ -34,7 +34,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import services, streams
+from . import feedback, services, streams
 from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
@@ -246,3 +246,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def relaybridge_snapshot(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+    async def relaybridge_reply_feedback(self, message: dict[str, Any]) -> None:
+        # The counts for everyone; the vote itself only to the voter's own pages.
+        await self.send_json(feedback.page_event(message, self.scope.get("user")))
