@@ -27,7 +27,7 @@ from django.utils.safestring import mark_safe
 from . import usage
 from .agents import get_directory
 from .conf import relay_settings
-from .models import ACTIVE_STATUSES, AgentRun
+from .models import ACTIVE_STATUSES, AgentRun, ReplyFeedback
 from .worker.status import read_status
 
 #: Where agents are registered and tokens rotated: relaybridge itself never does either.
@@ -247,3 +247,22 @@ class AgentRunAdmin(AgentRunAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ReplyFeedback)
+class ReplyFeedbackAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """People's votes on agents' replies: filter by vote, agent and date."""
+
+    list_display = ("run", "agent", "vote", "user", "note", "updated_at")
+    list_filter = ("vote", "run__agent_id", "updated_at")
+    search_fields = ("note", "run__thread_id", "run__agent_id")
+    list_select_related = ("run", "user")
+    readonly_fields = ("run", "user", "vote", "note", "created_at", "updated_at")
+    date_hierarchy = "updated_at"
+
+    @admin.display(description="agent", ordering="run__agent_id")
+    def agent(self, feedback: ReplyFeedback) -> str:
+        return feedback.run.agent_id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # votes come from the people who read the replies

@@ -266,6 +266,8 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
         problems.extend(_allowed_origin_problems())
         problems.extend(_permission_problems(relay_settings.get("AGENT_PERMISSIONS")))
         problems.extend(quota_problems(relay_settings.get("QUOTAS")))
+        if relay_settings.FOLLOW_UP_WINDOW < 0:
+            problems.append("RELAYBRIDGE_FOLLOW_UP_WINDOW must be None, 0 (off) or positive")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
     except (TypeError, ValueError) as exc:

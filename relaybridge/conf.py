@@ -101,6 +101,9 @@ DEFAULTS: Final[dict[str, Any]] = {
     # The comment box's "will call" preview: requests per user, and the text it reads.
     "PREVIEW_RATE": "30/min",
     "PREVIEW_MAX_CHARS": 10_000,
+    # Seconds after an agent's reply in which the asker's next comment without a
+    # mention goes to that agent (relaybridge.follow_ups); None or 0: off.
+    "FOLLOW_UP_WINDOW": None,
 }
 
 #: Settings that override one of the plan's limits, and the limit each overrides.
@@ -320,6 +323,12 @@ class RelaySettings:
     @property
     def PREVIEW_MAX_CHARS(self) -> int:
         return int(self.get("PREVIEW_MAX_CHARS"))
+
+    @property
+    def FOLLOW_UP_WINDOW(self) -> float:
+        """``RELAYBRIDGE_FOLLOW_UP_WINDOW`` in seconds; 0.0 when off (None or 0)."""
+        value = self.get("FOLLOW_UP_WINDOW")
+        return float(value) if value else 0.0
 
     def plan_limits(self) -> PlanLimits:
         """The pacing limits: the plan's values, each overridable on its own.

@@ -51,7 +51,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import services, socket_guard, streams
+from . import feedback, services, socket_guard, streams
 from .adapters import get_adapter
 from .conf import relay_settings
 from .fragments import has_controls
@@ -376,6 +376,10 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # Pushed to every page: the buttons' markup is for no one in particular.
         runs = [{k: v for k, v in run.items() if k != "control_html"} for run in event["runs"]]
         await self.send_json({**event, "runs": runs})
+
+    async def relaybridge_reply_feedback(self, message: dict[str, Any]) -> None:
+        # The counts for everyone; the vote itself only to the voter's own pages.
+        await self.send_json(feedback.page_event(message, self.scope.get("user")))
 
     async def relaybridge_socket_close(self, message: dict[str, Any]) -> None:
         # To the person's group: a sign-out names its session, a deactivation none.

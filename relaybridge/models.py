@@ -226,3 +226,38 @@ class ThreadHopGate(models.Model):
 
     def __str__(self) -> str:
         return self.thread_key
+
+
+#: The longest note a person may leave with a vote on an agent's reply.
+FEEDBACK_NOTE_MAX_CHARS = 500
+
+
+class ReplyFeedback(models.Model):
+    """One person's vote on one agent reply (its run): one per person and run, changeable."""
+
+    class Vote(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="relaybridge_feedback"
+    )
+    vote = models.CharField(max_length=4, choices=Vote.choices)
+    note = models.CharField(max_length=FEEDBACK_NOTE_MAX_CHARS, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "reply feedback"
+        verbose_name_plural = "reply feedback"
+        ordering = ("-updated_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "user"], name="relaybridge_feedback_once_per_run_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vote} on {self.run_id} by {self.user_id}"

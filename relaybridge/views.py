@@ -38,7 +38,7 @@ from django.utils.translation import gettext, ngettext
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from . import services, streams
+from . import follow_ups, services, streams
 from .adapters import get_adapter
 from .agents import known_agent_ids, mentionable_agents, name_with_id
 from .conf import relay_settings
@@ -185,13 +185,22 @@ def mention_preview(request: HttpRequest) -> JsonResponse:
             agent["not_permitted"] = kind_reason[0] == "not_permitted"
             agent["refused"] = kind_reason[1]
     over_limit = len(agent_ids) > limit
+    # No mention: the comment may still go on to the agent that just answered.
+    follow_up = (
+        None
+        if agent_ids
+        else follow_ups.preview_for_value(request.user, request.POST.get("thread", ""))
+    )
     return JsonResponse(
         {
             "agents": agents,
             "limit": limit,
             "over_limit": over_limit,
             "truncated": len(scanned) < len(text),
-            "message": _preview_message(agents, limit, over_limit),
+            "message": follow_up["message"]
+            if follow_up
+            else _preview_message(agents, limit, over_limit),
+            "follow_up": follow_up,
         }
     )
 

@@ -62,6 +62,7 @@ from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
 from ..stream_urls import stream_path
 from ..streams import run_state
+from .relaybridge_replies import register as _replies
 
 register = template.Library()
 
@@ -271,3 +272,7 @@ def relaybridge_markdown(text: Any) -> SafeString:
 @register.filter
 def relaybridge_agent_name(agent_id: Any) -> str:
     return get_adapter().agent_display_name(str(agent_id))
+
+
+# "Reply to", the votes and the follow-up notice come with {% load relaybridge %} too.
+register.tags.update(_replies.tags)
