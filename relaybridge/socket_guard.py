@@ -231,6 +231,10 @@ def _user_deleted(sender: Any, instance: Any, **_: Any) -> None:
 
 
 def connect_receivers() -> None:
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return  # no accounts, so no sign-out or deactivation to follow (the emulator's settings)
     user_model = get_user_model()
     user_logged_out.connect(_logged_out, dispatch_uid="relaybridge.socket_guard.logged_out")
     post_save.connect(
