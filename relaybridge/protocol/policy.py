@@ -123,6 +123,10 @@ _TABLE = (
     CodePolicy(_C.ANSWER_TOO_SLOW, gettext_noop("{agent} took too long to finish and was cut off")),
     # Recorded on a run that is created refused; it is never sent, so never retried.
     CodePolicy(_C.HOP_LIMIT, gettext_noop("Not sent: too many agent replies in this thread")),
+    # A person edited or deleted the question: the run is stopped, never retried
+    # (an edit asks again as a new revision of the run).
+    CodePolicy(_C.EDITED, gettext_noop("The question was edited and asked again")),
+    CodePolicy(_C.COMMENT_DELETED, gettext_noop("The question was deleted")),
 )
 
 #: Every known code's policy, keyed by canonical code.
