@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from . import views
+from . import revision_views, views
 
 app_name = "relaybridge"
 
 urlpatterns: list[URLPattern] = [
     path("runs/<uuid:run_id>/retry/", views.retry_run, name="retry-run"),
     path("runs/<uuid:run_id>/stop/", views.stop_run, name="stop-run"),
+    path("runs/<uuid:run_id>/regenerate/", revision_views.regenerate_run, name="regenerate-run"),
+    path("runs/<uuid:run_id>/ask-again/", revision_views.ask_again, name="ask-again-run"),
     path("mentions/preview/", views.mention_preview, name="mention-preview"),
 ]

@@ -55,6 +55,7 @@ from ..fragments import (
 from ..models import AgentRun
 from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
+from ..revisions import EDITED_CODE, ThreadRevisions, ask_again_offers
 from ..stream_urls import stream_path
 from ..streams import run_state
 
@@ -73,6 +74,9 @@ __all__ = [
 
 _CACHE_KEY: Final = "relaybridge.visible_runs"
 _REPLIES_KEY: Final = "relaybridge.stored_replies"
+_REVISIONS_KEY: Final = "relaybridge.thread_revisions"
+#: Beside GIVEN_RUNS: the reply comment's "ask again" offers, from relaybridge_reply.
+GIVEN_OFFERS: Final = "relaybridge_given_offers"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
@@ -81,10 +85,14 @@ def visible_runs(thread: Any) -> list[AgentRun]:
 
 
 def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
+    # Not the runs of deleted comments (kept for the ledger), nor runs stopped by an
+    # edit (the next revision, under the same comment, asks the new text).
     return list(
-        AgentRun.objects.filter(thread_key=thread_key, status__in=VISIBLE_STATUSES).order_by(
-            "queued_at", "id"
+        AgentRun.objects.filter(
+            thread_key=thread_key, status__in=VISIBLE_STATUSES, comment__isnull=False
         )
+        .exclude(error_code=EDITED_CODE)
+        .order_by("queued_at", "id")
     )
 
 
@@ -134,6 +142,15 @@ def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
     return found
 
 
+def _cached_revisions(context: Context, thread_key: str) -> ThreadRevisions:
+    # Regenerate buttons and "ask again" offers: one query per thread and page.
+    cache = _page_cache(context, _REVISIONS_KEY)
+    if thread_key not in cache:
+        cache[thread_key] = ThreadRevisions(thread_key)
+    found: ThreadRevisions = cache[thread_key]
+    return found
+
+
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
@@ -159,13 +176,19 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
 def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
     given = context.get(GIVEN_RUNS)
+    offers: list[dict[str, str]] = []
     if given is not None and given[0] == str(comment.pk):
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
+        offers = context.get(GIVEN_OFFERS) or []
     else:
         views = [run_view(run) for run in _comment_runs(context, comment)]
+        thread_key = get_adapter().comment_thread_key(comment)
+        offers = ask_again_offers(comment, _cached_revisions(context, thread_key))
     return {
         "comment_id": str(comment.pk),
         "runs": views,
+        # "Ask <agent> again with the edited text", after an edit of an answered question.
+        "offers": offers,
         "csrf_token": context.get("csrf_token"),
     }
 
@@ -184,7 +207,9 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     """
     thread_key = get_adapter().comment_thread_key(comment)
     body_html = reply_html(comment, _cached_replies(context, thread_key))
-    values = reply_context(comment, body_html=body_html)
+    revisions = _cached_revisions(context, thread_key)
+    values = reply_context(comment, body_html=body_html, revisions=revisions)
+    values[GIVEN_OFFERS] = ask_again_offers(comment, revisions)
     # The included template has a render context of its own: its runs are looked
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (
