@@ -222,12 +222,19 @@ def _row(values: tuple[Any, ...]) -> RunRow:
 
 
 class ThreadRevisions:
-    """One thread's runs as the page's offers need them (one query, by comment)."""
+    """One thread's runs as the page's offers need them, by comment.
 
-    def __init__(self, thread_key: str) -> None:
-        rows = AgentRun.objects.filter(thread_key=thread_key, comment__isnull=False).values_list(
-            *_ROW_FIELDS
-        )
+    From ``runs`` when the page loaded them already, else one query.
+    """
+
+    def __init__(self, thread_key: str, runs: Iterable[AgentRun] | None = None) -> None:
+        rows: Iterable[tuple[Any, ...]]
+        if runs is not None:
+            rows = [tuple(getattr(run, name) for name in _ROW_FIELDS) for run in runs]
+        else:
+            rows = AgentRun.objects.filter(
+                thread_key=thread_key, comment__isnull=False
+            ).values_list(*_ROW_FIELDS)
         self.latest: dict[str, dict[str, RunRow]] = {}
         self.by_reply: dict[str, RunRow] = {}
         for row in map(_row, rows):

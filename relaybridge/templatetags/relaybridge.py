@@ -74,7 +74,6 @@ __all__ = [
 
 _CACHE_KEY: Final = "relaybridge.visible_runs"
 _REPLIES_KEY: Final = "relaybridge.stored_replies"
-_REVISIONS_KEY: Final = "relaybridge.thread_revisions"
 #: Beside GIVEN_RUNS: the reply comment's "ask again" offers, from relaybridge_reply.
 GIVEN_OFFERS: Final = "relaybridge_given_offers"
 
@@ -82,6 +81,10 @@ GIVEN_OFFERS: Final = "relaybridge_given_offers"
 def visible_runs(thread: Any) -> list[AgentRun]:
     """The thread's runs a page shows, oldest first."""
     return _visible_runs_by_key(get_adapter().thread_key(thread))
+
+
+def _visible(run: AgentRun) -> bool:
+    return run.status in VISIBLE_STATUSES and run.error_code != EDITED_CODE
 
 
 def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
@@ -97,13 +100,20 @@ def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
 
 
 class _ThreadRuns:
-    """One thread's visible runs, loaded once, and indexed by comment."""
+    """One thread's runs, loaded once: the visible ones indexed by comment, and the
+    revisions the Regenerate buttons and "ask again" offers need."""
 
-    def __init__(self, runs: list[AgentRun]) -> None:
-        self.runs = runs
+    def __init__(self, thread_key: str) -> None:
+        every = list(
+            AgentRun.objects.filter(thread_key=thread_key, comment__isnull=False)
+            .defer("payload", "reply_html")
+            .order_by("queued_at", "id")
+        )
+        self.runs = [run for run in every if _visible(run)]
         self.by_comment: dict[str, list[AgentRun]] = {}
-        for run in runs:
+        for run in self.runs:
             self.by_comment.setdefault(str(run.comment_id), []).append(run)
+        self.revisions = ThreadRevisions(thread_key, every)
 
 
 def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
@@ -128,7 +138,7 @@ def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     # One query per thread and page, however many comments ask.
     cache = _page_cache(context)
     if thread_key not in cache:
-        cache[thread_key] = _ThreadRuns(_visible_runs_by_key(thread_key))
+        cache[thread_key] = _ThreadRuns(thread_key)
     found: _ThreadRuns = cache[thread_key]
     return found
 
@@ -143,12 +153,8 @@ def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
 
 
 def _cached_revisions(context: Context, thread_key: str) -> ThreadRevisions:
-    # Regenerate buttons and "ask again" offers: one query per thread and page.
-    cache = _page_cache(context, _REVISIONS_KEY)
-    if thread_key not in cache:
-        cache[thread_key] = ThreadRevisions(thread_key)
-    found: ThreadRevisions = cache[thread_key]
-    return found
+    # Regenerate buttons and "ask again" offers: from the same query as the runs.
+    return _cached_runs(context, thread_key).revisions
 
 
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
