@@ -45,10 +45,10 @@ DELETED_CODE: Final = ErrorCode.COMMENT_DELETED.value
 
 
 def may_control(user: Any, run: AgentRun) -> bool:
-    """May ``user`` press a button of ``run`` (Regenerate, Ask again)?
+    """May ``user`` press a button of ``run`` (Retry, Stop, Regenerate, Ask again)?
 
-    The check the Retry and Stop buttons make: ``can_view`` on the run's thread,
-    found by its key once the comment is gone.
+    One check for all of them: ``can_view`` on the run's thread, found by its key
+    once the comment is gone.
     """
     adapter = get_adapter()
     if run.comment is not None:

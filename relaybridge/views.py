@@ -2,8 +2,9 @@
 
 Retry and Stop are POSTs that change a run for everyone watching its thread.
 
-Both are login-required, CSRF-protected (Django's middleware) and checked with the
-adapter's ``can_view`` on the run's thread. An unknown run id is a 404, a refused
+Both are login-required, CSRF-protected (Django's middleware) and checked with
+:func:`relaybridge.revisions.may_control` (the adapter's ``can_view`` on the run's
+thread), the check every run button shares. An unknown run id is a 404, a refused
 user a 403, a run in the wrong state a 409. The new status is pushed to the
 thread's group, so every tab on every Daphne process sees it.
 
@@ -36,12 +37,12 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from . import services, streams
-from .adapters import get_adapter
 from .agents import known_agent_ids, mentionable_agents, name_with_id
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
 from .ratelimit import retry_after
+from .revisions import may_control
 
 #: What a button does to a permitted run: an HTTP status and the JSON body.
 Action = Callable[[AgentRun], tuple[int, dict[str, Any]]]
@@ -66,8 +67,7 @@ def _guarded(request: HttpRequest, run_id: uuid.UUID, action: Action) -> HttpRes
     run = services.get_run(run_id)
     if run is None:
         raise Http404("No such run.")
-    adapter = get_adapter()
-    if not adapter.can_view(request.user, adapter.thread_for(run.comment)):
+    if not may_control(request.user, run):
         message = gettext("You may not change the runs of this thread.")
         return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
     status, body = action(run)

@@ -296,6 +296,19 @@ def test_a_deleted_comments_answered_run_keeps_its_reply_and_cannot_be_retried(
     assert f"/runs/{run.run_id}/regenerate/" not in body
 
 
+@pytest.mark.parametrize("action", ["retry", "stop"])
+def test_retry_and_stop_of_a_run_whose_comment_was_deleted_are_refused(
+    make_comment: MakeComment, signed_in: Client, action: str
+) -> None:
+    comment = make_comment("@athena hi")
+    (run,) = runs_of(comment)
+    comment.delete()
+    response = post_json(signed_in, f"/relaybridge/runs/{run.run_id}/{action}/")
+    assert response.status_code == 409
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (Status.STOPPED, ErrorCode.COMMENT_DELETED)
+
+
 def test_a_thread_deleted_keeps_its_runs(make_comment: MakeComment, task: Task) -> None:
     make_comment("@athena hi")
     task.delete()
