@@ -3,7 +3,8 @@
 Every revision of a run is a row (an edit asked again, a Regenerate), with the start
 of its question, which stays when the comment is deleted.
 
-Read-only: runs change only through relaybridge's services, never by hand. Beside
+Read-only: runs change only through relaybridge's services, never by hand; who
+stopped and who retried a run (and when) is shown with it. Beside
 the ledger, an agents page shows the cached discovery (who can be mentioned, who
 Relay refused), the relay worker's status and the way to Relay's dashboard.
 """
@@ -137,6 +138,8 @@ class AgentRunAdmin(AgentRunAdminBase):
                 )
             },
         ),
+        # Who pressed Stop and Retry last, and when (the views record it).
+        ("Control", {"fields": ("stopped_by", "stopped_at", "retried_by", "retried_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:

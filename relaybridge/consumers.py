@@ -9,6 +9,12 @@ when refused, 4004 for a thread that does not exist), joins the thread's group, 
 ``run.status`` / ``run.delta`` / ``run.reply`` / ``run.error`` messages the relay
 worker and the Retry/Stop views push to the group (DESIGN §3).
 
+Stop and Retry are offered per socket: a pushed ``run.status`` carries the run's
+markup without the buttons (``html``) and with them (``control_html``), and this
+socket sends the latter only when the adapter's ``can_control`` allows its user
+that run (asked once per run and socket; the snapshot asks for its runs). The
+views check again; this decides only what the page shows.
+
 Nothing is lost or doubled for a page that joins mid-stream: the worker appends a
 delta to the text-so-far buffer *before* it pushes it, and the consumer joins the
 group *before* it reads the buffer. Every delta is therefore in the snapshot, or
@@ -37,6 +43,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from . import services, streams
 from .adapters import get_adapter
 from .conf import relay_settings
+from .fragments import has_controls
 from .models import ACTIVE_STATUSES, AgentRun
 from .stream_urls import is_thread_value, thread_for_url
 
@@ -78,8 +85,36 @@ def _active_runs(thread_key: str) -> list[AgentRun]:
     return list(services.active_runs(thread_key))
 
 
-def _states(runs: list[AgentRun], texts: dict[str, tuple[str, int]]) -> list[streams.RunState]:
-    return [streams.run_state(run, *texts[str(run.run_id)]) for run in runs]
+def _may_control(user: Any, run: AgentRun | None) -> bool:
+    """The adapter's ``can_control``; False (no buttons) when it fails."""
+    if run is None:
+        return False
+    try:
+        return bool(get_adapter().can_control(user, run))
+    except Exception:
+        logger.exception("can_control failed for run %s", run.run_id)
+        return False
+
+
+def _control_of(user: Any, run_id: str, thread_key: str) -> bool:
+    run = AgentRun.objects.filter(run_id=run_id, thread_key=thread_key).first()
+    return _may_control(user, run)
+
+
+def _states(
+    user: Any,
+    runs: list[AgentRun],
+    texts: dict[str, tuple[str, int]],
+    control: dict[str, bool],
+) -> list[streams.RunState]:
+    states = []
+    for run in runs:
+        run_id = str(run.run_id)
+        # A run without buttons now may get them later (a Stop, a failure): asked then.
+        if has_controls(run):
+            control[run_id] = _may_control(user, run)
+        states.append(streams.run_state(run, *texts[run_id], controls=control.get(run_id, False)))
+    return states
 
 
 def _is_active(run_id: str, thread_key: str) -> bool:
@@ -113,6 +148,8 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # run id -> the last seq this socket has (from the snapshot or a delta);
         # absent: never seen; None: the run has ended, so its late deltas are dropped.
         self.runs: dict[str, int | None] = {}
+        # run id -> may this socket's user press Stop/Retry on it (can_control).
+        self.control: dict[str, bool] = {}
         value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
         if is_thread_value(value):
             user = self.scope.get("user")
@@ -144,7 +181,20 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         texts = await self._read_texts([str(run.run_id) for run in runs])
         for run_id, (_text, seq) in texts.items():
             self.runs[run_id] = seq
-        return streams.snapshot_event(await database_sync_to_async(_states)(runs, texts))
+        user = self.scope.get("user")
+        states = await database_sync_to_async(_states)(user, runs, texts, self.control)
+        return streams.snapshot_event(states)
+
+    async def _send_status(self, event: streams.RunStatusMessage) -> None:
+        """A pushed ``run.status``, with the buttons only if this viewer may use them."""
+        if "control_html" in event:
+            run_id = event["run"]
+            if run_id not in self.control:
+                self.control[run_id] = await database_sync_to_async(_control_of)(
+                    self.scope.get("user"), run_id, self.thread_key
+                )
+            event = streams.for_viewer(event, self.control[run_id])
+        await self._send_parts(event)
 
     async def _read_texts(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
         texts: dict[str, tuple[str, int]] = {}
@@ -174,7 +224,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # An ended run's reply or error follows on the group, as for every page.
         self.runs[run_id] = None if event is None else stored
         if event is not None:
-            await self._send_parts(event)
+            await self._send_status(event)
         return True
 
     async def disconnect(self, code: int) -> None:
@@ -220,7 +270,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # A status is authoritative about the stream: a retry starts it again at 0.
         ended = event["status"] in _ENDED
         self.runs[event["run"]] = None if ended else int(event["seq"] or 0)
-        await self._send_parts(event)
+        await self._send_status(event)
 
     async def relaybridge_run_delta(self, message: dict[str, Any]) -> None:
         event: streams.RunDeltaMessage = message["event"]
@@ -245,4 +295,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json(message["event"])
 
     async def relaybridge_snapshot(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        event: streams.SnapshotMessage = message["event"]
+        # Pushed to every page: the buttons' markup is for no one in particular.
+        runs = [{k: v for k, v in run.items() if k != "control_html"} for run in event["runs"]]
+        await self.send_json({**event, "runs": runs})

@@ -141,10 +141,31 @@ class AgentRun(models.Model):
     first_token_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: Who last pressed Stop and Retry on the run, and when (None: nobody yet).
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    retried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "agent run"
         ordering = ("-queued_at", "-id")
+        permissions = [
+            # Beside the asker and staff: who may Stop and Retry anyone's run.
+            ("control_agentrun", "Can stop and retry any agent run"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["comment", "agent_id", "revision"], name="relaybridge_run_once_per_revision"

@@ -36,7 +36,7 @@ from .models import ACTIVE_STATUSES, AgentRun
 from .protocol.codes import ErrorCode
 from .questions import FINAL_STOP_CODES, question_digest, question_fields
 
-__all__ = ["FINAL_STOP_CODES", "may_control", "next_run", "stop_for"]
+__all__ = ["FINAL_STOP_CODES", "may_control", "may_view_thread", "next_run", "stop_for"]
 
 Status = AgentRun.Status
 
@@ -44,18 +44,24 @@ EDITED_CODE: Final = ErrorCode.EDITED.value
 DELETED_CODE: Final = ErrorCode.COMMENT_DELETED.value
 
 
-def may_control(user: Any, run: AgentRun) -> bool:
-    """May ``user`` press a button of ``run`` (Retry, Stop, Regenerate, Ask again)?
-
-    One check for all of them: ``can_view`` on the run's thread, found by its key
-    once the comment is gone.
-    """
+def may_view_thread(user: Any, run: AgentRun) -> bool:
+    """``can_view`` on the run's thread, found by its key once the comment is gone."""
     adapter = get_adapter()
     if run.comment is not None:
         thread = adapter.thread_for(run.comment)
     else:
         thread = adapter.thread_by_key(run.thread_key)
     return thread is not None and adapter.can_view(user, thread)
+
+
+def may_control(user: Any, run: AgentRun) -> bool:
+    """May ``user`` press a button of ``run`` (Retry, Stop, Regenerate, Ask again)?
+
+    One check for all of them: :func:`may_view_thread`, then the adapter's
+    ``can_control`` on the run (by default the person who asked, staff and
+    holders of ``relaybridge.control_agentrun``).
+    """
+    return may_view_thread(user, run) and get_adapter().can_control(user, run)
 
 
 def latest_runs(comment: Any) -> dict[str, AgentRun]:

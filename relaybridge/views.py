@@ -2,11 +2,13 @@
 
 Retry and Stop are POSTs that change a run for everyone watching its thread.
 
-Both are login-required, CSRF-protected (Django's middleware) and checked with
-:func:`relaybridge.revisions.may_control` (the adapter's ``can_view`` on the run's
-thread), the check every run button shares. An unknown run id is a 404, a refused
-user a 403, a run in the wrong state a 409. The new status is pushed to the
-thread's group, so every tab on every Daphne process sees it.
+Both are login-required, CSRF-protected (Django's middleware) and checked with the
+adapter's ``can_view`` on the run's thread, then its ``can_control`` on the run
+(by default: only the person who asked, staff, and holders of
+``relaybridge.control_agentrun``). An unknown run id is a 404, a refused user a
+403, a run in the wrong state a 409. The run records who pressed which and when
+(``stopped_by``/``stopped_at``, ``retried_by``/``retried_at``). The new status is
+pushed to the thread's group, so every tab on every Daphne process sees it.
 
 A fetch sending ``Accept: application/json`` gets JSON: ``ok``, ``status``, and
 ``run`` (the run's ``run.status`` message, so a page whose socket is down still
@@ -37,15 +39,16 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from . import services, streams
+from .adapters import get_adapter
 from .agents import known_agent_ids, mentionable_agents, name_with_id
 from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
 from .ratelimit import retry_after
-from .revisions import may_control
+from .revisions import may_view_thread
 
-#: What a button does to a permitted run: an HTTP status and the JSON body.
-Action = Callable[[AgentRun], tuple[int, dict[str, Any]]]
+#: What a button does to a permitted run for a user: an HTTP status and the JSON body.
+Action = Callable[[AgentRun, Any], tuple[int, dict[str, Any]]]
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -67,10 +70,16 @@ def _guarded(request: HttpRequest, run_id: uuid.UUID, action: Action) -> HttpRes
     run = services.get_run(run_id)
     if run is None:
         raise Http404("No such run.")
-    if not may_control(request.user, run):
+    adapter = get_adapter()
+    # The thread found by its key when the comment is gone (its runs stay).
+    if not may_view_thread(request.user, run):
         message = gettext("You may not change the runs of this thread.")
         return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
-    status, body = action(run)
+    if not adapter.can_control(request.user, run):
+        # Retry sends the question again in the asker's name: it is theirs to press.
+        message = gettext("Only the person who asked can stop or retry this run.")
+        return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
+    status, body = action(run, request.user)
     return _answer(request, status, body)
 
 
@@ -78,9 +87,9 @@ def _conflict(run: AgentRun, error: str, message: str) -> tuple[int, dict[str, A
     return 409, {"ok": False, "error": error, "status": run.status, "message": message}
 
 
-def _retry(run: AgentRun) -> tuple[int, dict[str, Any]]:
+def _retry(run: AgentRun, user: Any) -> tuple[int, dict[str, Any]]:
     run_id = str(run.run_id)
-    if not services.retry_run(run_id):
+    if not services.retry_run(run_id, by=user):
         message = gettext("This run cannot be retried now.")
         return 409, {
             "ok": False,
@@ -92,15 +101,17 @@ def _retry(run: AgentRun) -> tuple[int, dict[str, Any]]:
     services.clear_stream(run_id)
     run.refresh_from_db()
     services.push_status(run)
-    return 200, {"ok": True, "status": run.status, "run": streams.status_event(run)}
+    # Sent to the one who pressed, who may: the run with its buttons.
+    event = streams.status_event(run, controls=True)
+    return 200, {"ok": True, "status": run.status, "run": event}
 
 
-def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
+def _stop(run: AgentRun, user: Any) -> tuple[int, dict[str, Any]]:
     run_id = str(run.run_id)
     text, seq = services.read_stream(run_id)
     # A run stopped while waiting for a retry has no stream, only its earlier text.
     partial = text or run.partial_text
-    if not services.mark_stopped(run_id, partial):
+    if not services.mark_stopped(run_id, partial, by=user):
         return _conflict(run, "already finished", gettext("This run has already finished."))
     run.refresh_from_db()
     # From this push on, the pages drop the run's tokens (Relay cannot cancel).
@@ -113,7 +124,7 @@ def _stop(run: AgentRun) -> tuple[int, dict[str, Any]]:
         run.refresh_from_db()
         services.push_status(run, settled, later)
     services.clear_stream(run_id)
-    event = streams.status_event(run, settled, later)
+    event = streams.status_event(run, settled, later, controls=True)
     return 200, {"ok": True, "status": run.status, "text": event["text"], "run": event}
 
 

@@ -7,8 +7,8 @@
   scripts' translated words as JSON, an ``aria-live`` region for announcements).
 * ``{% relaybridge_runs comment %}`` -- under each comment: its runs that have not
   ended in a reply, one ``relaybridge/run.html`` each ("Athena is thinking…", a
-  failure with its reason, a stop), with plain POST forms for Retry and Stop, so
-  the page works without JavaScript.
+  failure with its reason, a stop), with plain POST forms for Retry and Stop (for
+  a viewer who may use them), so the page works without JavaScript.
 * ``{% relaybridge_reply comment %}`` -- an agent's reply comment as
   ``relaybridge/reply.html`` renders it: the same markup the stream inserts live.
 * ``{% relaybridge_mention_hint %}`` -- below the comment box: the agents one can
@@ -16,6 +16,10 @@
   autocomplete and the "will call" preview of the comment box it describes.
 * ``{{ comment.body|relaybridge_markdown }}`` -- an agent's Markdown as sanitized
   HTML; ``{{ agent_id|relaybridge_agent_name }}`` -- an agent's display name.
+
+Stop and Retry are drawn only for a viewer the adapter's ``can_control`` allows
+(the viewer is ``request.user``, else the context's ``user``; with neither, nobody
+gets buttons): in the runs' forms and in the stream area's JSON alike.
 
 All run queries of one page share one query per thread: the runs are loaded once
 (cached on the request, else on the render context) and indexed by comment, so a
@@ -45,6 +49,7 @@ from ..fragments import (
     RUN_TOKEN,
     STOPPABLE_STATUSES,
     VISIBLE_STATUSES,
+    has_controls,
     page_texts,
     reply_context,
     run_status_text,
@@ -134,6 +139,25 @@ def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
     return found
 
 
+def _viewer(context: Context) -> Any:
+    request = getattr(context, "request", None) or context.get("request")
+    user = getattr(request, "user", None) if request is not None else None
+    return user if user is not None else context.get("user")
+
+
+def _controls(context: Context, run: AgentRun) -> bool:
+    """May the page's viewer press Stop and Retry on ``run``? Asked only when the
+    run's status has a button (no permission lookups for runs that have none)."""
+    if not has_controls(run):
+        return False
+    viewer = _viewer(context)
+    return viewer is not None and bool(get_adapter().can_control(viewer, run))
+
+
+def _view(context: Context, run: AgentRun) -> dict[str, Any]:
+    return run_view(run, controls=_controls(context, run))
+
+
 def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     # One query per thread and page, however many comments ask.
     cache = _page_cache(context)
@@ -163,7 +187,10 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
     thread_key = get_adapter().thread_key(thread)
     # Without their texts: a run's text is in its markup ({% relaybridge_runs %}),
     # where the script reads it, so the page carries it once.
-    states = [run_state(run, embed_text=False) for run in _cached_runs(context, thread_key).runs]
+    states = [
+        run_state(run, embed_text=False, controls=_controls(context, run))
+        for run in _cached_runs(context, thread_key).runs
+    ]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
         "thread_key": thread_key,
@@ -187,7 +214,7 @@ def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
         offers = context.get(GIVEN_OFFERS) or []
     else:
-        views = [run_view(run) for run in _comment_runs(context, comment)]
+        views = [_view(context, run) for run in _comment_runs(context, comment)]
         thread_key = get_adapter().comment_thread_key(comment)
         offers = ask_again_offers(comment, _cached_revisions(context, thread_key))
     return {
@@ -220,7 +247,7 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (
         str(comment.pk),
-        [run_view(run) for run in _comment_runs(context, comment)],
+        [_view(context, run) for run in _comment_runs(context, comment)],
     )
     return values
 

@@ -418,3 +418,19 @@ def test_a_plain_form_post_goes_back_to_its_page(
 def test_unknown_run_is_404(signed_in: Client) -> None:
     url = "/relaybridge/runs/00000000-0000-0000-0000-000000000000/regenerate/"
     assert post_json(signed_in, url).status_code == 404
+
+
+def test_only_those_who_may_retry_may_regenerate_or_ask_again(make_comment: MakeComment) -> None:
+    from django.contrib.auth import get_user_model
+
+    comment = make_comment("@athena hi")
+    (run,) = runs_of(comment)
+    answered(run)
+    comment.body = "@athena hi, edited"
+    comment.save()
+    other = Client()
+    other.force_login(get_user_model().objects.create_user("bob", password="pw"))
+    for action in ("regenerate", "ask-again"):
+        response = post_json(other, f"/relaybridge/runs/{run.run_id}/{action}/")
+        assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+    assert len(runs_of(comment)) == 1

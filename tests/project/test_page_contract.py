@@ -70,7 +70,8 @@ def test_a_run_fragment_has_no_ones_csrf_token_but_the_page_has(
     services.claim_for_sending(run.run_id)
     services.record_error(run.run_id, "AGENT_NOT_FOUND", "Athena does not exist")
     run.refresh_from_db()
-    fragment = streams.status_event(run)["html"]
+    # Pushed to every page: the buttons travel in control_html (see for_viewer).
+    fragment = streams.status_event(run).get("control_html", "")
     assert 'name="csrfmiddlewaretoken" value=""' in fragment
     assert "data-relaybridge-run-action" in fragment
     body = page(client_in, detail_url(task))

@@ -67,7 +67,10 @@ def test_every_post_needs_the_csrf_token(
 ) -> None:
     monkeypatch.setattr(services, "queue_dispatch", lambda *args, **kwargs: None)
     task = tasks["alice"]
-    failed, streaming = create_run(task, Status.FAILED), create_run(task, Status.STREAMING)
+    # Alice's own runs: hers to retry and stop.
+    asker = people["alice"]
+    failed = create_run(task, Status.FAILED, requested_by=asker)
+    streaming = create_run(task, Status.STREAMING, requested_by=asker)
     path, data = POSTS[name](task, failed, streaming)
     client = Client(enforce_csrf_checks=True)
     client.force_login(people["alice"])
