@@ -1,11 +1,12 @@
 """The Regenerate and "Ask again with the edited text" buttons (see relaybridge.revisions).
 
 Like Retry and Stop: login-required, CSRF-protected POSTs, checked with
-:func:`relaybridge.revisions.may_control` (``can_view``, then ``can_control``); 404 for an unknown run, 403 for a
-refused user, 409 when the run cannot be asked again (with ``error`` and a
-translated ``message``). A fetch asking for JSON gets ``ok``, ``status`` and
-``run``: the *new* run's ``run.status`` message, which every page watching the
-thread also receives; a plain form POST is redirected back to its page.
+:func:`relaybridge.revisions.may_control` (``can_view``, then ``can_control``);
+404 for an unknown run, 403 for a refused user, 409 when the run cannot be asked
+again (with ``error`` and a translated ``message``). A fetch asking for JSON gets
+``ok``, ``status`` and ``run``: the *new* run's ``run.status`` message, which every
+page watching the thread also receives; a plain form POST is redirected back to
+its page.
 """
 
 from __future__ import annotations

@@ -235,7 +235,11 @@ class ThreadRevisions:
 
     def __init__(self, thread_key: str, runs: Iterable[AgentRun] | None = None) -> None:
         rows: Iterable[tuple[Any, ...]]
+        #: The runs themselves by run id, when given (for per-viewer permission checks).
+        self.runs: dict[str, AgentRun] = {}
         if runs is not None:
+            runs = list(runs)
+            self.runs = {str(run.run_id): run for run in runs}
             rows = [tuple(getattr(run, name) for name in _ROW_FIELDS) for run in runs]
         else:
             rows = AgentRun.objects.filter(
@@ -271,6 +275,7 @@ def ask_again_offers(comment: Any, revisions: ThreadRevisions) -> list[dict[str,
             continue
         offers.append(
             {
+                "run_id": row.run_id,
                 "agent_id": agent_id,
                 "agent_name": adapter.agent_display_name(agent_id),
                 "url": run_url("ask-again", AgentRun(run_id=row.run_id)),

@@ -181,6 +181,18 @@ def _cached_revisions(context: Context, thread_key: str) -> ThreadRevisions:
     return _cached_runs(context, thread_key).revisions
 
 
+def _may_press(context: Context, revisions: ThreadRevisions, run_id: str) -> bool:
+    """May the page's viewer press Regenerate / Ask again on the run? As for Retry."""
+    run = revisions.runs.get(run_id)
+    viewer = _viewer(context)
+    return run is not None and viewer is not None and bool(get_adapter().can_control(viewer, run))
+
+
+def _offers(context: Context, comment: Any, revisions: ThreadRevisions) -> list[dict[str, str]]:
+    offers = ask_again_offers(comment, revisions)
+    return [offer for offer in offers if _may_press(context, revisions, offer["run_id"])]
+
+
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
@@ -216,7 +228,7 @@ def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     else:
         views = [_view(context, run) for run in _comment_runs(context, comment)]
         thread_key = get_adapter().comment_thread_key(comment)
-        offers = ask_again_offers(comment, _cached_revisions(context, thread_key))
+        offers = _offers(context, comment, _cached_revisions(context, thread_key))
     return {
         "comment_id": str(comment.pk),
         "runs": views,
@@ -242,7 +254,12 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     body_html = reply_html(comment, _cached_replies(context, thread_key))
     revisions = _cached_revisions(context, thread_key)
     values = reply_context(comment, body_html=body_html, revisions=revisions)
-    values[GIVEN_OFFERS] = ask_again_offers(comment, revisions)
+    values[GIVEN_OFFERS] = _offers(context, comment, revisions)
+    row = revisions.by_reply.get(str(comment.pk))
+    if row is not None and not _may_press(context, revisions, row.run_id):
+        # Drawn for those who may press it (the live fragment has it for everyone:
+        # the endpoint refuses the others).
+        values["regenerate_url"] = ""
     # The included template has a render context of its own: its runs are looked
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (

@@ -434,3 +434,19 @@ def test_only_those_who_may_retry_may_regenerate_or_ask_again(make_comment: Make
         response = post_json(other, f"/relaybridge/runs/{run.run_id}/{action}/")
         assert (response.status_code, response.json()["error"]) == (403, "forbidden")
     assert len(runs_of(comment)) == 1
+
+
+def test_the_page_draws_the_buttons_for_those_who_may_press_them(
+    make_comment: MakeComment, task: Task
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    comment = make_comment("@athena hi")
+    (run,) = runs_of(comment)
+    answered(run)
+    comment.body = "@athena hi, edited"
+    comment.save()
+    other = Client()
+    other.force_login(get_user_model().objects.create_user("bob", password="pw"))
+    body = page(other, task)
+    assert "/regenerate/" not in body and "/ask-again/" not in body
