@@ -1,5 +1,8 @@
 """The run ledger in the admin: every mention, its agent, status, thread and timings.
 
+Every revision of a run is a row (an edit asked again, a Regenerate), with the start
+of its question, which stays when the comment is deleted.
+
 Read-only: runs change only through relaybridge's services, never by hand; who
 stopped and who retried a run (and when) is shown with it. Beside
 the ledger, an agents page shows the cached discovery (who can be mentioned, who
@@ -98,6 +101,8 @@ class AgentRunAdmin(AgentRunAdminBase):
         "status",
         "thread_id",
         "comment_id",
+        "revision",
+        "question",
         "queued_at",
         "hop_depth",
         "attempts",
@@ -107,7 +112,14 @@ class AgentRunAdmin(AgentRunAdminBase):
     )
     # "refused" among the statuses and the hop depth: where agents asking agents show.
     list_filter = ("status", "agent_id", "error_code", "hop_depth")
-    search_fields = ("agent_id", "thread_id", "event_id", "error_code", "error_message")
+    search_fields = (
+        "agent_id",
+        "thread_id",
+        "event_id",
+        "error_code",
+        "error_message",
+        "question_excerpt",
+    )
     date_hierarchy = "queued_at"
     list_select_related = ("comment",)
     ordering = ("-queued_at", "-id")
@@ -115,7 +127,19 @@ class AgentRunAdmin(AgentRunAdminBase):
         (None, {"fields": ("run_id", "agent_id", "status", "thread_id", "thread_key")}),
         (
             "Request",
-            {"fields": ("comment", "requested_by", "charged_to", "hop_depth", "payload")},
+            {
+                "fields": (
+                    "comment",
+                    "revision",
+                    "regenerates",
+                    "question_excerpt",
+                    "question_digest",
+                    "requested_by",
+                    "charged_to",
+                    "hop_depth",
+                    "payload",
+                )
+            },
         ),
         (
             "Relay",
@@ -154,6 +178,12 @@ class AgentRunAdmin(AgentRunAdminBase):
     def get_queryset(self, request: HttpRequest) -> Any:
         # A reply's stored HTML can be large, and the admin never shows it.
         return super().get_queryset(request).defer("reply_html")
+
+    @admin.display(description="question")
+    def question(self, run: AgentRun) -> str:
+        # Kept on the run: still there once the comment is deleted (comment_id empty).
+        excerpt = run.question_excerpt
+        return excerpt if len(excerpt) <= 60 else excerpt[:59] + "…"
 
     @admin.display(description="first token")
     def time_to_first_token(self, run: AgentRun) -> str:

@@ -35,6 +35,7 @@ from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
 from .protocol.policy import describe_error, policy_for
+from .questions import FINAL_STOP_CODES
 from .rendered import reply_html
 
 Status = AgentRun.Status
@@ -179,6 +180,15 @@ def run_status_text(run: AgentRun, name: str) -> str:
     return reason or gettext("%(agent)s could not answer.") % {"agent": name}
 
 
+def _retryable(run: AgentRun) -> bool:
+    # Not a run whose question was edited (a later revision asks it) or deleted.
+    return (
+        run.status in RETRYABLE_STATUSES
+        and run.error_code not in FINAL_STOP_CODES
+        and run.comment_id is not None
+    )
+
+
 def has_controls(run: AgentRun) -> bool:
     """Does ``run.html`` offer a button (Retry or Stop) for ``run`` in its status?"""
     return run.status in RETRYABLE_STATUSES or run.status in STOPPABLE_STATUSES
@@ -209,7 +219,7 @@ def run_view(
         "partial_text": text,
         "failed": run.status in RETRYABLE_STATUSES,
         "can_control": controls,
-        "retry_url": run_url("retry", run) if controls and run.status in RETRYABLE_STATUSES else "",
+        "retry_url": run_url("retry", run) if controls and _retryable(run) else "",
         "stop_url": run_url("stop", run) if controls and run.status in STOPPABLE_STATUSES else "",
     }
 
@@ -223,15 +233,19 @@ def render_run(run: AgentRun, controls: bool = False) -> str:
 
 
 def reply_context(
-    comment: Any, *, live: bool = False, body_html: str | None = None
+    comment: Any, *, live: bool = False, body_html: str | None = None, revisions: Any = None
 ) -> dict[str, Any]:
     """The context of ``relaybridge/reply.html`` for an agent's reply ``comment``.
 
     ``live``: rendered for a stream message, so the comment's runs (there are none
     yet) are not looked up; they arrive on the stream like any other run.
     ``body_html``: the reply's sanitized HTML when the caller has it; else its
-    stored copy (:func:`relaybridge.rendered.reply_html`).
+    stored copy (:func:`relaybridge.rendered.reply_html`). ``revisions``: the page's
+    :class:`relaybridge.revisions.ThreadRevisions` (else one query for the
+    reply's Regenerate button and label).
     """
+    from .revisions import reply_revision
+
     if body_html is None:
         body_html = reply_html(comment)
     adapter = get_adapter()
@@ -246,6 +260,8 @@ def reply_context(
         "body_html": mark_safe(body_html),
         "created": getattr(comment, created_field, None) if created_field else None,
         **({GIVEN_RUNS: (str(comment.pk), [])} if live else {}),
+        # "Regenerate" (``regenerate_url``) and "Regenerated answer" (``regenerated``).
+        **reply_revision(comment, revisions),
     }
 
 

@@ -1,4 +1,7 @@
-"""The run ledger: one :class:`AgentRun` per mention of one agent in one comment.
+"""The run ledger: one :class:`AgentRun` per mention of one agent in one comment and revision.
+
+An edited question asked again, or a Regenerate, is the next ``revision`` of the
+same (comment, agent); the database keeps each revision to one run.
 
 Every mention ends in exactly one of: a saved reply (``replied``), a visible failure
 with a reason (``failed``), a visible stop (``stopped``), or a visible refusal
@@ -67,10 +70,33 @@ class AgentRun(models.Model):
     id = models.BigAutoField(primary_key=True)
     #: Our reference, also sent inside the payload as ``relaybridge_run``.
     run_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    #: The comment that asked; NULL once it is deleted (the ledger keeps the run, and
+    #: ``question_excerpt`` keeps what was asked).
     comment = CommentForeignKey(
-        foreign_key_target(), on_delete=models.CASCADE, related_name="relaybridge_runs"
+        foreign_key_target(),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="relaybridge_runs",
     )
     agent_id = models.CharField(max_length=100)
+    #: 1 for the first run of an agent on a comment; each edit asked again or each
+    #: Regenerate makes the next one (see relaybridge.revisions).
+    revision = models.PositiveIntegerField(default=1)
+    #: :func:`relaybridge.questions.question_digest` of the comment's text when the
+    #: run was created ("" for runs from before revisions): an edit is a save whose
+    #: text no longer matches it.
+    question_digest = models.CharField(max_length=64, blank=True, default="")
+    #: The start of the question, redacted: kept when the comment is deleted.
+    question_excerpt = models.CharField(max_length=200, blank=True, default="")
+    #: The run whose reply this run answers again (the Regenerate button).
+    regenerates = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="regenerations",
+    )
     #: Relay's thread id (e.g. ``task-42``) and relaybridge's group key for the thread.
     thread_id = models.CharField(max_length=255)
     thread_key = models.CharField(max_length=200)
@@ -153,7 +179,7 @@ class AgentRun(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["comment", "agent_id"], name="relaybridge_run_once_per_comment_agent"
+                fields=["comment", "agent_id", "revision"], name="relaybridge_run_once_per_revision"
             ),
             models.UniqueConstraint(
                 fields=["event_id"],

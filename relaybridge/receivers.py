@@ -11,10 +11,15 @@
 Each first asks the adapter whether it ``handles`` the comment (a thread it serves);
 comments it does not handle are ignored at the cost of that one check.
 
-Saving a comment again never runs an agent twice: only agents without a run for
-that comment are sent on. An edit that adds a *new* mention does run that agent
-(the comment now asks it something), up to ``RELAYBRIDGE_MAX_MENTIONS`` runs per
-comment in total.
+Saving a comment again never runs an agent twice for the same text: only agents
+without a run for that comment are sent on. An edit that adds a *new* mention does
+run that agent (the comment now asks it something), up to
+``RELAYBRIDGE_MAX_MENTIONS`` agents per comment in total. An edit of the text
+stops the runs still going that asked the old text and asks again
+(:func:`relaybridge.revisions.comment_edited`).
+
+* ``pre_delete`` on the comment model: stop the comment's runs still going; the
+  ledger keeps them (:func:`relaybridge.revisions.comment_deleted`).
 
 Loop safety (README, "Loop safety"): a comment relaybridge is saving as an agent's
 reply, or saved as one earlier, is that agent's whatever the adapter says
@@ -32,9 +37,9 @@ from typing import Any
 
 from django.apps import apps
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_save, pre_delete, pre_save
 
-from . import follow_ups, services
+from . import follow_ups, revisions, services
 from .adapters import get_adapter
 from .agents import known_agent_ids
 from .comment_model import comment_model_problem
@@ -62,6 +67,9 @@ def connect_receivers() -> None:
         )
         post_save.connect(
             comment_saved, sender=comment_model, dispatch_uid="relaybridge.comment_saved"
+        )
+        pre_delete.connect(
+            comment_deleting, sender=comment_model, dispatch_uid="relaybridge.comment_deleting"
         )
     comment_mention.connect(create_runs_for_mention, dispatch_uid="relaybridge.create_runs")
     if apps.is_installed("django_comments"):
@@ -94,11 +102,17 @@ def comment_saved(
     agent_ids = find_mentions(
         adapter.text(instance), known_agent_ids(), relay_settings.MAX_MENTIONS
     )
-    if not agent_ids:
+    # A comment saved again that has runs may have been edited (see below).
+    asked_before = not created and AgentRun.objects.filter(comment=instance).exists()
+    if not agent_ids and not asked_before:
         _follow_up(sender, instance, adapter, created=created)
         return
     author = services.comment_author(instance, created=created)
     agent_ids = services.agents_to_run(agent_ids, author)
+    if asked_before:
+        # Runs still going that asked an older text stop; those agents still
+        # mentioned are asked again. Runs that ended are left to the page's offer.
+        revisions.comment_edited(instance, agent_ids)
     if agent_ids and not created:
         already = set(AgentRun.objects.filter(comment=instance).values_list("agent_id", flat=True))
         agent_ids = [a for a in agent_ids if a not in already]
@@ -141,6 +155,14 @@ def _follow_up(sender: Any, instance: Any, adapter: Any, *, created: bool) -> No
         )
     finally:
         _author_settled.reset(token)
+
+
+def comment_deleting(sender: Any, instance: Any, **kwargs: Any) -> None:
+    # Before the delete: the runs are still the comment's (the foreign key then
+    # becomes NULL, and the ledger keeps them with their question's excerpt).
+    if instance.pk is None or not get_adapter().handles(instance):
+        return
+    revisions.comment_deleted(instance)
 
 
 def create_runs_for_mention(

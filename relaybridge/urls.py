@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from . import feedback, views
+from . import feedback, revision_views, views
 
 app_name = "relaybridge"
 
@@ -12,5 +12,7 @@ urlpatterns: list[URLPattern] = [
     path("runs/<uuid:run_id>/retry/", views.retry_run, name="retry-run"),
     path("runs/<uuid:run_id>/stop/", views.stop_run, name="stop-run"),
     path("runs/<uuid:run_id>/feedback/", feedback.reply_feedback_view, name="reply-feedback"),
+    path("runs/<uuid:run_id>/regenerate/", revision_views.regenerate_run, name="regenerate-run"),
+    path("runs/<uuid:run_id>/ask-again/", revision_views.ask_again, name="ask-again-run"),
     path("mentions/preview/", views.mention_preview, name="mention-preview"),
 ]

@@ -45,6 +45,7 @@ from .conf import relay_settings
 from .mentions import find_mentions
 from .models import AgentRun
 from .ratelimit import retry_after
+from .revisions import may_view_thread
 from .services.admission import preview_refusals
 
 #: What a button does to a permitted run for a user: an HTTP status and the JSON body.
@@ -71,7 +72,8 @@ def _guarded(request: HttpRequest, run_id: uuid.UUID, action: Action) -> HttpRes
     if run is None:
         raise Http404("No such run.")
     adapter = get_adapter()
-    if not adapter.can_view(request.user, adapter.thread_for(run.comment)):
+    # The thread found by its key when the comment is gone (its runs stay).
+    if not may_view_thread(request.user, run):
         message = gettext("You may not change the runs of this thread.")
         return _answer(request, 403, {"ok": False, "error": "forbidden", "message": message})
     if not adapter.can_control(request.user, run):

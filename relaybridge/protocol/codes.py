@@ -44,6 +44,10 @@ class ErrorCode(StrEnum):
     ANSWER_TOO_LONG = "RELAYBRIDGE_ANSWER_TOO_LONG"
     #: The answer went on past ``RELAYBRIDGE_MAX_ANSWER_SECONDS``.
     ANSWER_TOO_SLOW = "RELAYBRIDGE_ANSWER_TOO_SLOW"
+    #: The question was edited while the run was going: stopped, and asked again.
+    EDITED = "RELAYBRIDGE_EDITED"
+    #: The comment that asked was deleted while the run was going.
+    COMMENT_DELETED = "RELAYBRIDGE_COMMENT_DELETED"
 
 
 #: Spellings seen in Relay's documentation for the same condition.

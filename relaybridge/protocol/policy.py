@@ -126,6 +126,10 @@ _TABLE = (
     # Admission: created refused with the whole reason, never sent, never retried.
     CodePolicy(_C.NOT_PERMITTED, gettext_noop("You may not call {agent}")),
     CodePolicy(_C.QUOTA, gettext_noop("Not sent: {agent}'s limit is reached")),
+    # A person edited or deleted the question: the run is stopped, never retried
+    # (an edit asks again as a new revision of the run).
+    CodePolicy(_C.EDITED, gettext_noop("The question was edited and asked again")),
+    CodePolicy(_C.COMMENT_DELETED, gettext_noop("The question was deleted")),
 )
 
 #: Every known code's policy, keyed by canonical code.

@@ -17,6 +17,7 @@ from ..adapters import get_adapter
 from ..conf import loggable, relay_settings
 from ..mentions import is_valid_agent_id
 from ..models import ACTIVE_STATUSES, AgentRun
+from ..questions import question_fields
 from ..quotas import Subject, quota_rules
 from . import admission
 from .backstop import HOP_LIMIT_CODE, hop_limit_reason, hops_admitted
@@ -34,6 +35,7 @@ def as_uuid(run_id: RunRef) -> uuid.UUID:
 
 
 def get_run(run_id: RunRef) -> AgentRun | None:
+    """The run, or None; its ``comment`` is None once that comment was deleted."""
     try:
         return AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
     except (AgentRun.DoesNotExist, ValueError):
@@ -46,7 +48,8 @@ def create_runs(
     """Create one run per new agent for ``comment``; return only the new ones.
 
     Idempotent: an agent that already has a run for this comment is skipped, and a
-    concurrent duplicate loses on the database's unique constraint. At most
+    concurrent duplicate loses on the database's unique constraint (each run is
+    revision 1; later revisions are :mod:`relaybridge.revisions`'). At most
     ``RELAYBRIDGE_MAX_MENTIONS`` runs exist per comment, counting earlier ones.
 
     New runs are ``queued``, except those admission or the loop backstop says no
@@ -86,6 +89,7 @@ def create_runs(
         "requested_by": requested_by if getattr(requested_by, "pk", None) is not None else None,
         "charged_to_id": person_id,
         "hop_depth": max(hop_depth, 0),
+        **question_fields(comment),
     }
     subject = Subject(person_id=person_id, thread_key=str(fields["thread_key"]))
     if hop_depth <= 0 and not quota_rules():

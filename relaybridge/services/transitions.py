@@ -15,6 +15,7 @@ from django.utils import timezone
 from ..adapters import get_adapter
 from ..conf import redact
 from ..models import AgentRun
+from ..questions import FINAL_STOP_CODES
 from ..rendered import store_reply_html
 from ..signals import ReplyInProgress, reply_in_progress
 from .runs import RunRef, as_uuid, queue_dispatch
@@ -29,7 +30,12 @@ _REPLYABLE: Final = (*_UNFINISHED, Status.RETRYING, Status.FAILED)
 
 
 def _transition(
-    run_id: RunRef, from_statuses: Iterable[str], to_status: str | None = None, **changes: Any
+    run_id: RunRef,
+    from_statuses: Iterable[str],
+    to_status: str | None = None,
+    *,
+    where: Q | None = None,
+    **changes: Any,
 ) -> bool:
     try:
         ref = as_uuid(run_id)
@@ -38,8 +44,10 @@ def _transition(
     if to_status is not None:
         changes["status"] = to_status
     changes.setdefault("updated_at", timezone.now())
-    rows = AgentRun.objects.filter(run_id=ref, status__in=list(from_statuses)).update(**changes)
-    return rows == 1
+    rows = AgentRun.objects.filter(run_id=ref, status__in=list(from_statuses))
+    if where is not None:
+        rows = rows.filter(where)
+    return rows.update(**changes) == 1
 
 
 def claim_for_sending(run_id: RunRef) -> AgentRun | None:
@@ -291,12 +299,16 @@ def mark_stopped(run_id: RunRef, partial_text: str = "", by: Any = None) -> bool
 
 def retry_run(run_id: RunRef, by: Any = None) -> bool:
     """The Retry button (pressed by ``by``, a user): a failed or stopped run starts
-    over and is dispatched on commit; the ledger records who and when."""
+    over and is dispatched on commit; the ledger records who and when.
+
+    Not a run whose question was edited or deleted: that one is final.
+    """
     now = timezone.now()
     changed = _transition(
         run_id,
         (Status.FAILED, Status.STOPPED),
         Status.QUEUED,
+        where=Q(comment__isnull=False) & ~Q(error_code__in=FINAL_STOP_CODES),
         attempts=0,
         event_id=None,
         error_code="",

@@ -60,6 +60,7 @@ from ..fragments import (
 from ..models import AgentRun
 from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
+from ..revisions import EDITED_CODE, ThreadRevisions, ask_again_offers
 from ..stream_urls import stream_path
 from ..streams import run_state
 from .relaybridge_replies import register as _replies
@@ -79,6 +80,8 @@ __all__ = [
 
 _CACHE_KEY: Final = "relaybridge.visible_runs"
 _REPLIES_KEY: Final = "relaybridge.stored_replies"
+#: Beside GIVEN_RUNS: the reply comment's "ask again" offers, from relaybridge_reply.
+GIVEN_OFFERS: Final = "relaybridge_given_offers"
 
 
 def visible_runs(thread: Any) -> list[AgentRun]:
@@ -86,22 +89,37 @@ def visible_runs(thread: Any) -> list[AgentRun]:
     return _visible_runs_by_key(get_adapter().thread_key(thread))
 
 
+def _visible(run: AgentRun) -> bool:
+    return run.status in VISIBLE_STATUSES and run.error_code != EDITED_CODE
+
+
 def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
+    # Not the runs of deleted comments (kept for the ledger), nor runs stopped by an
+    # edit (the next revision, under the same comment, asks the new text).
     return list(
-        AgentRun.objects.filter(thread_key=thread_key, status__in=VISIBLE_STATUSES).order_by(
-            "queued_at", "id"
+        AgentRun.objects.filter(
+            thread_key=thread_key, status__in=VISIBLE_STATUSES, comment__isnull=False
         )
+        .exclude(error_code=EDITED_CODE)
+        .order_by("queued_at", "id")
     )
 
 
 class _ThreadRuns:
-    """One thread's visible runs, loaded once, and indexed by comment."""
+    """One thread's runs, loaded once: the visible ones indexed by comment, and the
+    revisions the Regenerate buttons and "ask again" offers need."""
 
-    def __init__(self, runs: list[AgentRun]) -> None:
-        self.runs = runs
+    def __init__(self, thread_key: str) -> None:
+        every = list(
+            AgentRun.objects.filter(thread_key=thread_key, comment__isnull=False)
+            .defer("payload", "reply_html")
+            .order_by("queued_at", "id")
+        )
+        self.runs = [run for run in every if _visible(run)]
         self.by_comment: dict[str, list[AgentRun]] = {}
-        for run in runs:
+        for run in self.runs:
             self.by_comment.setdefault(str(run.comment_id), []).append(run)
+        self.revisions = ThreadRevisions(thread_key, every)
 
 
 def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
@@ -145,7 +163,7 @@ def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     # One query per thread and page, however many comments ask.
     cache = _page_cache(context)
     if thread_key not in cache:
-        cache[thread_key] = _ThreadRuns(_visible_runs_by_key(thread_key))
+        cache[thread_key] = _ThreadRuns(thread_key)
     found: _ThreadRuns = cache[thread_key]
     return found
 
@@ -157,6 +175,23 @@ def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
         cache[thread_key] = StoredReplies(thread_key)
     found: StoredReplies = cache[thread_key]
     return found
+
+
+def _cached_revisions(context: Context, thread_key: str) -> ThreadRevisions:
+    # Regenerate buttons and "ask again" offers: from the same query as the runs.
+    return _cached_runs(context, thread_key).revisions
+
+
+def _may_press(context: Context, revisions: ThreadRevisions, run_id: str) -> bool:
+    """May the page's viewer press Regenerate / Ask again on the run? As for Retry."""
+    run = revisions.runs.get(run_id)
+    viewer = _viewer(context)
+    return run is not None and viewer is not None and bool(get_adapter().can_control(viewer, run))
+
+
+def _offers(context: Context, comment: Any, revisions: ThreadRevisions) -> list[dict[str, str]]:
+    offers = ask_again_offers(comment, revisions)
+    return [offer for offer in offers if _may_press(context, revisions, offer["run_id"])]
 
 
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
@@ -187,13 +222,19 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
 def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
     given = context.get(GIVEN_RUNS)
+    offers: list[dict[str, str]] = []
     if given is not None and given[0] == str(comment.pk):
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
+        offers = context.get(GIVEN_OFFERS) or []
     else:
         views = [_view(context, run) for run in _comment_runs(context, comment)]
+        thread_key = get_adapter().comment_thread_key(comment)
+        offers = _offers(context, comment, _cached_revisions(context, thread_key))
     return {
         "comment_id": str(comment.pk),
         "runs": views,
+        # "Ask <agent> again with the edited text", after an edit of an answered question.
+        "offers": offers,
         "csrf_token": context.get("csrf_token"),
     }
 
@@ -212,7 +253,14 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     """
     thread_key = get_adapter().comment_thread_key(comment)
     body_html = reply_html(comment, _cached_replies(context, thread_key))
-    values = reply_context(comment, body_html=body_html)
+    revisions = _cached_revisions(context, thread_key)
+    values = reply_context(comment, body_html=body_html, revisions=revisions)
+    values[GIVEN_OFFERS] = _offers(context, comment, revisions)
+    row = revisions.by_reply.get(str(comment.pk))
+    if row is not None and not _may_press(context, revisions, row.run_id):
+        # Drawn for those who may press it (the live fragment has it for everyone:
+        # the endpoint refuses the others).
+        values["regenerate_url"] = ""
     # The included template has a render context of its own: its runs are looked
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (

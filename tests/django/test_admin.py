@@ -202,3 +202,22 @@ def test_refused_runs_have_their_filter_and_show_the_reason(
     assert listed.count('class="field-agent_id"') == 1  # the refused run alone
     detail = client.get(reverse("admin:relaybridge_agentrun_change", args=[refused.pk]))
     assert "too many agent replies in this thread" in detail.content.decode()
+
+
+def test_the_ledger_shows_every_revision_and_the_runs_of_deleted_comments(
+    admin_client_with_runs: tuple[Client, AgentRun], make_comment: Callable[..., Comment]
+) -> None:
+    client, _ = admin_client_with_runs
+    comment = make_comment("@athena first question")
+    comment.body = "@athena the edited question"
+    comment.save()
+    first, second = AgentRun.objects.filter(comment=comment).order_by("revision")
+    comment.delete()
+    url = reverse("admin:relaybridge_agentrun_changelist")
+    body = client.get(url, {"q": "question"}).content.decode()
+    assert "@athena first question" in body and "@athena the edited question" in body
+    detail = client.get(reverse("admin:relaybridge_agentrun_change", args=[second.pk]))
+    assert detail.status_code == 200
+    text = detail.content.decode()
+    assert "@athena the edited question" in text and "RELAYBRIDGE_COMMENT_DELETED" in text
+    assert AgentRun.objects.filter(pk__in=[first.pk, second.pk], comment=None).count() == 2

@@ -163,7 +163,8 @@ def test_people_are_unaffected(
     assert runs_of(comment) == [("athena", 0), ("klyve", 0)]
     comment.body = "@athena and @klyve, edited"
     comment.save()
-    assert runs_of(comment) == [("athena", 0), ("klyve", 0)]
+    # The runs still going are asked again with the edit: a person's, at depth 0.
+    assert runs_of(comment) == [("athena", 0), ("athena", 0), ("klyve", 0), ("klyve", 0)]
 
 
 def test_a_hop_waits_in_the_lane_of_the_person_who_started_the_chain(

@@ -58,7 +58,10 @@ def test_a_reply_inserted_live_is_the_reply_the_page_shows(
     # the script fills it in).
     body = page(client_in, detail_url(task))
     assert 'name="csrfmiddlewaretoken" value=""' in fragment
+    # The same but for the CSRF token of its forms (Regenerate, feedback), which the
+    # script fills in from the page.
     body = re.sub(r'(name="csrfmiddlewaretoken" value=")[^"]*"', r'\1"', body)
+    assert 'action="/relaybridge/runs/' in fragment and "/regenerate/" in fragment
     assert fragment in body
 
 

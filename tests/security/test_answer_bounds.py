@@ -228,7 +228,7 @@ async def test_a_cut_off_answer_holds_its_thread_like_a_stopped_one_then_lets_go
         flood = {"type": "token", "event_id": event_id, "agent_id": "stall", "token": "x" * CAP}
         await send_frame(relay, flood)
         await wait_for(lambda: run_status(run.run_id) == Status.FAILED, what="the cut-off run")
-        task = await sync_to_async(lambda: Task.objects.get(comments__pk=run.comment_id))()
+        task = await sync_to_async(lambda: Task.objects.get(comments__relaybridge_runs=run.pk))()
         again = await post_mention("@stall once more", task=task)
         [second] = await runs_for(again)
         await wait_for(

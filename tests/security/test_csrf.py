@@ -28,6 +28,12 @@ def button(action: str, run_id: Any) -> str:
     return reverse(f"relaybridge:{action}-run", kwargs={"run_id": run_id})
 
 
+def answered(run: AgentRun, **fields: Any) -> Any:
+    """``run`` as if its agent had replied (the Regenerate and Ask again buttons')."""
+    AgentRun.objects.filter(pk=run.pk).update(status=Status.REPLIED, **fields)
+    return run.run_id
+
+
 # --- CSRF on every POST -----------------------------------------------------------------
 
 
@@ -35,6 +41,11 @@ POSTS: dict[str, Callable[[Task, AgentRun, AgentRun], tuple[str, dict[str, str]]
     "comment": lambda task, failed, streaming: (f"/tasks/{task.pk}/", {"body": "@athena hi"}),
     "retry": lambda task, failed, streaming: (button("retry", failed.run_id), {}),
     "stop": lambda task, failed, streaming: (button("stop", streaming.run_id), {}),
+    "regenerate": lambda task, failed, streaming: (button("regenerate", answered(failed)), {}),
+    "ask again": lambda task, failed, streaming: (
+        button("ask-again", answered(failed, question_digest="edited since")),
+        {},
+    ),
     "mention preview": lambda task, failed, streaming: (
         reverse("relaybridge:mention-preview"),
         {"text": "@athena"},
@@ -118,6 +129,8 @@ def test_the_tests_cover_every_route_of_relaybridge_and_the_tasks_app() -> None:
         "relaybridge:stop-run",
         "relaybridge:mention-preview",
         "relaybridge:reply-feedback",
+        "relaybridge:regenerate-run",
+        "relaybridge:ask-again-run",
     }
     read_only = {"tasks:task_list"}
     assert names - covered - read_only == set(), "routes without a CSRF test"

@@ -172,7 +172,7 @@
     if (button) button.disabled = true;
     var placeholder = form.closest("[data-relaybridge-run]");
     var runId = placeholder ? placeholder.getAttribute("data-relaybridge-run") : null;
-    var stream = runId ? streamFor(runId) : null;
+    var stream = runId ? streamFor(runId) : streams[0] || null;
     var texts = stream ? stream.texts : {};
     fetch(form.action, {
       method: "POST",
@@ -190,6 +190,7 @@
         if (body && body.ok && body.run) {
           // The socket normally says so first; this covers a socket that is down.
           stream.handle(body.run);
+          if (form.hasAttribute("data-relaybridge-once")) form.remove();
         } else if (!body || !body.ok) {
           stream.renderer.announce((body && body.message) || texts.action_failed);
         }
@@ -206,7 +207,11 @@
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
     var runAction = form.hasAttribute("data-relaybridge-run-action");
-    if (runAction && form.closest("[data-relaybridge-run]")) {
+    // A run's Retry/Stop, or a comment's Regenerate / "ask again" (a new run).
+    var onPage = form.closest("[data-relaybridge-run]") ||
+      form.closest("[data-relaybridge-comment-id]") ||
+      form.hasAttribute("data-relaybridge-once");
+    if (runAction && onPage && window.fetch) {
       submitRunAction(form, event);
     } else if (form.hasAttribute("data-relaybridge-comment-form") && window.fetch) {
       page.submitComment(form, event, renderEverything);
