@@ -97,7 +97,7 @@ class Parameters:
             fairness_probes=3,
             fairness_probe_every_s=0.5,
             watchers_sockets=50,
-            watchers_rss_rounds=3,
+            watchers_rss_rounds=2,
             fanout_watchers=20,
             fanout_tokens=10,
             fanout_rounds=3,

@@ -115,6 +115,8 @@ def seed_thread(comments: int, title: str) -> int:
     # and every step-th), then over the agents, as a busy thread has them.
     step = max(1, len(people) // len(RUN_STATES))
     slots = [(c, a) for a in AGENTS for c in range(0, len(people), step)]
+    if len(slots) < len(RUN_STATES):
+        raise ValueError(f"{comments} comments are too few for {runs_wanted} runs")
     for n, state in enumerate(RUN_STATES):
         comment_index, agent_id = slots[n]
         runs.append(
