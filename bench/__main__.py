@@ -1,7 +1,7 @@
 """``python -m bench [--quick]``: start the stack, run every scenario, write the results.
 
 The full run takes several minutes; ``--quick`` runs each scenario once with tiny
-loads (under a minute, for CI: it proves the harness works, its numbers mean little).
+loads (a minute or two, for CI: it proves the harness works, its numbers mean little).
 """
 
 from __future__ import annotations
@@ -62,6 +62,14 @@ class Parameters:
     fairness_burst: int = 125
     fairness_probes: int = 10
     fairness_probe_every_s: float = 2.0
+    watchers_sockets: int = 2000
+    watchers_rss_rounds: int = 3
+    fanout_watchers: int = 500
+    fanout_tokens: int = 100
+    fanout_rounds: int = 3
+    pages_comments: list[int] = field(default_factory=lambda: [5, 200])
+    pages_rounds: int = 3
+    pages_requests: int = 15
 
     @classmethod
     def quick(cls) -> Parameters:
@@ -88,6 +96,14 @@ class Parameters:
             fairness_burst=20,
             fairness_probes=3,
             fairness_probe_every_s=0.5,
+            watchers_sockets=50,
+            watchers_rss_rounds=2,
+            fanout_watchers=20,
+            fanout_tokens=10,
+            fanout_rounds=3,
+            pages_comments=[5, 20],
+            pages_rounds=3,
+            pages_requests=2,
         )
 
 
@@ -95,7 +111,16 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-SCENARIOS = ("mention", "latency", "throughput", "bytes", "memory", "fairness")
+SCENARIOS = (
+    "mention",
+    "latency",
+    "throughput",
+    "bytes",
+    "memory",
+    "watchers",
+    "pages",
+    "fairness",
+)
 
 
 async def run_scenarios(
@@ -110,6 +135,9 @@ async def run_scenarios(
     figures["flush_ms"] = float(params.flush_ms)
     login = await asyncio.to_thread(sign_in, stack.daphne_url, *DEMO_LOGIN)
     scenarios: dict[str, Any] = {"worker_rss_mb_cold": ledger.rss_mb(stack.worker.pid)}
+    #: Figures that are medians over rounds: their [min, max] over the rounds.
+    spreads: dict[str, list[float]] = {}
+    scenarios["spreads"] = spreads
     # As many runs as the latency scenario starts at once: the first burst opens the
     # processes' Redis and database connections, which a running deployment has open.
     log("warm-up")
@@ -182,6 +210,25 @@ async def run_scenarios(
         figures["worker_rss_mb_1000_runs"] = memory["rss_mb_peak"]
         figures["worker_rss_mb_idle"] = memory["rss_mb_idle"]
         figures["worker_rss_mb_after_runs"] = memory["rss_mb_after"]
+    if "watchers" in only:
+        await watchers_scenarios(stack, params, login, figures, scenarios, spreads)
+    if "pages" in only:
+        from . import pages
+
+        small, big = params.pages_comments
+        log(f"big threads: the task page with {small} and {big} comments")
+        threads = await asyncio.to_thread(
+            pages.big_threads,
+            small=small,
+            big=big,
+            rounds=params.pages_rounds,
+            requests=params.pages_requests,
+        )
+        scenarios["pages"] = threads
+        figures["page_queries_5"] = threads["queries"][str(small)]
+        figures["page_queries_200"] = threads["queries"][str(big)]
+        figures["page_render_ratio_200"] = threads["ratio_200"]
+        spreads["page_render_ratio_200"] = threads["ratio_200_spread"]
     if only & {"latency", "throughput"}:
         log("restarting the relay worker with coalescing off")
         await asyncio.to_thread(stack.restart_worker, 0)
@@ -204,6 +251,42 @@ async def run_scenarios(
         figures["fairness_wait_p50_ms_behind_burst"] = fair["wait_to_sent_ms_behind_burst"]["p50"]
     scenarios["throughput_baselines"] = {str(k): v for k, v in baselines.items()}
     return figures, scenarios
+
+
+async def watchers_scenarios(
+    stack: Any,
+    params: Parameters,
+    login: Any,
+    figures: dict[str, float],
+    scenarios: dict[str, Any],
+    spreads: dict[str, list[float]],
+) -> None:
+    from . import watchers
+
+    log(f"watchers: Daphne's RSS with {params.watchers_sockets} idle pages")
+    rss = await watchers.rss_per_socket(
+        stack, login.cookie, sockets=params.watchers_sockets, rounds=params.watchers_rss_rounds
+    )
+    scenarios["watchers_rss"] = rss
+    figures["watchers_rss_kb_per_socket"] = rss["kb_per_socket"]
+    spreads["watchers_rss_kb_per_socket"] = rss["kb_per_socket_spread"]
+    for daphnes, key in ((1, "fanout_500_p99_ms"), (2, "fanout_500_p99_ms_two_daphne")):
+        log(f"fan-out to {params.fanout_watchers} pages on {daphnes} Daphne process(es)")
+        found = await watchers.fanout(
+            stack,
+            login.cookie,
+            watchers=params.fanout_watchers,
+            tokens=params.fanout_tokens,
+            rounds=params.fanout_rounds,
+            daphnes=daphnes,
+        )
+        scenarios[f"fanout_{daphnes}_daphne"] = found
+        figures[key] = found["p99_ms"]
+        spreads[key] = found["p99_ms_spread"]
+        if daphnes == 2:
+            stop_key = "stop_to_other_daphne_ms"
+            figures[stop_key] = found["stop_to_last_page_other_daphne_ms"]
+            spreads[stop_key] = found["stop_to_last_page_other_daphne_ms_spread"]
 
 
 def _override(params: Parameters, assignment: str) -> None:
@@ -243,7 +326,7 @@ def profiling(pid: int, output: Path | None) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny loads, under a minute")
+    parser.add_argument("--quick", action="store_true", help="tiny loads, a minute or two")
     parser.add_argument(
         "--out", type=Path, default=None, help="results file (latest.json; --quick: quick.json)"
     )
@@ -274,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(sorted(only - set(SCENARIOS)))}")
 
     from .stack import running_stack
+    from .watchers import raise_fd_limit
+
+    # Daphne holds a descriptor per page socket; the processes started inherit this.
+    raise_fd_limit()
 
     began = time.monotonic()
     # Other work on the machine weighs on every figure: say how busy it was.

@@ -41,6 +41,13 @@ FIGURES: list[tuple[str, str, str, str]] = [
         "ms",
         "",
     ),
+    ("watchers_rss_kb_per_socket", "Daphne RSS per idle page socket", "KB", "<= 60"),
+    ("fanout_500_p99_ms", "fan-out push -> last of 500 pages p99", "ms", "<= 100"),
+    ("fanout_500_p99_ms_two_daphne", "fan-out p99, two Daphne processes", "ms", "<= 100"),
+    ("stop_to_other_daphne_ms", "Stop -> last page on the other Daphne", "ms", ""),
+    ("page_queries_5", "task page queries, 5 comments", "", "= 200's"),
+    ("page_queries_200", "task page queries, 200 comments", "", "= 5's"),
+    ("page_render_ratio_200", "task page render vs without tags, 200", "x", "<= 1.2"),
 ]
 REQUIRED_KEYS = [key for key, *_ in FIGURES]
 
@@ -127,11 +134,15 @@ def assemble(
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"{'figure':40} {'value':>10}  {'unit':5} target", "-" * 72]
+    # A median over rounds is shown with its spread (min-max) in the last column.
+    spreads = (result.get("scenarios") or {}).get("spreads") or {}
+    lines = [f"{'figure':40} {'value':>10}  {'unit':5} {'target':14} spread", "-" * 86]
     for key, label, unit, target in FIGURES:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:,.1f}"
-        lines.append(f"{label:40} {shown:>10}  {unit:5} {target}")
+        low_high = spreads.get(key) or []
+        band = f"{low_high[0]:,.1f}-{low_high[1]:,.1f}" if len(low_high) == 2 else ""
+        lines.append(f"{label:40} {shown:>10}  {unit:5} {target:14} {band}".rstrip())
     return "\n".join(lines)
 
 

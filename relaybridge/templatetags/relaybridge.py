@@ -32,11 +32,14 @@ on every call, so agents' replies are best shown through ``{% relaybridge_reply 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Final
 
 from django import template
+from django.template import Engine
 from django.template.context import Context
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
@@ -218,9 +221,43 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
     }
 
 
-@register.inclusion_tag("relaybridge/runs.html", takes_context=True)
-def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
-    """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms."""
+#: The runs of one comment (overridable); the package's own copy is drawn without a render
+#: for a comment with no runs, most of a long thread's (see :func:`relaybridge_runs`).
+RUNS_TEMPLATE: Final = "relaybridge/runs.html"
+_PACKAGE_RUNS_TEMPLATE: Final = (
+    Path(__file__).resolve().parent.parent / "templates" / "relaybridge" / "runs.html"
+)
+#: What the package's ``runs.html`` renders for a comment without runs.
+_EMPTY_RUNS: Final = (
+    '\n<div class="relaybridge-runs" data-relaybridge-comment-runs="{}">\n\n</div>\n\n'
+)
+_RUNS_TEMPLATE_KEY: Final = "relaybridge.runs_template"
+
+
+def _runs_template(context: Context) -> tuple[Any, bool]:
+    """``runs.html`` as this page's engine finds it, and whether it is the package's own
+    (looked up once per template render, as an inclusion tag does)."""
+    found: tuple[Any, bool] | None = context.render_context.get(_RUNS_TEMPLATE_KEY)
+    if found is None:
+        engine = context.template.engine if context.template is not None else Engine.get_default()
+        loaded = engine.get_template(RUNS_TEMPLATE)
+        origin = getattr(getattr(loaded, "origin", None), "name", None)
+        stock = bool(origin) and Path(str(origin)).resolve() == _PACKAGE_RUNS_TEMPLATE
+        found = (loaded, stock)
+        context.render_context[_RUNS_TEMPLATE_KEY] = found
+    return found
+
+
+@register.simple_tag(takes_context=True)
+def relaybridge_runs(context: Context, comment: Any) -> SafeString:
+    """The runs of ``comment`` that have not ended in a reply, with Retry/Stop forms,
+    as ``relaybridge/runs.html`` renders them (an inclusion tag's context: ``comment_id``,
+    ``runs``, ``offers``, ``csrf_token``).
+
+    Most comments of a long thread have no runs: with the package's own template their
+    empty container is written out directly, which keeps a page of 200 comments from
+    paying for 200 template renders. An overridden ``runs.html`` is always rendered.
+    """
     given = context.get(GIVEN_RUNS)
     offers: list[dict[str, str]] = []
     if given is not None and given[0] == str(comment.pk):
@@ -230,13 +267,19 @@ def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
         views = [_view(context, run) for run in _comment_runs(context, comment)]
         thread_key = get_adapter().comment_thread_key(comment)
         offers = _offers(context, comment, _cached_revisions(context, thread_key))
-    return {
-        "comment_id": str(comment.pk),
+    comment_id = str(comment.pk)
+    loaded, stock = _runs_template(context)
+    if not views and not offers and stock:
+        return format_html(_EMPTY_RUNS, comment_id)
+    values = {
+        "comment_id": comment_id,
         "runs": views,
         # "Ask <agent> again with the edited text", after an edit of an answered question.
         "offers": offers,
         "csrf_token": context.get("csrf_token"),
     }
+    rendered: SafeString = loaded.render(context.new(values))
+    return rendered
 
 
 def _comment_runs(context: Context, comment: Any) -> list[AgentRun]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.template import Context, RequestContext, Template
+from django.template import Context, RequestContext, Template, engines
+from django.template.loader import get_template
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
@@ -92,3 +94,39 @@ def test_each_comment_gets_only_its_own_runs(user: Any) -> None:
         block = after.split("data-relaybridge-comment-runs=")[0]
         assert f'data-relaybridge-run="{run.run_id}"' in block
         assert block.count("data-relaybridge-run=") == 1
+
+
+def test_a_comment_without_runs_gets_what_the_runs_template_renders(user: Any) -> None:
+    task = Task.objects.create(title="quiet")
+    comment = Comment.objects.create(task=task, author=user, body="no mentions here")
+    drawn = Template("{% load relaybridge %}{% relaybridge_runs comment %}").render(
+        Context({"comment": comment})
+    )
+    # The package's template itself, rendered as an inclusion tag would.
+    rendered = get_template("relaybridge/runs.html").render(
+        {"comment_id": str(comment.pk), "runs": [], "csrf_token": None}
+    )
+    assert drawn == rendered
+    assert f'data-relaybridge-comment-runs="{comment.pk}"' in drawn
+
+
+def test_an_overridden_runs_template_is_rendered_for_every_comment(
+    user: Any, settings: Any, tmp_path: Path
+) -> None:
+    override = tmp_path / "relaybridge" / "runs.html"
+    override.parent.mkdir()
+    override.write_text(
+        "<ul data-relaybridge-comment-runs='{{ comment_id }}'>{{ runs|length }}</ul>"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    task, comments = thread_with(1, user)
+    quiet = Comment.objects.create(task=task, author=user, body="no mentions here")
+    page = engines["django"].from_string(
+        "{% load relaybridge %}"
+        "{% for comment in comments %}{% relaybridge_runs comment %}{% endfor %}"
+    )
+    html = page.render({"comments": [*comments, quiet]})
+    assert html == (
+        f"<ul data-relaybridge-comment-runs='{comments[0].pk}'>1</ul>"
+        f"<ul data-relaybridge-comment-runs='{quiet.pk}'>0</ul>"
+    )

@@ -263,6 +263,12 @@ def test_the_task_page_queries_do_not_grow_with_comments_or_runs(
         Comment.objects.create(task=task, author=user, body=f"@athena @klyve number {n}")
         Comment.objects.create(task=task, agent_id="athena", body=f"reply {n}")
     assert queries_for_page() == few
+    # A long thread: 200 comments in all, most of them without runs.
+    Comment.objects.bulk_create(
+        Comment(task=task, author=user, body=f"comment {n}") for n in range(188)
+    )
+    assert task.comments.count() == 200
+    assert queries_for_page() == few
 
 
 def test_retry_and_stop_urls_follow_where_the_host_mounts_relaybridge(
