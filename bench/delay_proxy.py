@@ -9,6 +9,11 @@ delayed from when it was read, so the delay is added once, not queued behind
 others. Bytes pass through untouched (TLS goes end to end through it). When one
 side closes, the other is closed after the delayed bytes have gone.
 
+Connecting to the proxy is instant, where over a network TCP's handshake takes a
+round trip before the client can send. So the client's first bytes are held as if
+sent one RTT after it connected: a new connection pays for its handshake, as the
+connection-per-event pattern does on a real network.
+
 Run it in its own process: in the process being measured, its timers would share
 that process's event loop and its stalls.
 """
@@ -28,24 +33,33 @@ LISTENING_PREFIX = "listening on "
 _CHUNK = 64 * 1024
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy ``reader`` to ``writer``, each chunk ``delay`` seconds after it was read."""
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    not_before: float = 0.0,
+) -> None:
+    """Copy ``reader`` to ``writer``, each chunk ``delay`` seconds after it was read
+    (or after ``not_before``, a monotonic time, if it was read earlier)."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    def due() -> float:
+        return max(time.monotonic(), not_before) + delay
 
     async def read() -> None:
         try:
             while chunk := await reader.read(_CHUNK):
-                queue.put_nowait((time.monotonic() + delay, chunk))
+                queue.put_nowait((due(), chunk))
         except (ConnectionError, OSError):
             pass
         finally:
-            queue.put_nowait((time.monotonic() + delay, b""))
+            queue.put_nowait((due(), b""))
 
     reading = asyncio.create_task(read())
     try:
         while True:
-            due, chunk = await queue.get()
-            wait = due - time.monotonic()
+            at, chunk = await queue.get()
+            wait = at - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             if not chunk:
@@ -113,11 +127,13 @@ class DelayProxy:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        # The client could send once TCP's SYN and SYN-ACK had crossed: one RTT.
+        handshake_done = time.monotonic() + 2 * self.one_way
         upstream_writer: asyncio.StreamWriter | None = None
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
             await asyncio.gather(
-                _pump(reader, upstream_writer, self.one_way),
+                _pump(reader, upstream_writer, self.one_way, handshake_done),
                 _pump(upstream_reader, writer, self.one_way),
             )
         except (ConnectionError, OSError):

@@ -30,6 +30,11 @@ DEBUG = False
 # production deployment reaching the real Relay.
 SILENCED_SYSTEM_CHECKS = ["relaybridge.E001"]
 
+# The remote scenario's relay worker verifies its TLS emulator against a throwaway
+# authority, and the Celery worker runs the connection-per-event task it compares with.
+RELAYBRIDGE_RELAY_CA_FILE = os.environ.get("RELAYBRIDGE_BENCH_RELAY_CA_FILE") or None
+CELERY_IMPORTS = ["bench.remote_task"]
+
 # The fairness scenario restarts the relay worker on a paced plan.
 RELAYBRIDGE_PLAN = os.environ.get("RELAYBRIDGE_BENCH_PLAN", "unlimited")
 RELAYBRIDGE_AGENTS = [*RELAYBRIDGE_AGENTS, "load"]
