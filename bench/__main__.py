@@ -66,6 +66,8 @@ class Parameters:
     remote_rounds: int = 3
     remote_per_round: int = 30
     remote_pings: int = 10
+    thinking_rounds: int = 3
+    thinking_per_round: int = 10
 
     @classmethod
     def quick(cls) -> Parameters:
@@ -95,6 +97,8 @@ class Parameters:
             remote_rounds=3,
             remote_per_round=2,
             remote_pings=3,
+            thinking_rounds=3,
+            thinking_per_round=1,
         )
 
 
@@ -102,7 +106,16 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-SCENARIOS = ("mention", "remote", "latency", "throughput", "bytes", "memory", "fairness")
+SCENARIOS = (
+    "mention",
+    "remote",
+    "thinking",
+    "latency",
+    "throughput",
+    "bytes",
+    "memory",
+    "fairness",
+)
 
 
 async def run_scenarios(
@@ -158,6 +171,22 @@ async def run_scenarios(
                 far["accepted_ms_connection_per_event"],
             ),
         ):
+            figures[key] = found["median"]
+            spreads[key] = found["spread"]
+    if "thinking" in only:
+        from . import thinking
+
+        log("post -> thinking in Chromium, on the stack, then on the embedded demo")
+        shown = {
+            "post_to_thinking_p50_ms": await thinking.on_stack(
+                stack, rounds=params.thinking_rounds, per_round=params.thinking_per_round
+            ),
+            "post_to_thinking_p50_ms_demo": await thinking.on_demo(
+                rounds=params.thinking_rounds, per_round=params.thinking_per_round
+            ),
+        }
+        scenarios["post_to_thinking"] = shown
+        for key, found in shown.items():
             figures[key] = found["median"]
             spreads[key] = found["spread"]
 

@@ -39,6 +39,8 @@ FIGURES: list[tuple[str, str, str, str]] = [
         "ms",
         "",
     ),
+    ("post_to_thinking_p50_ms", "post -> thinking shown, stack, p50", "ms", "<= 100"),
+    ("post_to_thinking_p50_ms_demo", "post -> thinking shown, demo, p50", "ms", ""),
     ("bytes_ratio_accumulated_vs_delta", "bytes: accumulated / delta", "x", ""),
     ("worker_rss_mb_1000_runs", "worker RSS, runs streaming", "MB", "<= 150"),
     ("worker_rss_mb_idle", "worker RSS idle", "MB", ""),
