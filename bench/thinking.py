@@ -44,7 +44,8 @@ STOPWATCH = """() => {
   const watch = {posted: null, dom: null, painted: null, run: null, before: [], statuses: []};
   window.__benchThinking = watch;
   const runs = () => [...document.querySelectorAll('[data-relaybridge-run]')];
-  document.addEventListener('submit', () => {
+  document.addEventListener('submit', (event) => {
+    if (!event.target.matches('#comment-form')) return;  // not a Stop or Retry form
     watch.before = runs().map((run) => run.getAttribute('data-relaybridge-run'));
     watch.dom = null;
     watch.painted = null;
@@ -102,7 +103,12 @@ async def _post_and_time(page: Any, body: str, *, stop: bool) -> dict[str, float
     # The run ends (replied, or stopped) before the next post, so runs never overlap.
     mine = f'{RUN}[data-relaybridge-run="{watch["run"]}"]'
     if stop:
-        await page.click(f"{mine} button:has-text('Stop')")
+        # Clicked from the page's script: the stream re-renders the run's buttons as
+        # the other runs on the page change, which Playwright's click waits out.
+        await page.evaluate(
+            "(selector) => document.querySelector(selector).click()",
+            f"{mine} form[data-relaybridge-run-action=stop] button",
+        )
         await page.wait_for_selector(f"{mine}[data-status=stopped]", timeout=TIMEOUT_MS)
     else:
         await page.wait_for_selector(mine, state="detached", timeout=TIMEOUT_MS)
