@@ -72,6 +72,12 @@ STOPWATCH = """() => {
 }"""
 
 
+STOP = """(selector) => {
+  const button = document.querySelector(selector);
+  if (button) button.click();
+  return Boolean(button);
+}"""
+
 # The stopwatch, with when the POST's response had fully arrived (Resource Timing:
 # the first fetch the page started after the submit is the POST).
 RESPONSE_TIMING = """() => {
@@ -103,11 +109,14 @@ async def _post_and_time(page: Any, body: str, *, stop: bool) -> dict[str, float
     # The run ends (replied, or stopped) before the next post, so runs never overlap.
     mine = f'{RUN}[data-relaybridge-run="{watch["run"]}"]'
     if stop:
-        # Clicked from the page's script: the stream re-renders the run's buttons as
-        # the other runs on the page change, which Playwright's click waits out.
-        await page.evaluate(
-            "(selector) => document.querySelector(selector).click()",
-            f"{mine} form[data-relaybridge-run-action=stop] button",
+        # Clicked from the page's script, as soon as the button is there: the page
+        # re-renders its runs' buttons as the other runs on it change, which
+        # Playwright's own click waits out (for as long as they keep changing).
+        await page.wait_for_function(
+            STOP,
+            arg=f"{mine} form[data-relaybridge-run-action=stop] button",
+            polling=50,
+            timeout=TIMEOUT_MS,
         )
         await page.wait_for_selector(f"{mine}[data-status=stopped]", timeout=TIMEOUT_MS)
     else:
