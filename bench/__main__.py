@@ -155,40 +155,12 @@ async def run_scenarios(
         from . import remote
 
         log(f"remote Relay: TLS behind a {params.remote_rtt_ms:g} ms round trip")
-        far = await remote.remote_accepted(
-            stack,
-            rtt_ms=params.remote_rtt_ms,
-            rounds=params.remote_rounds,
-            per_round=params.remote_per_round,
-            pings=params.remote_pings,
-        )
-        scenarios["remote_relay"] = far
-        for key, found in (
-            ("remote_rtt_ms", far["rtt_ms"]),
-            ("remote_accepted_p50_ms", far["accepted_ms_shared_connection"]),
-            (
-                "remote_accepted_p50_ms_connection_per_event",
-                far["accepted_ms_connection_per_event"],
-            ),
-        ):
-            figures[key] = found["median"]
-            spreads[key] = found["spread"]
+        scenarios["remote_relay"] = await remote.scenario(stack, params, figures, spreads)
     if "thinking" in only:
         from . import thinking
 
         log("post -> thinking in Chromium, on the stack, then on the embedded demo")
-        shown = {
-            "post_to_thinking_p50_ms": await thinking.on_stack(
-                stack, rounds=params.thinking_rounds, per_round=params.thinking_per_round
-            ),
-            "post_to_thinking_p50_ms_demo": await thinking.on_demo(
-                rounds=params.thinking_rounds, per_round=params.thinking_per_round
-            ),
-        }
-        scenarios["post_to_thinking"] = shown
-        for key, found in shown.items():
-            figures[key] = found["median"]
-            spreads[key] = found["spread"]
+        scenarios["post_to_thinking"] = await thinking.scenario(stack, params, figures, spreads)
 
     latency_load = streaming.Load(params.latency_runs, params.latency_tokens, params.latency_rate)
     baselines: dict[float, dict[str, Any]] = {}

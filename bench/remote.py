@@ -291,3 +291,24 @@ async def remote_accepted(
         "shared_vs_per_event": round(shared_p50["median"] / per_event_p50["median"], 3),
         "shared_minus_rtt_ms": round(shared_p50["median"] - rtt["median"], 2),
     }
+
+
+async def scenario(
+    stack: Stack, params: Any, figures: dict[str, float], spreads: dict[str, float]
+) -> dict[str, Any]:
+    """Run with ``python -m bench``'s parameters; fills in the figures and their spreads."""
+    far = await remote_accepted(
+        stack,
+        rtt_ms=params.remote_rtt_ms,
+        rounds=params.remote_rounds,
+        per_round=params.remote_per_round,
+        pings=params.remote_pings,
+    )
+    for key, found in (
+        ("remote_rtt_ms", far["rtt_ms"]),
+        ("remote_accepted_p50_ms", far["accepted_ms_shared_connection"]),
+        ("remote_accepted_p50_ms_connection_per_event", far["accepted_ms_connection_per_event"]),
+    ):
+        figures[key] = found["median"]
+        spreads[key] = found["spread"]
+    return far

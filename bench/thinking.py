@@ -229,3 +229,18 @@ async def on_demo(*, rounds: int, per_round: int) -> dict[str, Any]:
             rounds=rounds,
             per_round=per_round,
         )
+
+
+async def scenario(
+    stack: Stack, params: Any, figures: dict[str, float], spreads: dict[str, float]
+) -> dict[str, Any]:
+    """Run with ``python -m bench``'s parameters; fills in the figures and their spreads."""
+    rounds, per_round = params.thinking_rounds, params.thinking_per_round
+    shown = {
+        "post_to_thinking_p50_ms": await on_stack(stack, rounds=rounds, per_round=per_round),
+        "post_to_thinking_p50_ms_demo": await on_demo(rounds=rounds, per_round=per_round),
+    }
+    for key, found in shown.items():
+        figures[key] = found["median"]
+        spreads[key] = found["spread"]
+    return shown
