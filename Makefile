@@ -58,7 +58,7 @@ reliability: $(STAMP)
 
 ## make bench: the benchmarks on a real stack (PostgreSQL, Redis, Daphne, Celery, relay
 ## worker, emulator; several minutes); prints the table, writes bench/results/latest.json.
-## make bench-quick: the same harness with tiny loads, under a minute (CI runs it).
+## make bench-quick: the same harness with tiny loads, about a minute (CI runs it).
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

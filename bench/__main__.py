@@ -1,7 +1,7 @@
 """``python -m bench [--quick]``: start the stack, run every scenario, write the results.
 
 The full run takes several minutes; ``--quick`` runs each scenario once with tiny
-loads (under a minute, for CI: it proves the harness works, its numbers mean little).
+loads (about a minute, for CI: it proves the harness works, its numbers mean little).
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def profiling(pid: int, output: Path | None) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny loads, under a minute")
+    parser.add_argument("--quick", action="store_true", help="tiny loads, about a minute")
     parser.add_argument(
         "--out", type=Path, default=None, help="results file (latest.json; --quick: quick.json)"
     )
