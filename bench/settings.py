@@ -48,3 +48,5 @@ RELAYBRIDGE_STALL_TIMEOUT = 600.0
 # Per-run logging would weigh on the figures: WARNING unless RELAYBRIDGE_LOG says otherwise.
 loggers = cast(dict[str, dict[str, Any]], LOGGING["loggers"])
 loggers["relaybridge"]["level"] = os.environ.get("RELAYBRIDGE_LOG", "WARNING")
+# One sign-in opens every measured page: no per-person socket cap.
+RELAYBRIDGE_MAX_SOCKETS_PER_USER = None

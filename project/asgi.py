@@ -21,7 +21,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from relaybridge.routing import websocket_urlpatterns  # noqa: E402
+from relaybridge.routing import unknown_path_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 # With DEBUG on, Daphne serves the static files itself, as runserver does; in
 # production they are collected (collectstatic) and served in front of Daphne.
@@ -31,7 +31,7 @@ application = ProtocolTypeRouter(
     {
         "http": http_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, *unknown_path_urlpatterns]))
         ),
     }
 )

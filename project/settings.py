@@ -154,6 +154,8 @@ RELAYBRIDGE_REDIS_URL = REDIS_URL
 # Mentions work before a relay worker has ever run discovery: these are the
 # emulator's built-in agents.
 RELAYBRIDGE_AGENTS = ["athena", "klyve", "offline", "broken", "sleepy", "stall", "slow"]
+# Follow-ups without a mention are off unless the environment sets a window (seconds).
+RELAYBRIDGE_FOLLOW_UP_WINDOW = float(os.environ.get("DEMO_FOLLOW_UP_WINDOW") or 0) or None
 
 # Everything goes to the console (stderr), for the process manager to keep: relaybridge's
 # log at RELAYBRIDGE_LOG, and Django's errors (a request's traceback, a failed

@@ -4,8 +4,8 @@ relaybridge owns no tasks or comments. The host names its comment model
 (``RELAYBRIDGE_COMMENT_MODEL``) and an adapter class (``RELAYBRIDGE_ADAPTER``, a
 dotted path) that answers every question relaybridge asks about them: a comment's
 text, its thread (the object whose page shows the stream, e.g. a task), the
-thread's stable Relay id, the payload context, who may watch a thread, and how an
-agent's reply is saved.
+thread's stable Relay id, the payload context, who may watch a thread, who may
+Stop and Retry a run, and how an agent's reply is saved.
 
 :class:`DefaultCommentAdapter` covers the common shape -- a comment with a text
 field, a foreign key to its thread, a nullable author and an ``agent_id`` -- through
@@ -13,7 +13,9 @@ settings alone (``RELAYBRIDGE_BODY_FIELD``, ``_THREAD_FIELD``, ``_AUTHOR_FIELD``
 ``_AGENT_FIELD``, ``_CREATED_FIELD``, ``_THREAD_TITLE_FIELD``, ``_THREAD_ID_PREFIX``).
 Anything else: subclass it (or :class:`CommentAdapter`) and point
 ``RELAYBRIDGE_ADAPTER`` at the class. Override :meth:`CommentAdapter.can_view` to
-apply the host's own permissions to the live stream.
+apply the host's own permissions to the live stream,
+:meth:`CommentAdapter.can_control` to those of its Stop and Retry buttons, and
+:meth:`CommentAdapter.can_mention` to decide who may call which agent.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from .conf import redact, relay_settings
 
 if TYPE_CHECKING:
     from .models import AgentRun
+
+
+#: Lets its holders Stop and Retry anyone's runs (see :meth:`CommentAdapter.can_control`).
+CONTROL_PERMISSION = "relaybridge.control_agentrun"
 
 
 class Sender(TypedDict):
@@ -131,6 +137,45 @@ class CommentAdapter:
         refuses everyone else.
         """
         return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+    def can_mention(self, user: Any, agent_id: str, thread: Any) -> bool:
+        """May ``user`` call ``agent_id`` in ``thread``? Default: see below.
+
+        Asked when runs are created (a refused mention ends as a ``refused`` run
+        with the reason), and by the comment box's autocomplete and preview. For a
+        run agents' replies led to, ``user`` is the person at the start of the
+        chain (None when no person started it).
+
+        The default lets everyone call an agent that ``RELAYBRIDGE_AGENT_PERMISSIONS``
+        does not name; one it names needs that permission, globally or on the
+        thread (``user.has_perm(perm) or user.has_perm(perm, thread)``, so
+        object-permission backends such as django-guardian work). Keep it cheap:
+        it is asked once per mentioned agent.
+        """
+        perm = agent_permission(agent_id)
+        if perm is None:
+            return True
+        if user is None or not getattr(user, "is_active", False):
+            return False
+        return bool(user.has_perm(perm) or user.has_perm(perm, thread))
+
+    def can_control(self, user: Any, run: AgentRun) -> bool:
+        """May ``user`` press Stop and Retry on ``run``? Default: the person who asked
+        (the run's ``requested_by``), staff, and holders of the permission
+        ``relaybridge.control_agentrun``; never an anonymous or inactive user.
+
+        The Retry and Stop views refuse everyone else (after ``can_view`` on the
+        run's thread), and pages show them no buttons. Asked for every run a page
+        shows, so keep it cheap: the default compares ids before it asks the
+        permission backends (cached on the user object).
+        """
+        if not (getattr(user, "is_authenticated", False) and getattr(user, "is_active", False)):
+            return False
+        if run.requested_by_id is not None and run.requested_by_id == user.pk:
+            return True
+        if getattr(user, "is_staff", False):
+            return True
+        return bool(user.has_perm(CONTROL_PERMISSION))
 
     def save_reply(self, run: AgentRun, text: str) -> Any:
         """Save ``text`` as a comment by ``run.agent_id`` on the run's thread."""
@@ -301,6 +346,15 @@ class DefaultCommentAdapter(CommentAdapter):
         )
         reply.save()
         return reply
+
+
+def agent_permission(agent_id: str) -> str | None:
+    """The permission ``RELAYBRIDGE_AGENT_PERMISSIONS`` requires to call ``agent_id``, if any."""
+    wanted = agent_id.lower()
+    for name, perm in relay_settings.AGENT_PERMISSIONS.items():
+        if name.lower() == wanted:
+            return perm
+    return None
 
 
 @functools.cache

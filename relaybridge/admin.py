@@ -1,14 +1,19 @@
 """The run ledger in the admin: every mention, its agent, status, thread and timings.
 
-Read-only: runs change only through relaybridge's services, never by hand. Beside
+Read-only: runs change only through relaybridge's services, never by hand; who
+stopped and who retried a run (and when) is shown with it. Beside
 the ledger, an agents page shows the cached discovery (who can be mentioned, who
-Relay refused), the relay worker's status and the way to Relay's dashboard.
+Relay refused), the relay worker's status and the way to Relay's dashboard, and a
+usage page: runs, tokens and first-token times per agent, person and day, with a
+chart and a CSV export (:mod:`relaybridge.usage`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import csv
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -16,10 +21,13 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.safestring import mark_safe
 
+from . import usage
 from .agents import get_directory
 from .conf import relay_settings
-from .models import ACTIVE_STATUSES, AgentRun
+from .models import ACTIVE_STATUSES, AgentRun, ReplyFeedback
 from .worker.status import read_status
 
 #: Where agents are registered and tokens rotated: relaybridge itself never does either.
@@ -52,6 +60,31 @@ def _run_counts(agent_ids: list[str]) -> dict[str, dict[str, int]]:
     return {row["agent_id"]: {"active": row["active"], "failed": row["failed"]} for row in rows}
 
 
+def usage_range(query: Any) -> tuple[date, date, str]:
+    """The usage page's days from ``?start=&end=`` (ISO dates); the last 7 days by default.
+
+    Returns the range and, when the query could not be used as it was, why.
+    """
+    today = timezone.localdate()
+    end, start = today, today - timedelta(days=6)
+    try:
+        if query.get("end"):
+            end = date.fromisoformat(str(query["end"]))
+        start = (
+            date.fromisoformat(str(query["start"]))
+            if query.get("start")
+            else end - timedelta(days=6)
+        )
+    except ValueError:
+        return today - timedelta(days=6), today, "Dates are written YYYY-MM-DD."
+    if start > end:
+        return end, end, "The range starts after it ends: one day is shown."
+    if (end - start).days >= usage.MAX_DAYS:
+        start = end - timedelta(days=usage.MAX_DAYS - 1)
+        return start, end, f"At most {usage.MAX_DAYS} days are shown."
+    return start, end, ""
+
+
 def _ms(value: int | None) -> str:
     return "—" if value is None else f"{value / 1000:.1f} s"
 
@@ -80,7 +113,10 @@ class AgentRunAdmin(AgentRunAdminBase):
     ordering = ("-queued_at", "-id")
     fieldsets = (
         (None, {"fields": ("run_id", "agent_id", "status", "thread_id", "thread_key")}),
-        ("Request", {"fields": ("comment", "requested_by", "hop_depth", "payload")}),
+        (
+            "Request",
+            {"fields": ("comment", "requested_by", "charged_to", "hop_depth", "payload")},
+        ),
         (
             "Relay",
             {"fields": ("event_id", "attempts", "next_attempt_at", "error_code", "error_message")},
@@ -111,6 +147,8 @@ class AgentRunAdmin(AgentRunAdminBase):
                 )
             },
         ),
+        # Who pressed Stop and Retry last, and when (the views record it).
+        ("Control", {"fields": ("stopped_by", "stopped_at", "retried_by", "retried_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:
@@ -139,7 +177,39 @@ class AgentRunAdmin(AgentRunAdminBase):
             self.admin_site.admin_view(self.agents_view),
             name="relaybridge_agents",
         )
-        return [agents, *super().get_urls()]
+        usage = path(
+            "usage/",
+            self.admin_site.admin_view(self.usage_view),
+            name="relaybridge_usage",
+        )
+        return [agents, usage, *super().get_urls()]
+
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        """Runs, tokens and first-token times per agent, person and day; CSV with ?format=csv."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        start, end, problem = usage_range(request.GET)
+        report = usage.usage_report(start, end)
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = (
+                f'attachment; filename="relaybridge-usage-{start}-{end}.csv"'
+            )
+            csv.writer(response).writerows(usage.csv_rows(report))
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Agent usage",
+            "opts": self.model._meta,
+            "report": report,
+            "total": report.total,
+            "chart": mark_safe(usage.chart_svg(report.days)),  # every text in it escaped
+            "start": start,
+            "end": end,
+            "problem": problem,
+            "csv_query": urlencode({"start": start, "end": end, "format": "csv"}),
+        }
+        return TemplateResponse(request, "admin/relaybridge/usage.html", context)
 
     def agents_view(self, request: HttpRequest) -> HttpResponse:
         """The agents one can mention, from the relay worker's last discovery."""
@@ -177,3 +247,22 @@ class AgentRunAdmin(AgentRunAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ReplyFeedback)
+class ReplyFeedbackAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """People's votes on agents' replies: filter by vote, agent and date."""
+
+    list_display = ("run", "agent", "vote", "user", "note", "updated_at")
+    list_filter = ("vote", "run__agent_id", "updated_at")
+    search_fields = ("note", "run__thread_id", "run__agent_id")
+    list_select_related = ("run", "user")
+    readonly_fields = ("run", "user", "vote", "note", "created_at", "updated_at")
+    date_hierarchy = "updated_at"
+
+    @admin.display(description="agent", ordering="run__agent_id")
+    def agent(self, feedback: ReplyFeedback) -> str:
+        return feedback.run.agent_id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # votes come from the people who read the replies

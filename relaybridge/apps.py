@@ -14,8 +14,10 @@ class RelayBridgeConfig(AppConfig):
         from . import (
             checks,
             receivers,
+            socket_guard,
             tasks,  # noqa: F401  (registers dispatch_run, which services queue by name)
         )
 
         checks.register_checks()
         receivers.connect_receivers()
+        socket_guard.connect_receivers()

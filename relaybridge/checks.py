@@ -12,7 +12,8 @@
                        or the model lacks what the adapter needs.
 ``relaybridge.E004``   A Relay token is in Django settings; tokens belong in the environment.
 ``relaybridge.E005``   ``RELAYBRIDGE_ADAPTER`` cannot be imported or is not a ``CommentAdapter``.
-``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value.
+``relaybridge.E006``   A ``RELAYBRIDGE_*`` setting has an invalid value (among them a
+                       quota rule or an agent's permission that cannot be read).
 ``relaybridge.E007``   ``RELAY_APP_TOKEN`` holds an agent token (``rla_…``), not an app token.
 ``relaybridge.E008``   ``RELAYBRIDGE_STREAM_LAYER`` names a layer ``CHANNEL_LAYERS`` lacks.
 =====================  ===================================================================
@@ -35,7 +36,9 @@ from django.utils.translation import gettext as _
 from .comment_model import REMEDY, comment_model_problem
 from .conf import app_token, relay_settings, relay_url
 from .protocol.pacing import PLANS
+from .quotas import quota_problems
 from .rendering import PARSER_MAX_NESTING
+from .socket_guard import parse_origin
 
 _TOKEN_VALUE = re.compile(r"^rl[ak]_")
 
@@ -257,6 +260,16 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             relay_settings.PREVIEW_RATE  # noqa: B018 -- parsed to be checked
         except ValueError as exc:
             problems.append(f"RELAYBRIDGE_PREVIEW_RATE: {exc}")
+        cap = relay_settings.MAX_SOCKETS_PER_USER
+        if cap is not None and cap < 1:
+            problems.append("RELAYBRIDGE_MAX_SOCKETS_PER_USER must be at least 1 (None: no cap)")
+        if relay_settings.SOCKET_RECHECK_INTERVAL <= 0:
+            problems.append("RELAYBRIDGE_SOCKET_RECHECK_INTERVAL must be positive")
+        problems.extend(_allowed_origin_problems())
+        problems.extend(_permission_problems(relay_settings.get("AGENT_PERMISSIONS")))
+        problems.extend(quota_problems(relay_settings.get("QUOTAS")))
+        if relay_settings.FOLLOW_UP_WINDOW < 0:
+            problems.append("RELAYBRIDGE_FOLLOW_UP_WINDOW must be None, 0 (off) or positive")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
         ca_problem = relay_ca_file_problem(relay_settings.RELAY_CA_FILE)
@@ -279,6 +292,31 @@ def relay_ca_file_problem(ca_file: Any) -> str | None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"RELAYBRIDGE_RELAY_CA_FILE holds no usable certificate ({reason})"
     return None
+
+
+def _allowed_origin_problems() -> list[str]:
+    origins = relay_settings.get("ALLOWED_ORIGINS")
+    if isinstance(origins, str) or not isinstance(origins, list | tuple):
+        return ["RELAYBRIDGE_ALLOWED_ORIGINS must be a list of origins"]
+    return [
+        f"RELAYBRIDGE_ALLOWED_ORIGINS: {origin!r} is not an origin"
+        ' ("scheme://host[:port]" with http or https, no path, no wildcard)'
+        for origin in origins
+        if not isinstance(origin, str) or "*" in origin or parse_origin(origin) is None
+    ]
+
+
+def _permission_problems(value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return ["RELAYBRIDGE_AGENT_PERMISSIONS must be a dict of agent id -> 'app_label.codename'"]
+    return [
+        f"RELAYBRIDGE_AGENT_PERMISSIONS[{agent!r}] must be a permission 'app_label.codename'"
+        for agent, perm in value.items()
+        if not isinstance(agent, str)
+        or not isinstance(perm, str)
+        or perm.count(".") != 1
+        or not all(perm.split("."))
+    ]
 
 
 def separate_worker_layer_problem() -> str | None:

@@ -53,6 +53,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     # thread in any AGENT_HOP_WINDOW seconds; more are refused. None: no backstop.
     "AGENT_HOP_LIMIT": 10,
     "AGENT_HOP_WINDOW": 600.0,
+    # Who may call which agent: {"agent_id": "app_label.codename"}; an agent not named
+    # may be called by everyone (see adapters.CommentAdapter.can_mention).
+    "AGENT_PERMISSIONS": {},
+    # Limits on runs and tokens per person, agent or thread, per hour or day (a list of
+    # rules; see relaybridge.quotas). Empty: no limits.
+    "QUOTAS": [],
     # Payload.
     "HISTORY_COMMENTS": 20,
     # Relay connection and pacing.
@@ -80,6 +86,12 @@ DEFAULTS: Final[dict[str, Any]] = {
     "STREAM_LAYER": "default",
     # Where relaybridge.routing serves a thread's stream: "<STREAM_PATH><thread value>/".
     "STREAM_PATH": "ws/tasks/",
+    # The pages' stream sockets: origins besides the page's own that may open one (each
+    # exactly "scheme://host[:port]"), the most one person may hold open at once (None: no
+    # cap), and how often an open one re-checks its session, its user and can_view.
+    "ALLOWED_ORIGINS": [],
+    "MAX_SOCKETS_PER_USER": 20,
+    "SOCKET_RECHECK_INTERVAL": 60.0,
     "BUFFER_TTL": 3600,
     "REDIS_URL": None,  # None: stream buffer in process memory (embedded default only)
     "CACHE_ALIAS": "default",
@@ -92,6 +104,9 @@ DEFAULTS: Final[dict[str, Any]] = {
     # The comment box's "will call" preview: requests per user, and the text it reads.
     "PREVIEW_RATE": "30/min",
     "PREVIEW_MAX_CHARS": 10_000,
+    # Seconds after an agent's reply in which the asker's next comment without a
+    # mention goes to that agent (relaybridge.follow_ups); None or 0: off.
+    "FOLLOW_UP_WINDOW": None,
 }
 
 #: Settings that override one of the plan's limits, and the limit each overrides.
@@ -195,6 +210,11 @@ class RelaySettings:
         return float(self.get("AGENT_HOP_WINDOW"))
 
     @property
+    def AGENT_PERMISSIONS(self) -> dict[str, str]:
+        value = self.get("AGENT_PERMISSIONS") or {}
+        return {str(agent): str(perm) for agent, perm in dict(value).items()}
+
+    @property
     def HISTORY_COMMENTS(self) -> int:
         return int(self.get("HISTORY_COMMENTS"))
 
@@ -264,6 +284,19 @@ class RelaySettings:
         return f"{value}/" if value else ""
 
     @property
+    def ALLOWED_ORIGINS(self) -> list[str]:
+        return [str(origin) for origin in self.get("ALLOWED_ORIGINS")]
+
+    @property
+    def MAX_SOCKETS_PER_USER(self) -> int | None:
+        value = self.get("MAX_SOCKETS_PER_USER")
+        return None if value is None else int(value)
+
+    @property
+    def SOCKET_RECHECK_INTERVAL(self) -> float:
+        return float(self.get("SOCKET_RECHECK_INTERVAL"))
+
+    @property
     def BUFFER_TTL(self) -> int:
         return int(self.get("BUFFER_TTL"))
 
@@ -300,6 +333,12 @@ class RelaySettings:
     @property
     def PREVIEW_MAX_CHARS(self) -> int:
         return int(self.get("PREVIEW_MAX_CHARS"))
+
+    @property
+    def FOLLOW_UP_WINDOW(self) -> float:
+        """``RELAYBRIDGE_FOLLOW_UP_WINDOW`` in seconds; 0.0 when off (None or 0)."""
+        value = self.get("FOLLOW_UP_WINDOW")
+        return float(value) if value else 0.0
 
     def plan_limits(self) -> PlanLimits:
         """The pacing limits: the plan's values, each overridable on its own.

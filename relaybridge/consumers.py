@@ -9,6 +9,12 @@ when refused, 4004 for a thread that does not exist), joins the thread's group, 
 ``run.status`` / ``run.delta`` / ``run.reply`` / ``run.error`` messages the relay
 worker and the Retry/Stop views push to the group (DESIGN §3).
 
+Stop and Retry are offered per socket: a pushed ``run.status`` carries the run's
+markup without the buttons (``html``) and with them (``control_html``), and this
+socket sends the latter only when the adapter's ``can_control`` allows its user
+that run (asked once per run and socket; the snapshot asks for its runs). The
+views check again; this decides only what the page shows.
+
 Nothing is lost or doubled for a page that joins mid-stream: the worker appends a
 delta to the text-so-far buffer *before* it pushes it, and the consumer joins the
 group *before* it reads the buffer. Every delta is therefore in the snapshot, or
@@ -22,10 +28,21 @@ No frame to the page is larger than a safe fraction of Daphne's 1 MiB limit: a
 snapshot or status whose text is long is sent as the message and its ``run.text``
 parts (:func:`relaybridge.streams.page_messages`), one after the other, before any
 later message of the group.
+
+What keeps the sockets in bounds (:mod:`relaybridge.socket_guard`): the ``Origin``
+must be exactly the page's own or one in ``RELAYBRIDGE_ALLOWED_ORIGINS`` (else 4403);
+one person holds at most ``RELAYBRIDGE_MAX_SOCKETS_PER_USER`` sockets (else 4429);
+a socket is closed with 4401 when its session ends or its account is deactivated
+(at once through the person's group, and at the latest at the next re-check every
+``RELAYBRIDGE_SOCKET_RECHECK_INTERVAL`` seconds), and with 4003 when ``can_view``
+stops letting the person watch the thread. What a page sends up is read only if it
+is a short JSON text; anything else is ignored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Any, Final
@@ -34,21 +51,28 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import services, streams
+from . import feedback, services, socket_guard, streams
 from .adapters import get_adapter
 from .conf import relay_settings
+from .fragments import has_controls
 from .models import ACTIVE_STATUSES, AgentRun
 from .stream_urls import is_thread_value, thread_for_url
 
-__all__ = ["ThreadStreamConsumer", "authorize", "thread_for_url"]
+__all__ = ["RefusedPathConsumer", "ThreadStreamConsumer", "authorize", "thread_for_url"]
 
 logger = logging.getLogger("relaybridge")
 
 #: Close codes the page's script understands: do not reconnect after these.
 CLOSE_FORBIDDEN: Final = 4003
 CLOSE_NOT_FOUND: Final = 4004
-#: The thread value in the URL is malformed: refused before any lookup.
+#: The thread value in the URL, or the socket's path, is malformed: refused before any lookup.
 CLOSE_BAD_THREAD: Final = 4400
+#: The session ended (signed out, expired) or the account was deactivated or deleted.
+CLOSE_SESSION_ENDED: Final = 4401
+#: The ``Origin`` is not the page's own (scheme, host and port) nor an allowed one.
+CLOSE_BAD_ORIGIN: Final = 4403
+#: The person already holds ``RELAYBRIDGE_MAX_SOCKETS_PER_USER`` sockets.
+CLOSE_TOO_MANY_SOCKETS: Final = 4429
 #: Longer messages from a page are not even parsed: the page sends only pings.
 MAX_CLIENT_MESSAGE_CHARS: Final = 4096
 #: The group messages this consumer forwards (``relaybridge.run.delta`` and the like).
@@ -78,8 +102,36 @@ def _active_runs(thread_key: str) -> list[AgentRun]:
     return list(services.active_runs(thread_key))
 
 
-def _states(runs: list[AgentRun], texts: dict[str, tuple[str, int]]) -> list[streams.RunState]:
-    return [streams.run_state(run, *texts[str(run.run_id)]) for run in runs]
+def _may_control(user: Any, run: AgentRun | None) -> bool:
+    """The adapter's ``can_control``; False (no buttons) when it fails."""
+    if run is None:
+        return False
+    try:
+        return bool(get_adapter().can_control(user, run))
+    except Exception:
+        logger.exception("can_control failed for run %s", run.run_id)
+        return False
+
+
+def _control_of(user: Any, run_id: str, thread_key: str) -> bool:
+    run = AgentRun.objects.filter(run_id=run_id, thread_key=thread_key).first()
+    return _may_control(user, run)
+
+
+def _states(
+    user: Any,
+    runs: list[AgentRun],
+    texts: dict[str, tuple[str, int]],
+    control: dict[str, bool],
+) -> list[streams.RunState]:
+    states = []
+    for run in runs:
+        run_id = str(run.run_id)
+        # A run without buttons now may get them later (a Stop, a failure): asked then.
+        if has_controls(run):
+            control[run_id] = _may_control(user, run)
+        states.append(streams.run_state(run, *texts[run_id], controls=control.get(run_id, False)))
+    return states
 
 
 def _is_active(run_id: str, thread_key: str) -> bool:
@@ -113,26 +165,83 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # run id -> the last seq this socket has (from the snapshot or a delta);
         # absent: never seen; None: the run has ended, so its late deltas are dropped.
         self.runs: dict[str, int | None] = {}
-        value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
-        if is_thread_value(value):
-            user = self.scope.get("user")
-            code, thread_key = await database_sync_to_async(authorize)(user, value)
+        # run id -> may this socket's user press Stop/Retry on it (can_control).
+        self.control: dict[str, bool] = {}
+        self.slot: socket_guard.SocketSlot | None = None
+        self.user_group = ""
+        self.watch: asyncio.Task[None] | None = None
+        self.value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
+        user = self.scope.get("user")
+        if not socket_guard.origin_allowed(self.scope):
+            code, thread_key = CLOSE_BAD_ORIGIN, ""
+        elif is_thread_value(self.value):
+            code, thread_key = await database_sync_to_async(authorize)(user, self.value)
         else:
             # Untrusted input that no adapter should ever see.
             code, thread_key = CLOSE_BAD_THREAD, ""
+        if not code:
+            self.slot = socket_guard.SocketSlot(user.pk, self.channel_name)
+            if not await self.slot.claim():
+                self.slot = None
+                code = CLOSE_TOO_MANY_SOCKETS
         if code:
             # Accept, then close: a handshake refused before accept reaches the
             # browser as 1006, and the page needs the code to stop reconnecting.
             await self.accept()
             await self.close(code=code)
             return
+        self.user_pk = user.pk
+        session = self.scope.get("session")
+        self.session_key: str | None = getattr(session, "session_key", None)
         self.thread_key = thread_key
         self.group = streams.group_name_for_thread(thread_key)
+        self.user_group = socket_guard.user_group_name(user.pk)
         # Join before reading the buffer (see the module docstring). Pushes that
         # arrive meanwhile wait in our channel until connect() returns.
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._send_parts(await self._snapshot())
+        self.watch = asyncio.create_task(self._recheck_periodically())
+
+    def _recheck(self) -> int:
+        """0 while the session, its user and ``can_view`` still let this socket stay."""
+        user = socket_guard.current_user(self.session_key, self.user_pk)
+        if user is None:
+            return CLOSE_SESSION_ENDED
+        code, thread_key = authorize(user, self.value)
+        return code if code or thread_key == self.thread_key else CLOSE_FORBIDDEN
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(relay_settings.SOCKET_RECHECK_INTERVAL)
+            try:
+                code = await database_sync_to_async(self._recheck)()
+                if not code and self.slot is not None:
+                    await self.slot.renew()
+            except Exception:
+                # A database or cache outage must not close every page for good.
+                logger.exception("could not re-check a stream socket")
+                continue
+            if code:
+                await self._close_for_good(code)
+                return
+
+    async def _close_for_good(self, code: int) -> None:
+        """Stop forwarding at once, free the socket's slot, close with ``code``."""
+        await self._leave()
+        await self.close(code=code)
+
+    async def _leave(self) -> None:
+        group, self.group = self.group, ""
+        user_group, self.user_group = self.user_group, ""
+        if group:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if user_group:
+            await self.channel_layer.group_discard(user_group, self.channel_name)
+        slot, self.slot = getattr(self, "slot", None), None
+        if slot is not None:
+            await slot.release()
 
     async def _send_parts(self, event: streams.BrowserMessage) -> None:
         """Send ``event``, its long texts in parts (each well within a frame)."""
@@ -144,7 +253,20 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         texts = await self._read_texts([str(run.run_id) for run in runs])
         for run_id, (_text, seq) in texts.items():
             self.runs[run_id] = seq
-        return streams.snapshot_event(await database_sync_to_async(_states)(runs, texts))
+        user = self.scope.get("user")
+        states = await database_sync_to_async(_states)(user, runs, texts, self.control)
+        return streams.snapshot_event(states)
+
+    async def _send_status(self, event: streams.RunStatusMessage) -> None:
+        """A pushed ``run.status``, with the buttons only if this viewer may use them."""
+        if "control_html" in event:
+            run_id = event["run"]
+            if run_id not in self.control:
+                self.control[run_id] = await database_sync_to_async(_control_of)(
+                    self.scope.get("user"), run_id, self.thread_key
+                )
+            event = streams.for_viewer(event, self.control[run_id])
+        await self._send_parts(event)
 
     async def _read_texts(self, run_ids: list[str]) -> dict[str, tuple[str, int]]:
         texts: dict[str, tuple[str, int]] = {}
@@ -174,12 +296,16 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # An ended run's reply or error follows on the group, as for every page.
         self.runs[run_id] = None if event is None else stored
         if event is not None:
-            await self._send_parts(event)
+            await self._send_status(event)
         return True
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        watch = getattr(self, "watch", None)
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        await self._leave()
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -191,7 +317,8 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the interpreter's recursion limit.
             return
         await self.receive_json(content)
 
@@ -220,7 +347,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # A status is authoritative about the stream: a retry starts it again at 0.
         ended = event["status"] in _ENDED
         self.runs[event["run"]] = None if ended else int(event["seq"] or 0)
-        await self._send_parts(event)
+        await self._send_status(event)
 
     async def relaybridge_run_delta(self, message: dict[str, Any]) -> None:
         event: streams.RunDeltaMessage = message["event"]
@@ -245,4 +372,29 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json(message["event"])
 
     async def relaybridge_snapshot(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        event: streams.SnapshotMessage = message["event"]
+        # Pushed to every page: the buttons' markup is for no one in particular.
+        runs = [{k: v for k, v in run.items() if k != "control_html"} for run in event["runs"]]
+        await self.send_json({**event, "runs": runs})
+
+    async def relaybridge_reply_feedback(self, message: dict[str, Any]) -> None:
+        # The counts for everyone; the vote itself only to the voter's own pages.
+        await self.send_json(feedback.page_event(message, self.scope.get("user")))
+
+    async def relaybridge_socket_close(self, message: dict[str, Any]) -> None:
+        # To the person's group: a sign-out names its session, a deactivation none.
+        session = str(message.get("session") or "")
+        if not self.user_group or (session and session != self.session_key):
+            return
+        await self._close_for_good(int(message["code"]))
+
+
+class RefusedPathConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """A socket path under the stream prefix that names no thread: closed with 4400.
+
+    Without it the router finds no route and the handshake fails with a server error.
+    """
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_BAD_THREAD)

@@ -6,7 +6,9 @@ below its comments:
 * ``relaybridge/run.html`` -- one run that has not ended in a reply: its status
   line, the streamed text, Retry/Stop forms. ``{% relaybridge_runs comment %}``
   loops over it, and every ``snapshot``/``run.status`` message carries it as
-  ``html``, so the script never writes markup of its own.
+  ``html``, so the script never writes markup of its own. The forms are there
+  only for a viewer the adapter's ``can_control`` allows: ``retry_url`` and
+  ``stop_url`` are empty for everyone else.
 * ``relaybridge/reply.html`` -- an agent's reply comment: what ``run.reply`` carries
   as ``fragment`` and what ``{% relaybridge_reply comment %}`` renders in the page's
   comment list, from one context builder, so the two can never differ.
@@ -177,10 +179,19 @@ def run_status_text(run: AgentRun, name: str) -> str:
     return reason or gettext("%(agent)s could not answer.") % {"agent": name}
 
 
-def run_view(run: AgentRun, text: str = "", *, with_text: bool = True) -> dict[str, Any]:
+def has_controls(run: AgentRun) -> bool:
+    """Does ``run.html`` offer a button (Retry or Stop) for ``run`` in its status?"""
+    return run.status in RETRYABLE_STATUSES or run.status in STOPPABLE_STATUSES
+
+
+def run_view(
+    run: AgentRun, text: str = "", *, with_text: bool = True, controls: bool = False
+) -> dict[str, Any]:
     """The context of ``relaybridge/run.html`` for one run (as ``item``).
 
     ``with_text=False``: without the run's text (a stream message carries it apart).
+    ``controls``: the viewer may press Stop and Retry (the adapter's
+    ``can_control``); without it the view has no ``retry_url``/``stop_url``.
     """
     name = get_adapter().agent_display_name(run.agent_id)
     if not with_text:
@@ -197,15 +208,18 @@ def run_view(run: AgentRun, text: str = "", *, with_text: bool = True) -> dict[s
         "status_text": run_status_text(run, name),
         "partial_text": text,
         "failed": run.status in RETRYABLE_STATUSES,
-        "retry_url": run_url("retry", run) if run.status in RETRYABLE_STATUSES else "",
-        "stop_url": run_url("stop", run) if run.status in STOPPABLE_STATUSES else "",
+        "can_control": controls,
+        "retry_url": run_url("retry", run) if controls and run.status in RETRYABLE_STATUSES else "",
+        "stop_url": run_url("stop", run) if controls and run.status in STOPPABLE_STATUSES else "",
     }
 
 
-def render_run(run: AgentRun) -> str:
+def render_run(run: AgentRun, controls: bool = False) -> str:
     """``relaybridge/run.html`` for one run, as a stream message carries it: without
     its text, which the message carries once, apart (the script puts it in)."""
-    return render_to_string(RUN_TEMPLATE, {"item": run_view(run, with_text=False)})
+    return render_to_string(
+        RUN_TEMPLATE, {"item": run_view(run, with_text=False, controls=controls)}
+    )
 
 
 def reply_context(

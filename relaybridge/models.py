@@ -2,7 +2,8 @@
 
 Every mention ends in exactly one of: a saved reply (``replied``), a visible failure
 with a reason (``failed``), a visible stop (``stopped``), or a visible refusal
-(``refused``: never sent, because the loop backstop said no). Status changes happen
+(``refused``: never sent, because the person may not call the agent, a quota is
+reached, or the loop backstop said no). Status changes happen
 only through :mod:`relaybridge.services`, as conditional updates.
 
 :class:`ThreadHopGate` is one row per thread whose agents have asked each other
@@ -59,7 +60,8 @@ class AgentRun(models.Model):
         RETRYING = "retrying", "Retrying"
         FAILED = "failed", "Failed"
         STOPPED = "stopped", "Stopped"
-        #: Never sent: the loop backstop (or another limit) said no; the reason is kept.
+        #: Never sent: admission (permission, quota) or the loop backstop said no; the
+        #: reason is kept.
         REFUSED = "refused", "Refused"
 
     id = models.BigAutoField(primary_key=True)
@@ -78,6 +80,15 @@ class AgentRun(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="relaybridge_runs",
+    )
+    #: The person whose permissions and quotas the run is checked against: who asked,
+    #: or for a run agents' replies led to, the person at the start of the chain.
+    charged_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     #: 0 when a person asked; n when the mention came from an agent's reply n hops away.
     hop_depth = models.PositiveSmallIntegerField(default=0)
@@ -115,10 +126,31 @@ class AgentRun(models.Model):
     first_token_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: Who last pressed Stop and Retry on the run, and when (None: nobody yet).
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    retried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "agent run"
         ordering = ("-queued_at", "-id")
+        permissions = [
+            # Beside the asker and staff: who may Stop and Retry anyone's run.
+            ("control_agentrun", "Can stop and retry any agent run"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["comment", "agent_id"], name="relaybridge_run_once_per_comment_agent"
@@ -135,6 +167,11 @@ class AgentRun(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="relaybridge_status_next"),
             # A page's snapshot: the active runs of one thread.
             models.Index(fields=["thread_key", "status"], name="relaybridge_thread_status"),
+            # Quotas and the usage page: a person's, an agent's, a thread's runs by time.
+            models.Index(fields=["charged_to", "queued_at"], name="relaybridge_charged_queued"),
+            models.Index(fields=["agent_id", "queued_at"], name="relaybridge_agent_queued"),
+            models.Index(fields=["thread_key", "queued_at"], name="relaybridge_thread_queued"),
+            models.Index(fields=["queued_at"], name="relaybridge_queued"),
         ]
 
     def __str__(self) -> str:
@@ -156,6 +193,26 @@ ACTIVE_STATUSES = frozenset(
 )
 
 
+class QuotaGate(models.Model):
+    """The lock one quota counter is read under (see relaybridge.quotas).
+
+    One row per counted key (``person:42:*``, ``agent:athena:athena``, …): the rows a
+    mention's quotas need are locked in sorted order (``SELECT … FOR UPDATE``) while
+    their runs are counted and the new runs inserted, so two posts at once cannot
+    both take the last run a limit allows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=300, unique=True)
+    locked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "quota gate"
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ThreadHopGate(models.Model):
     """The lock a thread's agent hops are counted under (see services.backstop)."""
 
@@ -169,3 +226,38 @@ class ThreadHopGate(models.Model):
 
     def __str__(self) -> str:
         return self.thread_key
+
+
+#: The longest note a person may leave with a vote on an agent's reply.
+FEEDBACK_NOTE_MAX_CHARS = 500
+
+
+class ReplyFeedback(models.Model):
+    """One person's vote on one agent reply (its run): one per person and run, changeable."""
+
+    class Vote(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="relaybridge_feedback"
+    )
+    vote = models.CharField(max_length=4, choices=Vote.choices)
+    note = models.CharField(max_length=FEEDBACK_NOTE_MAX_CHARS, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "reply feedback"
+        verbose_name_plural = "reply feedback"
+        ordering = ("-updated_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "user"], name="relaybridge_feedback_once_per_run_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vote} on {self.run_id} by {self.user_id}"

@@ -1,7 +1,11 @@
 """Receivers relaybridge connects (from ``AppConfig.ready``).
 
 * ``pre_save`` on the comment model: blank Relay tokens pasted into the text.
-* ``post_save`` on the comment model: find mentions, send ``comment_mention``.
+* ``post_save`` on the comment model: find mentions, send ``comment_mention``
+  (``chosen_by="mentioned"``); a new comment without a mention may be a follow-up
+  (:mod:`relaybridge.follow_ups`, ``chosen_by="follow-up"``).
+* django_comments' ``comment_will_be_posted`` (when installed): the comment form's
+  follow-up opt-out, carried to the comment.
 * ``comment_mention``: create the runs, queue their dispatch after commit.
 
 Each first asks the adapter whether it ``handles`` the comment (a thread it serves);
@@ -30,7 +34,7 @@ from django.apps import apps
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
-from . import services
+from . import follow_ups, services
 from .adapters import get_adapter
 from .agents import known_agent_ids
 from .comment_model import comment_model_problem
@@ -60,6 +64,13 @@ def connect_receivers() -> None:
             comment_saved, sender=comment_model, dispatch_uid="relaybridge.comment_saved"
         )
     comment_mention.connect(create_runs_for_mention, dispatch_uid="relaybridge.create_runs")
+    if apps.is_installed("django_comments"):
+        # django_comments hands its request to this signal: the form's follow-up opt-out.
+        from django_comments.signals import comment_will_be_posted
+
+        comment_will_be_posted.connect(
+            follow_ups.comment_will_be_posted, dispatch_uid="relaybridge.follow_up_opt_out"
+        )
 
 
 def redact_comment_secrets(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
@@ -84,6 +95,7 @@ def comment_saved(
         adapter.text(instance), known_agent_ids(), relay_settings.MAX_MENTIONS
     )
     if not agent_ids:
+        _follow_up(sender, instance, adapter, created=created)
         return
     author = services.comment_author(instance, created=created)
     agent_ids = services.agents_to_run(agent_ids, author)
@@ -100,6 +112,32 @@ def comment_saved(
             agent_ids=agent_ids,
             requested_by=None if author.agent_id else adapter.requested_by(instance),
             hop_depth=author.hop_depth,
+            chosen_by=follow_ups.MENTIONED,
+        )
+    finally:
+        _author_settled.reset(token)
+
+
+def _follow_up(sender: Any, instance: Any, adapter: Any, *, created: bool) -> None:
+    """A new comment without a mention: a follow-up of the asker's last answer, maybe."""
+    if not created or relay_settings.FOLLOW_UP_WINDOW <= 0:
+        return  # off: not even the authorship lookup
+    author = services.comment_author(instance, created=created)
+    if author.agent_id or author.hop_depth:
+        return  # agents' comments never follow up
+    requested_by = adapter.requested_by(instance)
+    agent_ids = follow_ups.follow_up_agents(instance, requested_by, created=created)
+    if not agent_ids:
+        return
+    token = _author_settled.set((instance, author))
+    try:
+        comment_mention.send(
+            sender=sender,
+            comment=instance,
+            agent_ids=agent_ids,
+            requested_by=requested_by,
+            hop_depth=0,
+            chosen_by=follow_ups.FOLLOW_UP,
         )
     finally:
         _author_settled.reset(token)

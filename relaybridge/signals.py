@@ -8,6 +8,10 @@
 * ``requested_by``: the user who asked, or None (an agent, an import).
 * ``hop_depth`` (optional, default 0): how many agent replies led to this comment;
   relaybridge sets it for comments written by agents when agent hops are enabled.
+* ``chosen_by`` (optional): how the agents were chosen -- ``"mentioned"`` (the
+  comment names them) or ``"follow-up"`` (no mention: the comment continues the
+  asker's conversation with the agent that just answered them, see
+  :mod:`relaybridge.follow_ups`). A host's own signal may leave it out.
 
 relaybridge sends it from a ``post_save`` receiver on the comment model; its own
 receiver turns it into runs and queues their dispatch after the transaction
@@ -26,6 +30,18 @@ from uuid import UUID
 from django.dispatch import Signal
 
 comment_mention = Signal()
+
+#: ``reply_feedback`` -- a person voted on an agent's reply (or changed their vote).
+#:
+#: * ``sender``: :class:`relaybridge.models.ReplyFeedback`.
+#: * ``feedback``: the saved ``ReplyFeedback`` row (``run``, ``user``, ``vote``, ``note``).
+#: * ``run``: the :class:`~relaybridge.models.AgentRun` whose reply it is.
+#: * ``user``: who voted.
+#: * ``vote``: ``"up"`` or ``"down"``; ``previous``: their earlier vote, or None.
+#: * ``note``: the optional short note ("" when none).
+#:
+#: Sent after the vote is saved (on commit), from the view that records it.
+reply_feedback = Signal()
 
 
 @dataclass(frozen=True, slots=True)

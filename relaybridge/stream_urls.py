@@ -72,6 +72,14 @@ def stream_route() -> str:
     return f"{relay_settings.STREAM_PATH}<path:thread>/"
 
 
+def stream_prefix_pattern() -> str | None:
+    """A regex for every path under the stream prefix (``ws/tasks`` and below), or None
+    when the prefix is empty (the stream route then takes every path ending in ``/``).
+    ``.*`` does not match a line break, so the pattern is anchored without ``$``."""
+    prefix = relay_settings.STREAM_PATH.rstrip("/")
+    return rf"^{re.escape(prefix)}(?:/|\Z)" if prefix else None
+
+
 def stream_path(thread: Any) -> str:
     """The path a page opens to watch ``thread``: ``/ws/tasks/42/`` by default."""
     value = thread_url_value(get_adapter(), thread)

@@ -25,6 +25,15 @@ its own ``seq``); a run state whose text does not fit (:func:`page_messages`)
 carries ``text: ""`` and ``parts: n`` and is followed by ``n`` ``run.text``
 messages with the text in order. A run's ``html`` never carries its text (the
 script puts the text in), so the text travels once.
+
+Stop and Retry belong to those the adapter's ``can_control`` allows, and a push
+reaches every page of the thread. So a pushed run carries two renderings: ``html``
+without the buttons, for anyone, and ``control_html`` with them (only when its
+status has a button). The consumer decides per socket, since it knows the viewer:
+it sends ``control_html`` as ``html`` to a viewer who may use the buttons, and
+drops it for everyone else (:func:`for_viewer`). A page never sees
+``control_html``; a message built for one viewer (a snapshot, a view's answer)
+has no ``control_html`` and its ``html`` is already theirs.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
@@ -41,6 +50,7 @@ from .adapters import get_adapter
 from .buffers import MemoryStreamBuffer, RedisStreamBuffer, StreamBuffer, get_stream_buffer
 from .conf import redact, relay_settings
 from .fragments import (
+    has_controls,
     render_reply,
     render_run,
     replied_text,
@@ -78,6 +88,7 @@ __all__ = [
     "delta_event",
     "dispatch_message",
     "error_event",
+    "for_viewer",
     "get_stream_buffer",
     "group_message",
     "group_name_for_thread",
@@ -133,8 +144,12 @@ class RunState(TypedDict):
     writing_text: str
     #: A retrying run's status line with ``{countdown}``; "" for other runs.
     status_template: str
-    #: The run rendered with ``relaybridge/run.html``.
+    #: The run rendered with ``relaybridge/run.html`` (for the page's viewer, or,
+    #: pushed to every page, without Stop/Retry).
     html: str
+    #: Pushed only: the rendering with Stop/Retry, for viewers who may use them.
+    #: The consumer removes it before a page sees the message (:func:`for_viewer`).
+    control_html: NotRequired[str]
 
 
 class SnapshotMessage(TypedDict):
@@ -248,11 +263,21 @@ def group_message(event: BrowserMessage) -> GroupMessage:
     return {"type": LAYER_TYPES[event["type"]], "event": event}
 
 
-def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool = True) -> RunState:
+def run_state(
+    run: AgentRun,
+    text: str = "",
+    seq: int = 0,
+    *,
+    embed_text: bool = True,
+    controls: bool | None = None,
+) -> RunState:
     """A run as the page shows it; ``text``/``seq`` from the stream buffer.
 
     ``embed_text=False``: without its text (``""``), for a page that has the text in
     the run's markup already (``{% relaybridge_stream %}``).
+    ``controls``: the viewer may (True) or may not (False) press Stop and Retry;
+    None for a push to every viewer (``html`` without the buttons, and
+    ``control_html`` with them when the run has any; see the module docstring).
     """
     if run.status in (AgentRun.Status.FAILED, AgentRun.Status.STOPPED) and not text:
         text = run.partial_text
@@ -262,7 +287,7 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool =
     if not embed_text:
         text = ""
     name = get_adapter().agent_display_name(run.agent_id)
-    return {
+    state: RunState = {
         "run": str(run.run_id),
         "agent_id": run.agent_id,
         "agent_name": name,
@@ -278,16 +303,32 @@ def run_state(run: AgentRun, text: str = "", seq: int = 0, *, embed_text: bool =
         "writing_text": writing_line(name),
         "status_template": status_template(run, name),
         # Without the text, which the message carries once, in ``text``.
-        "html": _rendered(render_run, run),
+        "html": _rendered(render_run, run, bool(controls)),
     }
+    if controls is None and has_controls(run):
+        state["control_html"] = _rendered(render_run, run, True)
+    return state
+
+
+def for_viewer(event: RunStatusMessage, may_control: bool) -> RunStatusMessage:
+    """A pushed ``run.status`` as one viewer gets it: ``html`` with the buttons if
+    ``may_control``, without them otherwise, and never ``control_html``."""
+    shown = event.copy()  # one push, many sockets: each gets its own
+    control_html = shown.pop("control_html", None)
+    if may_control and control_html is not None:
+        shown["html"] = control_html
+    return shown
 
 
 def snapshot_event(states: list[RunState]) -> SnapshotMessage:
     return {"type": SNAPSHOT, "runs": states}
 
 
-def status_event(run: AgentRun, text: str = "", seq: int = 0) -> RunStatusMessage:
-    state = run_state(run, text, seq)
+def status_event(
+    run: AgentRun, text: str = "", seq: int = 0, *, controls: bool | None = None
+) -> RunStatusMessage:
+    """``run.status``; ``controls`` as for :func:`run_state` (None: a push to every viewer)."""
+    state = run_state(run, text, seq, controls=controls)
     return {"type": RUN_STATUS, **state}
 
 

@@ -17,6 +17,9 @@ from django.urls import reverse, reverse_lazy
 from django.views import View
 from django.views.generic import ListView
 
+from relaybridge.follow_ups import opt_out_from_request
+from relaybridge.reply_actions import reply_prefill
+
 from .forms import CommentForm
 from .models import Comment, Task
 
@@ -38,7 +41,10 @@ class TaskDetailView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         task = get_object_or_404(Task, pk=pk)
-        return self.render_page(request, task, CommentForm())
+        # Opened from "Reply to Athena" (?reply_to=athena): the box starts with "@athena ".
+        return self.render_page(
+            request, task, CommentForm(initial={"body": reply_prefill(request)})
+        )
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         task = get_object_or_404(Task, pk=pk)
@@ -49,6 +55,8 @@ class TaskDetailView(LoginRequiredMixin, View):
         comment.task = task
         assert request.user.is_authenticated  # LoginRequiredMixin saw to it
         comment.author = request.user
+        # The comment box's "post without asking the agent" box, for relaybridge's receiver.
+        opt_out_from_request(request, comment)
         # post_save parses the mentions and creates the runs; their dispatch is
         # queued on commit, so this request never waits for an agent.
         comment.save()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('relaybridge', '0002_refused_and_hop_gate'),
+        ('relaybridge', '0003_run_control'),
     ]
 
     operations = [

@@ -36,6 +36,10 @@ class ErrorCode(StrEnum):
     PAYLOAD_ERROR = "RELAYBRIDGE_PAYLOAD_ERROR"
     #: The loop backstop refused a run started by an agent's reply (never sent).
     HOP_LIMIT = "RELAYBRIDGE_HOP_LIMIT"
+    #: The person may not call the agent (the adapter's ``can_mention``; never sent).
+    NOT_PERMITTED = "RELAYBRIDGE_NOT_PERMITTED"
+    #: A quota (``RELAYBRIDGE_QUOTAS``) is reached: the run was never sent.
+    QUOTA = "RELAYBRIDGE_QUOTA"
     #: The answer passed ``RELAYBRIDGE_MAX_ANSWER_CHARS``: the text up to it is kept.
     ANSWER_TOO_LONG = "RELAYBRIDGE_ANSWER_TOO_LONG"
     #: The answer went on past ``RELAYBRIDGE_MAX_ANSWER_SECONDS``.

@@ -123,6 +123,9 @@ _TABLE = (
     CodePolicy(_C.ANSWER_TOO_SLOW, gettext_noop("{agent} took too long to finish and was cut off")),
     # Recorded on a run that is created refused; it is never sent, so never retried.
     CodePolicy(_C.HOP_LIMIT, gettext_noop("Not sent: too many agent replies in this thread")),
+    # Admission: created refused with the whole reason, never sent, never retried.
+    CodePolicy(_C.NOT_PERMITTED, gettext_noop("You may not call {agent}")),
+    CodePolicy(_C.QUOTA, gettext_noop("Not sent: {agent}'s limit is reached")),
 )
 
 #: Every known code's policy, keyed by canonical code.

@@ -91,9 +91,29 @@ def _decode(text: str) -> tuple[str, _Spans | None]:
     return "".join(parts), (starts, ends)
 
 
+#: A Relay token glued to the end of a word must look like one (``rla_{id}_{random}``):
+#: this many characters after its head, an ``_`` and a digit among them. Names like
+#: ``carla_smith`` or ``Karla_Schmidt_was_here`` are words, not secrets.
+GLUED_TOKEN_MIN: Final = 8
+_WORD_CHARACTER: Final = re.compile(r"\w")
+_DIGIT: Final = re.compile(r"[0-9]")
+
+
+def _is_token(decoded: str, match: re.Match[str]) -> bool:
+    start = match.start()
+    if start == 0 or not _WORD_CHARACTER.match(decoded[start - 1]):
+        return True  # at the start of a word: any length, as Relay's tokens vary
+    tail = match.group()[4:]
+    return len(tail) >= GLUED_TOKEN_MIN and "_" in tail and _DIGIT.search(tail) is not None
+
+
 def _secret_spans(decoded: str, token: str | None) -> list[tuple[int, int]]:
     """Where ``decoded`` holds a Relay token or the app token, sorted and merged."""
-    spans = [(match.start(), match.end()) for match in TOKEN_PATTERN.finditer(decoded)]
+    spans = [
+        (match.start(), match.end())
+        for match in TOKEN_PATTERN.finditer(decoded)
+        if _is_token(decoded, match)
+    ]
     if token:
         found = _token_pattern(token).finditer(decoded)
         spans.extend((match.start(1), match.end(1)) for match in found)

@@ -11,7 +11,8 @@ Run states (DESIGN §3)::
                  ↘          ↘          ↘
                   retrying (scheduled) · failed · stopped
 
-    refused: created so, never sent (the loop backstop, :mod:`.backstop`)
+    refused: created so, never sent (admission -- who may call the agent, quotas --
+             :mod:`.admission`; the loop backstop, :mod:`.backstop`)
 
 ``retry_run`` takes a failed or stopped run back to ``queued``.
 

@@ -17,6 +17,8 @@ from ..adapters import get_adapter
 from ..conf import loggable, relay_settings
 from ..mentions import is_valid_agent_id
 from ..models import ACTIVE_STATUSES, AgentRun
+from ..quotas import Subject, quota_rules
+from . import admission
 from .backstop import HOP_LIMIT_CODE, hop_limit_reason, hops_admitted
 
 logger = logging.getLogger("relaybridge")
@@ -47,9 +49,12 @@ def create_runs(
     concurrent duplicate loses on the database's unique constraint. At most
     ``RELAYBRIDGE_MAX_MENTIONS`` runs exist per comment, counting earlier ones.
 
-    New runs are ``queued``, except runs started by agents' replies (``hop_depth``
-    > 0) over the thread's hop limit: those are created ``refused``, with the
-    reason, and must not be dispatched (see :mod:`.backstop`).
+    New runs are ``queued``, except those admission or the loop backstop says no
+    to: those are created ``refused``, with the reason, and must not be dispatched.
+    Admission (:mod:`.admission`) checks who may call the agent and the quotas,
+    against the person the run is charged to: ``requested_by``, or for a run
+    started by an agent's reply (``hop_depth`` > 0), the person at the start of
+    the chain. The backstop (:mod:`.backstop`) caps hop runs per thread.
     """
     wanted: list[str] = []
     for agent_id in agent_ids:
@@ -65,52 +70,72 @@ def create_runs(
 
     adapter = get_adapter()
     thread = adapter.thread_for(comment)
+    person = requested_by if getattr(requested_by, "pk", None) is not None else None
+    if person is not None:
+        person_id = person.pk
+    elif hop_depth > 0:
+        person_id = admission.chain_person_id(comment)
+        if person_id is not None and admission.needs_person(adapter):
+            person = admission.load_person(person_id)
+    else:
+        person_id = None
     fields = {
         "comment": comment,
         "thread_id": adapter.thread_id(thread),
         "thread_key": adapter.thread_key(thread),
         "requested_by": requested_by if getattr(requested_by, "pk", None) is not None else None,
+        "charged_to_id": person_id,
         "hop_depth": max(hop_depth, 0),
     }
-    if hop_depth <= 0:
-        return _insert_runs(wanted, fields, admitted=len(wanted))
-    # The count and the inserts share one transaction: the backstop's lock on the
-    # thread is held until the runs it admitted are committed.
+    subject = Subject(person_id=person_id, thread_key=str(fields["thread_key"]))
+    if hop_depth <= 0 and not quota_rules():
+        refused = admission.refusals(adapter, thread, wanted, person, subject, timezone.now())
+        return _insert_runs(wanted, fields, refused)
+    # The counts and the inserts share one transaction: the locks the quotas and the
+    # backstop take are held until the runs they admitted are committed.
     with transaction.atomic():
         now = timezone.now()
-        admitted = hops_admitted(str(fields["thread_key"]), len(wanted), now)
-        return _insert_runs(wanted, fields, admitted=admitted, now=now)
+        refused = admission.refusals(adapter, thread, wanted, person, subject, now)
+        if hop_depth > 0:
+            admitted = [agent_id for agent_id in wanted if agent_id not in refused]
+            allowed = hops_admitted(str(fields["thread_key"]), len(admitted), now)
+            for agent_id in admitted[allowed:]:
+                refused[agent_id] = admission.Refusal(HOP_LIMIT_CODE, hop_limit_reason())
+        return _insert_runs(wanted, fields, refused, now=now)
 
 
 def _insert_runs(
-    agent_ids: list[str], fields: dict[str, Any], *, admitted: int, now: Any = None
+    agent_ids: list[str],
+    fields: dict[str, Any],
+    refused: dict[str, admission.Refusal],
+    *,
+    now: Any = None,
 ) -> list[AgentRun]:
-    """Insert a run per agent: the first ``admitted`` queued, the rest refused."""
+    """Insert a run per agent: queued, or refused with the reason ``refused`` gives."""
     created: list[AgentRun] = []
-    queued = 0
     for agent_id in agent_ids:
-        refusal: dict[str, Any] = {}
-        if queued >= admitted:
-            refusal = {
+        refusal = refused.get(agent_id)
+        extra: dict[str, Any] = {}
+        if refusal is not None:
+            extra = {
                 "status": Status.REFUSED,
-                "error_code": HOP_LIMIT_CODE,
-                "error_message": hop_limit_reason(),
+                "error_code": refusal.code,
+                "error_message": refusal.message,
                 "finished_at": now or timezone.now(),
             }
         try:
             # A savepoint per run: a duplicate rolls back only itself, even on PostgreSQL.
             with transaction.atomic():
-                run = AgentRun.objects.create(agent_id=agent_id, **fields, **refusal)
+                run = AgentRun.objects.create(agent_id=agent_id, **fields, **extra)
         except IntegrityError:
             continue
-        if not refusal:
-            queued += 1
-        else:
+        if refusal is not None:
             logger.warning(
-                "refused run %s of %s on %s: the thread's agent-hop limit is reached",
+                "refused run %s of %s on %s [%s]",
                 run.run_id,
                 loggable(agent_id),
                 loggable(run.thread_id),
+                refusal.code,
             )
         created.append(run)
     return created

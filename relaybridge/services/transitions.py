@@ -267,8 +267,14 @@ def record_error(
     return changed
 
 
-def mark_stopped(run_id: RunRef, partial_text: str = "") -> bool:
-    """Someone pressed Stop: the run ends now, keeping what was streamed so far."""
+def _user_id(user: Any) -> Any:
+    """The id recorded for ``user`` (None for nobody, or for an anonymous user)."""
+    return getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+
+
+def mark_stopped(run_id: RunRef, partial_text: str = "", by: Any = None) -> bool:
+    """Someone (``by``, a user) pressed Stop: the run ends now, keeping what was
+    streamed so far; the ledger records who and when."""
     now = timezone.now()
     return _transition(
         run_id,
@@ -278,11 +284,14 @@ def mark_stopped(run_id: RunRef, partial_text: str = "") -> bool:
         finished_at=now,
         next_attempt_at=None,
         updated_at=now,
+        stopped_by_id=_user_id(by),
+        stopped_at=now,
     )
 
 
-def retry_run(run_id: RunRef) -> bool:
-    """The Retry button: a failed or stopped run starts over and is dispatched on commit."""
+def retry_run(run_id: RunRef, by: Any = None) -> bool:
+    """The Retry button (pressed by ``by``, a user): a failed or stopped run starts
+    over and is dispatched on commit; the ledger records who and when."""
     now = timezone.now()
     changed = _transition(
         run_id,
@@ -301,6 +310,8 @@ def retry_run(run_id: RunRef) -> bool:
         finished_at=None,
         queued_at=now,
         updated_at=now,
+        retried_by_id=_user_id(by),
+        retried_at=now,
     )
     if changed:
         queue_dispatch(run_id)

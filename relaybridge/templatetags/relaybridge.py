@@ -7,8 +7,8 @@
   scripts' translated words as JSON, an ``aria-live`` region for announcements).
 * ``{% relaybridge_runs comment %}`` -- under each comment: its runs that have not
   ended in a reply, one ``relaybridge/run.html`` each ("Athena is thinking…", a
-  failure with its reason, a stop), with plain POST forms for Retry and Stop, so
-  the page works without JavaScript.
+  failure with its reason, a stop), with plain POST forms for Retry and Stop (for
+  a viewer who may use them), so the page works without JavaScript.
 * ``{% relaybridge_reply comment %}`` -- an agent's reply comment as
   ``relaybridge/reply.html`` renders it: the same markup the stream inserts live.
 * ``{% relaybridge_mention_hint %}`` -- below the comment box: the agents one can
@@ -16,6 +16,10 @@
   autocomplete and the "will call" preview of the comment box it describes.
 * ``{{ comment.body|relaybridge_markdown }}`` -- an agent's Markdown as sanitized
   HTML; ``{{ agent_id|relaybridge_agent_name }}`` -- an agent's display name.
+
+Stop and Retry are drawn only for a viewer the adapter's ``can_control`` allows
+(the viewer is ``request.user``, else the context's ``user``; with neither, nobody
+gets buttons): in the runs' forms and in the stream area's JSON alike.
 
 All run queries of one page share one query per thread: the runs are loaded once
 (cached on the request, else on the render context) and indexed by comment, so a
@@ -45,6 +49,7 @@ from ..fragments import (
     RUN_TOKEN,
     STOPPABLE_STATUSES,
     VISIBLE_STATUSES,
+    has_controls,
     page_texts,
     reply_context,
     run_status_text,
@@ -57,6 +62,7 @@ from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
 from ..stream_urls import stream_path
 from ..streams import run_state
+from .relaybridge_replies import register as _replies
 
 register = template.Library()
 
@@ -116,6 +122,25 @@ def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
     return found
 
 
+def _viewer(context: Context) -> Any:
+    request = getattr(context, "request", None) or context.get("request")
+    user = getattr(request, "user", None) if request is not None else None
+    return user if user is not None else context.get("user")
+
+
+def _controls(context: Context, run: AgentRun) -> bool:
+    """May the page's viewer press Stop and Retry on ``run``? Asked only when the
+    run's status has a button (no permission lookups for runs that have none)."""
+    if not has_controls(run):
+        return False
+    viewer = _viewer(context)
+    return viewer is not None and bool(get_adapter().can_control(viewer, run))
+
+
+def _view(context: Context, run: AgentRun) -> dict[str, Any]:
+    return run_view(run, controls=_controls(context, run))
+
+
 def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
     # One query per thread and page, however many comments ask.
     cache = _page_cache(context)
@@ -140,7 +165,10 @@ def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict
     thread_key = get_adapter().thread_key(thread)
     # Without their texts: a run's text is in its markup ({% relaybridge_runs %}),
     # where the script reads it, so the page carries it once.
-    states = [run_state(run, embed_text=False) for run in _cached_runs(context, thread_key).runs]
+    states = [
+        run_state(run, embed_text=False, controls=_controls(context, run))
+        for run in _cached_runs(context, thread_key).runs
+    ]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
         "thread_key": thread_key,
@@ -162,7 +190,7 @@ def relaybridge_runs(context: Context, comment: Any) -> dict[str, Any]:
     if given is not None and given[0] == str(comment.pk):
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
     else:
-        views = [run_view(run) for run in _comment_runs(context, comment)]
+        views = [_view(context, run) for run in _comment_runs(context, comment)]
     return {
         "comment_id": str(comment.pk),
         "runs": views,
@@ -189,22 +217,36 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     # up here, from the page's one query per thread.
     values[GIVEN_RUNS] = (
         str(comment.pk),
-        [run_view(run) for run in _comment_runs(context, comment)],
+        [_view(context, run) for run in _comment_runs(context, comment)],
     )
     return values
 
 
-@register.inclusion_tag("relaybridge/mention_hint.html")
-def relaybridge_mention_hint(hint_id: str = "relaybridge-mention-hint") -> dict[str, Any]:
+@register.inclusion_tag("relaybridge/mention_hint.html", takes_context=True)
+def relaybridge_mention_hint(
+    context: Context, hint_id: str = "relaybridge-mention-hint", thread: Any = None
+) -> dict[str, Any]:
     """Which agents one can @mention (point the textarea's ``aria-describedby`` at it).
 
     With JavaScript, the same list drives the comment box's ``@`` autocomplete and a
-    preview of the agents the comment will call.
+    preview of the agents the comment will call. Agents the signed-in user may not
+    call (the adapter's ``can_mention``, on ``thread`` when given) are marked "not
+    available to you"; with ``thread``, the preview also checks that thread's quotas.
     """
+    adapter = get_adapter()
+    request = getattr(context, "request", None) or context.get("request")
+    user = getattr(request, "user", None)
+    person = user if getattr(user, "is_authenticated", False) else None
+    agents: list[dict[str, Any]] = []
+    for info in mentionable_agents():
+        agent = dict(info)
+        agent["not_permitted"] = not adapter.can_mention(person, str(info["agent_id"]), thread)
+        agents.append(agent)
     return {
         "hint_id": hint_id,
         "agents_json_id": f"{hint_id}-agents",
-        "agents": mentionable_agents(),
+        "agents": agents,
+        "thread_key": adapter.thread_key(thread) if thread is not None else "",
         "preview_url": _reverse_or("relaybridge:mention-preview", "/relaybridge/mentions/preview/"),
     }
 
@@ -230,3 +272,7 @@ def relaybridge_markdown(text: Any) -> SafeString:
 @register.filter
 def relaybridge_agent_name(agent_id: Any) -> str:
     return get_adapter().agent_display_name(str(agent_id))
+
+
+# "Reply to", the votes and the follow-up notice come with {% load relaybridge %} too.
+register.tags.update(_replies.tags)

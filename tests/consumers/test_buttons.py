@@ -52,8 +52,9 @@ class TestRefusals:
     def test_csrf_is_enforced(
         self, action: str, make_user: Callable[..., Any], make_run: Callable[..., AgentRun]
     ) -> None:
-        run = make_run(Status.FAILED if action == "retry" else Status.STREAMING)
-        client = logged_in(make_user(), enforce_csrf_checks=True)
+        user = make_user()
+        run = make_run(Status.FAILED if action == "retry" else Status.STREAMING, requested_by=user)
+        client = logged_in(user, enforce_csrf_checks=True)
         assert client.post(url(action, run.run_id), **JSON).status_code == 403
         assert status_of(run) == run.status
 
@@ -115,8 +116,9 @@ class TestRefusals:
         make_user: Callable[..., Any],
         make_run: Callable[..., AgentRun],
     ) -> None:
-        run = make_run(status)
-        response = logged_in(make_user()).post(url(action, run.run_id), **JSON)
+        user = make_user()
+        run = make_run(status, requested_by=user)
+        response = logged_in(user).post(url(action, run.run_id), **JSON)
         assert response.status_code == 409
         assert response.json()["ok"] is False
         assert status_of(run) == status
@@ -124,8 +126,9 @@ class TestRefusals:
     def test_a_plain_form_post_goes_back_to_the_page(
         self, make_user: Callable[..., Any], make_run: Callable[..., AgentRun], task: Task
     ) -> None:
-        run = make_run(Status.STREAMING)
-        client = logged_in(make_user())
+        user = make_user()
+        run = make_run(Status.STREAMING, requested_by=user)
+        client = logged_in(user)
         page = f"http://testserver/tasks/{task.pk}/"
         response = client.post(url("stop", run.run_id), HTTP_REFERER=page)
         assert (response.status_code, response["Location"]) == (302, page)
@@ -140,7 +143,8 @@ class TestRefusals:
 async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tokens(
     redis_stack: str, task: Task, make_user: Callable[..., Any], make_run: Callable[..., AgentRun]
 ) -> None:
-    run = await sync_to_async(make_run)(Status.STREAMING)
+    bob = await sync_to_async(make_user)("bob")
+    run = await sync_to_async(make_run)(Status.STREAMING, requested_by=bob)
     run_id = str(run.run_id)
     group = streams.group_name_for_thread(run.thread_key)
     buffer = RedisStreamBuffer.from_url(redis_stack)
@@ -152,7 +156,7 @@ async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tok
         assert (await watcher.connect())[0]
         assert (await watcher.receive_json_from(timeout=2))["runs"][0]["text"] == "The plan is "
 
-        client = await sync_to_async(logged_in)(await sync_to_async(make_user)("bob"))
+        client = await sync_to_async(logged_in)(bob)
         response = await sync_to_async(client.post)(url("stop", run_id), **JSON)
         assert response.status_code == 200
         body = response.json()
@@ -196,8 +200,9 @@ async def test_stop_keeps_the_partial_text_for_every_watcher_and_drops_later_tok
 async def test_retry_requeues_the_same_run_and_tells_the_page(
     redis_stack: str, task: Task, make_user: Callable[..., Any], make_run: Callable[..., AgentRun]
 ) -> None:
+    bob = await sync_to_async(make_user)("bob")
     run = await sync_to_async(make_run)(
-        Status.FAILED, error_code="agent_offline", partial_text="half", attempts=3
+        Status.FAILED, error_code="agent_offline", partial_text="half", attempts=3, requested_by=bob
     )
     run_id = str(run.run_id)
     cookie = await cookie_for(make_user)
@@ -206,7 +211,7 @@ async def test_retry_requeues_the_same_run_and_tells_the_page(
         assert (await watcher.connect())[0]
         assert (await watcher.receive_json_from(timeout=2))["runs"] == []
 
-        client = await sync_to_async(logged_in)(await sync_to_async(make_user)("bob"))
+        client = await sync_to_async(logged_in)(bob)
         response = await sync_to_async(client.post)(url("retry", run_id), **JSON)
         assert response.status_code == 200
         body = response.json()

@@ -181,7 +181,9 @@ async def test_status_reply_and_error_are_forwarded(
         await worker.delta(2)  # after the reply: dropped
         got = [await communicator.receive_json_from(timeout=2) for _ in range(4)]
         assert [m["type"] for m in got] == ["run.status", "run.delta", "run.error", "run.reply"]
-        assert got[0] == status and got[2] == error and got[3] == reply
+        # Alice did not ask: her page gets the run without its Stop button.
+        assert got[0] == streams.for_viewer(status, False) and "control_html" in status
+        assert got[2] == error and got[3] == reply
         assert await received_before_marker(communicator, worker.group) == []
     finally:
         await communicator.disconnect()

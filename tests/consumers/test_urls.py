@@ -99,7 +99,11 @@ async def test_the_socket_path_is_a_setting(
     communicator = WebsocketCommunicator(
         application,
         f"/live/threads/{task.pk}/",
-        headers=[(b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode())],
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected

@@ -74,12 +74,13 @@ def _demo_env(db_path: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_demo(db_path: Path, *args: str) -> Iterator[Demo]:
-    """Start ``run_demo`` on a free port; kill it on the way out if it still runs."""
+def running_demo(db_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Demo]:
+    """Start ``run_demo`` on a free port (``env``: more environment for it); kill it on
+    the way out if it still runs."""
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_demo", "--port", "0", *args],
         cwd=ROOT,
-        env=_demo_env(db_path),
+        env={**_demo_env(db_path), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

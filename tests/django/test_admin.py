@@ -63,6 +63,27 @@ def test_detail_is_read_only_and_nothing_can_be_added_or_deleted(
     assert run.status == AgentRun.Status.REPLIED
 
 
+def test_the_run_shows_who_stopped_and_retried_it_read_only(
+    admin_client_with_runs: tuple[Client, AgentRun], make_comment: Callable[..., Comment]
+) -> None:
+    client, _ = admin_client_with_runs
+    run = AgentRun.objects.get(comment=make_comment("@athena once more"), agent_id="athena")
+    stopper = get_user_model().objects.create_user("stopper", first_name="Sam")
+    retrier = get_user_model().objects.create_user("retrier")
+    services.claim_for_sending(run.run_id)
+    assert services.mark_stopped(run.run_id, "half", by=stopper)
+    assert services.retry_run(run.run_id, by=retrier)
+    change_url = reverse("admin:relaybridge_agentrun_change", args=[run.pk])
+    body = client.get(change_url).content.decode()
+    assert "Control" in body
+    for label, user in (("Stopped by", stopper), ("Retried by", retrier)):
+        field = body[body.index(f"{label}:") :]
+        shown = field[: field.index("</div>")]
+        assert user.get_username() in shown, shown
+        assert "<select" not in shown and "<input" not in shown  # read-only
+    assert "Stopped at:" in body and "Retried at:" in body
+
+
 def test_example_admin_pages_render(admin_client_with_runs: tuple[Client, Any]) -> None:
     client, run = admin_client_with_runs
     task_id = run.comment.task_id

@@ -57,7 +57,7 @@ test("reconnects back off from 1 s to 30 s and start again after a message", () 
 });
 
 test("a refusal from the server is final", () => {
-  for (const code of [4003, 4004, 4400]) {
+  for (const code of [4003, 4004, 4400, 4401, 4403]) {
     const env = fakes();
     const socket = new StreamSocket({ url: "ws://h/s/", onMessage: () => {}, ...env });
     socket.start();
@@ -67,6 +67,16 @@ test("a refusal from the server is final", () => {
     socket.start();
     assert.equal(env.opened.length, 1);
   }
+});
+
+test("a socket refused for too many open sockets is retried with the backoff", () => {
+  const env = fakes();
+  const socket = new StreamSocket({ url: "ws://h/s/", onMessage: () => {}, ...env });
+  socket.start();
+  env.opened[0].onclose({ code: 4429 });
+  assert.equal(socket.closedForGood, false);
+  assert.deepEqual(env.runTimers(), [1000]);
+  assert.equal(env.opened.length, 2);
 });
 
 test("a socket that cannot even be created is retried later", () => {

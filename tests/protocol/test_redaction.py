@@ -39,6 +39,11 @@ AGENT_TOKEN = "rla_athena_4f9c2b7d1e8a6c3b"
         # Everything else is left exactly as it was.
         ("a &amp; b &lt;rl&gt; &#114; \\* r la_x &nosuch; rl_a", None),
         ("", None),
+        # Glued to a word, only what looks like a token (``_{random}`` with a digit):
+        # names ending in "rla_" or "rlk_" are words.
+        ("carla_smith and Karla_Schmidt_was_here", None),
+        ("perla_notes_on_the_plan", None),
+        ("CARLA_SMITH_2", None),
     ],
 )
 def test_relay_tokens_are_blanked_in_every_spelling(text: str, expected: str | None) -> None:

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from project.tasks.models import Comment, Task
 from relaybridge import services
-from relaybridge.models import AgentRun
+from relaybridge.models import AgentRun, ReplyFeedback
 from tests.consumers.conftest import create_run
 
 Status = AgentRun.Status
@@ -40,12 +40,24 @@ POSTS: dict[str, Callable[[Task, AgentRun, AgentRun], tuple[str, dict[str, str]]
         {"text": "@athena"},
     ),
     "logout": lambda task, failed, streaming: (reverse("tasks:logout"), {}),
+    "reply feedback": lambda task, failed, streaming: (
+        reverse("relaybridge:reply-feedback", kwargs={"run_id": replied_run(task).run_id}),
+        {"vote": "up", "note": "spot on"},
+    ),
 }
+
+
+def replied_run(task: Task) -> AgentRun:
+    run = create_run(task, Status.REPLIED)
+    run.reply_comment = Comment.objects.create(task=task, agent_id="athena", body="Done.")
+    run.save(update_fields=["reply_comment"])
+    return run
 
 
 def state(task: Task) -> tuple[Any, ...]:
     runs = tuple(AgentRun.objects.order_by("pk").values_list("status", flat=True))
-    return (Comment.objects.filter(task=task).count(), runs)
+    votes = ReplyFeedback.objects.count()
+    return (Comment.objects.filter(task=task).count(), runs, votes)
 
 
 @pytest.mark.django_db
@@ -56,7 +68,10 @@ def test_every_post_needs_the_csrf_token(
 ) -> None:
     monkeypatch.setattr(services, "queue_dispatch", lambda *args, **kwargs: None)
     task = tasks["alice"]
-    failed, streaming = create_run(task, Status.FAILED), create_run(task, Status.STREAMING)
+    # Alice's own runs: hers to retry and stop.
+    asker = people["alice"]
+    failed = create_run(task, Status.FAILED, requested_by=asker)
+    streaming = create_run(task, Status.STREAMING, requested_by=asker)
     path, data = POSTS[name](task, failed, streaming)
     client = Client(enforce_csrf_checks=True)
     client.force_login(people["alice"])
@@ -102,6 +117,7 @@ def test_the_tests_cover_every_route_of_relaybridge_and_the_tasks_app() -> None:
         "relaybridge:retry-run",
         "relaybridge:stop-run",
         "relaybridge:mention-preview",
+        "relaybridge:reply-feedback",
     }
     read_only = {"tasks:task_list"}
     assert names - covered - read_only == set(), "routes without a CSRF test"

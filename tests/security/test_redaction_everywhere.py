@@ -159,7 +159,10 @@ async def test_stop_answers_and_keeps_only_redacted_text(redis_stack: str) -> No
         await wait_for(lambda: "Done" in texts_shown(listener, run), what="the deltas")
         client = Client()
         await sync_to_async(client.force_login)(
-            await sync_to_async(get_user_model().objects.create_user)("stopper", password="x")
+            # Staff may stop any run (the run here was asked by nobody in particular).
+            await sync_to_async(get_user_model().objects.create_user)(
+                "stopper", password="x", is_staff=True
+            )
         )
         url = reverse("relaybridge:stop-run", args=[run.run_id])
         response = await sync_to_async(client.post)(url, HTTP_ACCEPT="application/json")

@@ -15,7 +15,6 @@ from relaybridge.models import AgentRun
 from relaybridge.worker.status import read_status
 
 from .stack import (
-    listen,
     post_mention,
     post_watched_mention,
     relay_stack,
@@ -110,9 +109,9 @@ async def test_two_mentions_on_one_thread_are_sent_one_after_the_other(redis_sta
 
 async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_stack: str) -> None:
     async with relay_stack(redis_stack):
-        comment = await post_mention("@offline are you there?")
+        # Listening before the post: the first push can come at once.
+        comment, listener = await post_watched_mention("@offline are you there?")
         [run] = await runs_for(comment)
-        listener = await listen(run.thread_key)
         await wait_for(lambda: run_status(run.run_id) == Status.RETRYING, what="a retry")
         await wait_for(lambda: listener.events("run.error", str(run.run_id)), what="the push")
         [error] = listener.events("run.error", str(run.run_id))

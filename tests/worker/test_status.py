@@ -42,6 +42,7 @@ def _status(**changes: object) -> WorkerStatus:
     return status
 
 
+@pytest.mark.django_db
 def test_no_record_means_no_worker() -> None:
     out = StringIO()
     call_command("relay_status", stdout=out)
@@ -51,6 +52,7 @@ def test_no_record_means_no_worker() -> None:
     assert exited.value.code == 1
 
 
+@pytest.mark.django_db
 def test_a_connected_worker_is_described() -> None:
     write_status(_status().as_dict())
     out = StringIO()
@@ -62,6 +64,7 @@ def test_a_connected_worker_is_described() -> None:
     assert "connected for:  2 min" in text
 
 
+@pytest.mark.django_db
 def test_an_auth_failure_is_reported_loudly() -> None:
     failing = _status(state="auth_failed", last_error="Relay refused the app token (HTTP 401)")
     write_status(failing.as_dict())

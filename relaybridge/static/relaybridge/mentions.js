@@ -48,7 +48,13 @@
     this.agents = agents;
     this.form = box.form;
     this.previewUrl = hint.getAttribute("data-relaybridge-preview-url");
+    this.threadKey = hint.getAttribute("data-relaybridge-thread") || "";
+    this.notPermittedLabel =
+      hint.getAttribute("data-relaybridge-not-permitted-label") || "not available to you";
     this.preview = hint.querySelector(".relaybridge-mention-preview");
+    // {% relaybridge_follow_up thread %}: a comment without a mention may go on to
+    // the agent that just answered; the preview says so, with its opt-out box.
+    this.followUp = this.form ? this.form.querySelector("[data-relaybridge-follow-up]") : null;
     this.options = [];
     this.active = -1;
     this.start = -1;
@@ -111,7 +117,12 @@
       option.appendChild(element("strong", "", agent.name || agent.agent_id));
       option.appendChild(document.createTextNode(" "));
       option.appendChild(element("code", "", "@" + agent.agent_id));
-      if (agent.unavailable) {
+      if (agent.not_permitted) {
+        option.setAttribute("data-not-permitted", "true");
+        option.appendChild(document.createTextNode(" "));
+        var label = self.notPermittedLabel;
+        option.appendChild(element("em", "relaybridge-mention-unavailable", label));
+      } else if (agent.unavailable) {
         option.setAttribute("data-unavailable", "true");
         option.appendChild(document.createTextNode(" "));
         option.appendChild(element("em", "relaybridge-mention-unavailable", "unavailable"));
@@ -177,10 +188,14 @@
     var self = this;
     var text = this.box.value;
     var seq = ++this.previewSeq;
-    // No "@" (nor its fullwidth form): nothing to ask the server.
-    if (!/[@\uFF20]/.test(text)) return this.showPreview(null);
+    // No "@" (nor its fullwidth form): nothing to ask the server, unless the
+    // draft may be a follow-up (the server knows whether one is due).
+    if (!/[@\uFF20]/.test(text) && !this.followUp) return this.showPreview(null);
     var body = new FormData();
     body.append("text", text);
+    var thread = this.threadKey;
+    if (!thread && this.followUp) thread = this.followUp.getAttribute("data-relaybridge-follow-up");
+    if (thread) body.append("thread", thread);
     fetch(this.previewUrl, {
       method: "POST",
       body: body,
@@ -195,8 +210,25 @@
     });
   };
 
+  Mentions.prototype.showFollowUp = function (answer) {
+    var block = this.followUp;
+    if (!block || !answer) return; // no answer (e.g. rate-limited): as it was
+    var followUp = answer.follow_up;
+    if (!followUp) {
+      block.hidden = true;
+      return;
+    }
+    var message = block.querySelector("[data-relaybridge-follow-up-message]");
+    var label = block.querySelector("[data-relaybridge-follow-up-opt-out-label]");
+    if (message) message.textContent = followUp.message; // the server's sentence
+    if (label) label.textContent = followUp.opt_out;
+    block.setAttribute("data-agent", followUp.agent_id);
+    block.hidden = false;
+  };
+
   Mentions.prototype.showPreview = function (answer) {
     var preview = this.preview;
+    this.showFollowUp(answer);
     var agents = (answer && answer.agents) || [];
     if (!agents.length || !answer.message) {
       preview.textContent = "";

@@ -6,7 +6,9 @@
  * closes it reconnects after a delay that doubles from 1 s up to 30 s and starts
  * again at 1 s once a message arrives; a close code in `noReconnect` (the
  * consumer's refusals: 4003 forbidden, 4004 no such thread, 4400 a malformed
- * thread value) ends it for good. WebSocket and setTimeout are passed in so that
+ * thread value or path, 4401 the session ended, 4403 a foreign origin) ends it
+ * for good. 4429 (too many sockets for this person) is retried with the backoff,
+ * as another tab may close meanwhile. WebSocket and setTimeout are passed in so that
  * Node's test runner can drive it.
  *
  * Loaded as a classic script (window.relaybridgeStreamSocket) and, in Node's test
@@ -23,7 +25,7 @@
 })(this, function () {
   "use strict";
 
-  var NO_RECONNECT = [4003, 4004, 4400];
+  var NO_RECONNECT = [4003, 4004, 4400, 4401, 4403];
   var BACKOFF_START_MS = 1000;
   var BACKOFF_MAX_MS = 30000;
 

@@ -93,6 +93,12 @@
   });
 
   Stream.prototype.handle = function (message) {
+    // Messages of other parts of the page (reply.feedback: reply-actions.js).
+    if (message && message.type && window.CustomEvent) {
+      this.root.dispatchEvent(new CustomEvent("relaybridge:message", {
+        detail: message, bubbles: true,
+      }));
+    }
     this.state = streamState.reduce(this.state, message, Date.now());
     this.update();
     if (this.state.refresh) requestRefresh();
