@@ -70,6 +70,12 @@ class Parameters:
     pages_comments: list[int] = field(default_factory=lambda: [5, 200])
     pages_rounds: int = 3
     pages_requests: int = 15
+    remote_rtt_ms: float = 40.0
+    remote_rounds: int = 3
+    remote_per_round: int = 30
+    remote_pings: int = 10
+    thinking_rounds: int = 3
+    thinking_per_round: int = 10
 
     @classmethod
     def quick(cls) -> Parameters:
@@ -104,6 +110,11 @@ class Parameters:
             pages_comments=[5, 20],
             pages_rounds=3,
             pages_requests=2,
+            remote_rounds=3,
+            remote_per_round=2,
+            remote_pings=3,
+            thinking_rounds=3,
+            thinking_per_round=1,
         )
 
 
@@ -113,6 +124,8 @@ def log(message: str) -> None:
 
 SCENARIOS = (
     "mention",
+    "remote",
+    "thinking",
     "latency",
     "throughput",
     "bytes",
@@ -135,8 +148,8 @@ async def run_scenarios(
     figures["flush_ms"] = float(params.flush_ms)
     login = await asyncio.to_thread(sign_in, stack.daphne_url, *DEMO_LOGIN)
     scenarios: dict[str, Any] = {"worker_rss_mb_cold": ledger.rss_mb(stack.worker.pid)}
-    #: Figures that are medians over rounds: their [min, max] over the rounds.
-    spreads: dict[str, list[float]] = {}
+    #: Figures that are medians of rounds: the rounds' max - min, printed beside them.
+    spreads: dict[str, float] = {}
     scenarios["spreads"] = spreads
     # As many runs as the latency scenario starts at once: the first burst opens the
     # processes' Redis and database connections, which a running deployment has open.
@@ -155,7 +168,17 @@ async def run_scenarios(
         )
         scenarios["mention_to_accepted"] = mentions
         figures["mention_to_accepted_p50_ms"] = mentions["steady"]["latency_ms"]["p50"]
-        figures["mention_rate_ratio_vs_connection_per_event"] = mentions["rate_ratio"]
+
+    if "remote" in only:
+        from . import remote
+
+        log(f"remote Relay: TLS behind a {params.remote_rtt_ms:g} ms round trip")
+        scenarios["remote_relay"] = await remote.scenario(stack, params, figures, spreads)
+    if "thinking" in only:
+        from . import thinking
+
+        log("post -> thinking in Chromium, on the stack, then on the embedded demo")
+        scenarios["post_to_thinking"] = await thinking.scenario(stack, params, figures, spreads)
 
     latency_load = streaming.Load(params.latency_runs, params.latency_tokens, params.latency_rate)
     baselines: dict[float, dict[str, Any]] = {}
@@ -228,7 +251,7 @@ async def run_scenarios(
         figures["page_queries_5"] = threads["queries"][str(small)]
         figures["page_queries_200"] = threads["queries"][str(big)]
         figures["page_render_ratio_200"] = threads["ratio_200"]
-        spreads["page_render_ratio_200"] = threads["ratio_200_spread"]
+        spreads["page_render_ratio_200"] = max_minus_min(threads["ratio_200_spread"])
     if only & {"latency", "throughput"}:
         log("restarting the relay worker with coalescing off")
         await asyncio.to_thread(stack.restart_worker, 0)
@@ -259,7 +282,7 @@ async def watchers_scenarios(
     login: Any,
     figures: dict[str, float],
     scenarios: dict[str, Any],
-    spreads: dict[str, list[float]],
+    spreads: dict[str, float],
 ) -> None:
     from . import watchers
 
@@ -269,7 +292,7 @@ async def watchers_scenarios(
     )
     scenarios["watchers_rss"] = rss
     figures["watchers_rss_kb_per_socket"] = rss["kb_per_socket"]
-    spreads["watchers_rss_kb_per_socket"] = rss["kb_per_socket_spread"]
+    spreads["watchers_rss_kb_per_socket"] = max_minus_min(rss["kb_per_socket_spread"])
     for daphnes, key in ((1, "fanout_500_p99_ms"), (2, "fanout_500_p99_ms_two_daphne")):
         log(f"fan-out to {params.fanout_watchers} pages on {daphnes} Daphne process(es)")
         found = await watchers.fanout(
@@ -282,11 +305,11 @@ async def watchers_scenarios(
         )
         scenarios[f"fanout_{daphnes}_daphne"] = found
         figures[key] = found["p99_ms"]
-        spreads[key] = found["p99_ms_spread"]
+        spreads[key] = max_minus_min(found["p99_ms_spread"])
         if daphnes == 2:
             stop_key = "stop_to_other_daphne_ms"
             figures[stop_key] = found["stop_to_last_page_other_daphne_ms"]
-            spreads[stop_key] = found["stop_to_last_page_other_daphne_ms_spread"]
+            spreads[stop_key] = max_minus_min(found["stop_to_last_page_other_daphne_ms_spread"])
 
 
 def _override(params: Parameters, assignment: str) -> None:
@@ -379,12 +402,24 @@ def main(argv: list[str] | None = None) -> int:
     parameters["load_average_at_end"] = list(os.getloadavg())
     parameters["seconds_taken"] = round(time.monotonic() - began, 1)
     result = report.assemble(
-        figures, mode="quick" if args.quick else "full", parameters=parameters, scenarios=scenarios
+        figures,
+        mode="quick" if args.quick else "full",
+        parameters=parameters,
+        scenarios=scenarios,
+        spreads=scenarios.pop("spreads", {}),
     )
     report.write(result, args.out)
     print(report.table(result))
     log(f"wrote {args.out} in {parameters['seconds_taken']} s")
     return 0
+
+
+def max_minus_min(low_high: list[float]) -> float:
+    """A spread kept as ``[min, max]`` over the rounds as the report prints spreads:
+    the rounds' max - min (nan without two rounds)."""
+    if len(low_high) < 2:
+        return float("nan")
+    return float(low_high[1] - low_high[0])
 
 
 if __name__ == "__main__":

@@ -157,7 +157,6 @@ async def mention_to_accepted(
             "events_per_s": round(base_rate, 2),
             "latency_ms": distribution(base_latencies),
         },
-        "rate_ratio": round(sustained["mentions_per_s"] / base_rate, 2),
     }
 
 

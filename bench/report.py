@@ -2,7 +2,9 @@
 
 ``assemble`` puts the required figures at the top level of the JSON (numbers,
 NaN written as null when a scenario could not measure one), next to the machine,
-the versions, every parameter and each scenario's details.
+the versions, every parameter and each scenario's details. A figure that is the
+median of several rounds has its spread (the rounds' max - min) under ``spreads``,
+printed beside it in the table.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ FIGURES: list[tuple[str, str, str, str]] = [
     ("throughput_tokens_per_s_coalescing_on", "throughput, coalescing on", "tok/s", ">= 20000"),
     ("throughput_tokens_per_s_coalescing_off", "throughput, coalescing off", "tok/s", ">= 5000"),
     ("mention_to_accepted_p50_ms", "mention -> accepted p50", "ms", "<= 25"),
-    ("mention_rate_ratio_vs_connection_per_event", "mention rate vs conn-per-event", "x", ">= 5"),
+    ("remote_rtt_ms", "remote Relay: RTT through the proxy", "ms", ""),
+    ("remote_accepted_p50_ms", "remote: mention -> accepted p50", "ms", "<= RTT + 25, <= 1/3 next"),
+    (
+        "remote_accepted_p50_ms_connection_per_event",
+        "remote: conn-per-event task -> accepted",
+        "ms",
+        "",
+    ),
+    ("post_to_thinking_p50_ms", "post -> thinking shown, stack, p50", "ms", "<= 100"),
+    ("post_to_thinking_p50_ms_demo", "post -> thinking shown, demo, p50", "ms", ""),
     ("bytes_ratio_accumulated_vs_delta", "bytes: accumulated / delta", "x", ""),
     ("worker_rss_mb_1000_runs", "worker RSS, runs streaming", "MB", "<= 150"),
     ("worker_rss_mb_idle", "worker RSS idle", "MB", ""),
@@ -117,12 +128,18 @@ def _number(value: Any) -> float | None:
 
 
 def assemble(
-    figures: dict[str, float], *, mode: str, parameters: dict[str, Any], scenarios: dict[str, Any]
+    figures: dict[str, float],
+    *,
+    mode: str,
+    parameters: dict[str, Any],
+    scenarios: dict[str, Any],
+    spreads: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in figures]
     if missing:
         raise ValueError(f"figures missing: {', '.join(missing)}")
     result: dict[str, Any] = {key: _number(figures[key]) for key in REQUIRED_KEYS}
+    result["spreads"] = {key: _number(value) for key, value in (spreads or {}).items()}
     result.update(
         mode=mode,
         machine=machine(),
@@ -134,15 +151,14 @@ def assemble(
 
 
 def table(result: dict[str, Any]) -> str:
-    # A median over rounds is shown with its spread (min-max) in the last column.
-    spreads = (result.get("scenarios") or {}).get("spreads") or {}
-    lines = [f"{'figure':40} {'value':>10}  {'unit':5} {'target':14} spread", "-" * 86]
+    spreads = result.get("spreads") or {}
+    lines = [f"{'figure':40} {'value':>10} {'spread':>8}  {'unit':5} target", "-" * 81]
     for key, label, unit, target in FIGURES:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:,.1f}"
-        low_high = spreads.get(key) or []
-        band = f"{low_high[0]:,.1f}-{low_high[1]:,.1f}" if len(low_high) == 2 else ""
-        lines.append(f"{label:40} {shown:>10}  {unit:5} {target:14} {band}".rstrip())
+        spread = spreads.get(key)
+        spread_shown = "" if spread is None or value is None else f"{spread:,.1f}"
+        lines.append(f"{label:40} {shown:>10} {spread_shown:>8}  {unit:5} {target}")
     return "\n".join(lines)
 
 

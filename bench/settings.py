@@ -26,9 +26,19 @@ if os.environ.get("RELAYBRIDGE_BENCH_CHANNEL_LAYER") == "redis":
 # database connection in memory (the relay worker has one per database thread),
 # which the memory figures would measure instead of relaybridge.
 DEBUG = False
+# Except in the Daphne the post -> thinking scenario's browser loads pages from: with
+# DEBUG on, Daphne serves the page scripts itself (project/asgi.py), as the deployment
+# tests' Daphne does; a production site serves them in front of Daphne.
+if os.environ.get("RELAYBRIDGE_BENCH_SERVE_STATIC") == "1":
+    DEBUG = True
 # The emulator listens on plain ws:// on loopback, which E001 rightly refuses for a
 # production deployment reaching the real Relay.
 SILENCED_SYSTEM_CHECKS = ["relaybridge.E001"]
+
+# The remote scenario's relay worker verifies its TLS emulator against a throwaway
+# authority, and the Celery worker runs the connection-per-event task it compares with.
+RELAYBRIDGE_RELAY_CA_FILE = os.environ.get("RELAYBRIDGE_BENCH_RELAY_CA_FILE") or None
+CELERY_IMPORTS = ["bench.remote_task"]
 
 # The fairness scenario restarts the relay worker on a paced plan.
 RELAYBRIDGE_PLAN = os.environ.get("RELAYBRIDGE_BENCH_PLAN", "unlimited")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,21 +71,32 @@ class Stack:
         return used
 
     def restart_worker(
-        self, flush_ms: int, timeout: float = 60.0, *, plan: str | None = None
+        self,
+        flush_ms: int,
+        timeout: float = 60.0,
+        *,
+        plan: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Stop the relay worker gracefully and start one with another flush interval
-        (and, if given, paced to another plan than the benchmark's unlimited one)."""
+        (and, if given, paced to another plan than the benchmark's unlimited one, or
+        with more environment: another Relay)."""
         old = self.worker
         old.send_signal(signal.SIGTERM)
         old.wait(timeout)
-        self.worker = start_worker(self.deployment, flush_ms, timeout, plan=plan)
+        self.worker = start_worker(self.deployment, flush_ms, timeout, plan=plan, env=env)
         self.flush_ms = flush_ms
 
 
 def start_worker(
-    deployment: Deployment, flush_ms: int, timeout: float = 60.0, *, plan: str | None = None
+    deployment: Deployment,
+    flush_ms: int,
+    timeout: float = 60.0,
+    *,
+    plan: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ManagedProcess:
-    env = {"RELAYBRIDGE_STREAM_FLUSH_MS": str(flush_ms)}
+    env = {**(env or {}), "RELAYBRIDGE_STREAM_FLUSH_MS": str(flush_ms)}
     if plan is not None:
         env["RELAYBRIDGE_BENCH_PLAN"] = plan
     worker = deployment.start_relay_worker("--lock-ttl", "2", env=env)

@@ -23,7 +23,9 @@ No check message ever contains a token's value.
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from typing import Any
 
 from django.conf import settings
@@ -270,9 +272,26 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             problems.append("RELAYBRIDGE_FOLLOW_UP_WINDOW must be None, 0 (off) or positive")
         if not all(isinstance(agent, str) for agent in relay_settings.get("AGENTS")):
             problems.append("RELAYBRIDGE_AGENTS must be a list of agent id strings")
+        ca_problem = relay_ca_file_problem(relay_settings.RELAY_CA_FILE)
+        if ca_problem is not None:
+            problems.append(ca_problem)
     except (TypeError, ValueError) as exc:
         problems.append(f"a RELAYBRIDGE_* setting has the wrong type ({exc})")
     return [checks.Error(problem, id="relaybridge.E006") for problem in problems]
+
+
+def relay_ca_file_problem(ca_file: Any) -> str | None:
+    """Why ``RELAYBRIDGE_RELAY_CA_FILE`` cannot verify Relay, or None (unset or usable)."""
+    if ca_file is None:
+        return None
+    if not isinstance(ca_file, str | os.PathLike):
+        return "RELAYBRIDGE_RELAY_CA_FILE must be a file path (or None: the system's CAs)"
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"RELAYBRIDGE_RELAY_CA_FILE holds no usable certificate ({reason})"
+    return None
 
 
 def _allowed_origin_problems() -> list[str]:

@@ -67,6 +67,9 @@ DEFAULTS: Final[dict[str, Any]] = {
     "EVENTS_PER_HOUR": None,
     "MAX_CONCURRENT": None,
     "AUTH_STYLE": "header",  # or "query" (?token=)
+    # A PEM file of the certificate authorities a wss:// RELAY_URL is verified against
+    # instead of the system's (a private CA, a TLS-inspecting proxy). None: the system's.
+    "RELAY_CA_FILE": None,
     "HEARTBEAT_INTERVAL": 30.0,
     "HEARTBEAT_TIMEOUT": 5.0,
     # Streaming and the worker.
@@ -222,6 +225,13 @@ class RelaySettings:
     @property
     def AUTH_STYLE(self) -> str:
         return str(self.get("AUTH_STYLE")).lower()
+
+    @property
+    def RELAY_CA_FILE(self) -> Any:
+        """The CA file a ``wss://`` RELAY_URL is verified against (a path), or None:
+        the system's. Checked (relaybridge.E006), not converted, here."""
+        value = self.get("RELAY_CA_FILE")
+        return None if value is None or value == "" else value
 
     @property
     def HEARTBEAT_INTERVAL(self) -> float:

@@ -119,6 +119,8 @@ class EmulatorProcess:
         self.startup_timeout = startup_timeout
         self.env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[str] | None = None
+        #: Serving ``wss://`` (``--tls-cert`` among the arguments).
+        self.tls = "--tls-cert" in self.args
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "relaybridge.emulator", "--host", self.host]
@@ -146,7 +148,8 @@ class EmulatorProcess:
         except queue.Empty:
             self.kill()
             raise RuntimeError("the emulator did not report its address in time") from None
-        if not first.startswith("listening on ws://"):
+        scheme = "wss://" if self.tls else "ws://"
+        if not first.startswith(f"listening on {scheme}"):
             self.kill()
             raise RuntimeError(f"unexpected first line from the emulator: {first!r}")
         self._port = int(first.rsplit(":", 1)[1])
@@ -173,7 +176,7 @@ class EmulatorProcess:
 
     @property
     def base_url(self) -> str:
-        return base_url_for(self.host, self.port)
+        return base_url_for(self.host, self.port, tls=self.tls)
 
     @property
     def url(self) -> str:

@@ -18,9 +18,10 @@ APP_PATH = "/v1/ws/app"
 AGENT_PATH = "/v1/ws/agent"
 
 
-def base_url_for(host: str, port: int) -> str:
-    """``ws://host:port`` for an emulator, with an IPv6 host in brackets."""
-    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+def base_url_for(host: str, port: int, *, tls: bool = False) -> str:
+    """``ws://host:port`` (``wss://`` over TLS) for an emulator, an IPv6 host in brackets."""
+    scheme = "wss" if tls else "ws"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class Endpoint(enum.StrEnum):

@@ -2,6 +2,7 @@
 and the ``relay_emulator`` management command.
 
 The first line on standard output is always ``listening on ws://HOST:PORT``
+(``wss://`` with ``--tls-cert`` and ``--tls-key``)
 (flushed), so a parent process can start the emulator on port 0 and learn the
 port. Everything else goes to standard error through logging.
 """
@@ -114,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send this share of finished events a second, different reply",
     )
     add("--fault-seed", type=int, default=None, help="seed of the delivery-fault dice")
+    add("--tls-cert", default=None, metavar="PEM", help="serve wss:// with this certificate")
+    add("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -152,6 +155,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Emulat
             if args.load_agent
             else None
         ),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 

@@ -116,6 +116,10 @@ class EmulatorConfig:
     load_agent: LoadProfile | None = None
     #: Duplicated, delayed and reordered frames, second replies (off by default).
     delivery_faults: DeliveryFaults = field(default_factory=DeliveryFaults)
+    #: Serve ``wss://`` with this certificate (PEM, chain first) and its private key
+    #: (``None``: plain ``ws://``), as the real Relay does; for trying TLS locally.
+    tls_cert: str | None = None
+    tls_key: str | None = None
     #: Time source for the rate-limit windows; tests inject a fake one.
     clock: Clock = time.monotonic
 
@@ -125,6 +129,12 @@ class EmulatorConfig:
         overlap = set(self.app_tokens) & set(self.agent_tokens)
         if overlap:
             raise ValueError("a token cannot be both an app token and an agent token")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def first_app_token(self) -> str:

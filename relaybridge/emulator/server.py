@@ -7,6 +7,7 @@ tests use to inject faults (see :class:`~relaybridge.emulator.control.EmulatorCo
 from __future__ import annotations
 
 import logging
+import ssl
 from types import TracebackType
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -58,6 +59,10 @@ class RelayEmulator(EmulatorControl):
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
+        tls: ssl.SSLContext | None = None
+        if self.config.tls_cert is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -65,6 +70,7 @@ class RelayEmulator(EmulatorControl):
             process_request=self._process_request,
             max_size=MAX_FRAME_BYTES,
             logger=_wire_log,
+            ssl=tls,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         log.info(
@@ -115,7 +121,7 @@ class RelayEmulator(EmulatorControl):
 
     @property
     def base_url(self) -> str:
-        return base_url_for(self.host, self.port)
+        return base_url_for(self.host, self.port, tls=self.config.tls)
 
     @property
     def url(self) -> str:

@@ -145,6 +145,7 @@ class BridgeWorker:
             heartbeat_interval=options.heartbeat_interval,
             heartbeat_timeout=options.heartbeat_timeout,
             status_changed=self._status_changed,
+            ca_file=options.ca_file,
         )
         intake = RunIntake(options, self.layer, connection, run_streams)
         self.connection, self.intake = connection, intake

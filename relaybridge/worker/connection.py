@@ -73,8 +73,10 @@ class RelayConnection:
         heartbeat_timeout: float,
         backoff: Backoff | None = None,
         status_changed: asyncio.Event | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.url = url
+        self._ca_file = ca_file
         self._token = token
         self._auth_style = auth_style
         self._session = session
@@ -148,7 +150,9 @@ class RelayConnection:
             logger.info("connecting to %s", redacted(self.url))
             started = time.monotonic()
             try:
-                ws = await open_relay_connection(self.url, self._token, auth_style=self._auth_style)
+                ws = await open_relay_connection(
+                    self.url, self._token, auth_style=self._auth_style, ca_file=self._ca_file
+                )
                 await self._serve(ws, stop)
                 self._backoff.connection_closed(time.monotonic() - started)
                 if stop.is_set():

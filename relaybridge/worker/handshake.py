@@ -9,7 +9,8 @@ Nothing here ever puts the token, or a URL carrying it, into a message.
 
 from __future__ import annotations
 
-from typing import Literal
+import ssl
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -56,16 +57,28 @@ async def open_relay_connection(
     *,
     auth_style: AuthStyle = "header",
     open_timeout: float = 10.0,
+    ca_file: str | None = None,
 ) -> ClientConnection:
     """Connect to Relay's app endpoint with the app token.
 
     WebSocket-level keepalive pings are off: the worker runs Relay's own JSON
     ``ping``/``pong`` heartbeat, which is what Relay documents and answers.
+    A ``wss://`` URL is verified against the system's certificate authorities, or
+    only those in ``ca_file`` (``RELAYBRIDGE_RELAY_CA_FILE``); never not at all.
     """
     if auth_style == "query":
         target, headers = with_token_query(url, token), None
     else:
         target, headers = url, {"Authorization": f"Bearer {token}"}
+    # The library picks the system's store for wss:// unless given a context.
+    tls: dict[str, Any] = {}
+    if ca_file is not None and urlsplit(url).scheme.lower() == "wss":
+        try:
+            tls["ssl"] = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ValueError):
+            raise RelayConnectError(
+                "RELAYBRIDGE_RELAY_CA_FILE holds no usable certificate"
+            ) from None
     try:
         return await connect(
             target,
@@ -74,6 +87,7 @@ async def open_relay_connection(
             ping_interval=None,
             max_size=MAX_FRAME_BYTES,
             proxy=None,
+            **tls,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

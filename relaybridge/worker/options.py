@@ -6,6 +6,7 @@ nothing in the worker reads a setting past these options.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..conf import DEFAULTS, relay_settings
@@ -18,6 +19,7 @@ class WorkerOptions:
     url: str
     token: str = field(repr=False)
     auth_style: AuthStyle = DEFAULTS["AUTH_STYLE"]
+    ca_file: str | None = DEFAULTS["RELAY_CA_FILE"]
     limits: PlanLimits | None = None
     flush_ms: int = DEFAULTS["STREAM_FLUSH_MS"]
     stall_timeout: float = DEFAULTS["STALL_TIMEOUT"]
@@ -33,10 +35,12 @@ class WorkerOptions:
     @classmethod
     def from_settings(cls, url: str, token: str) -> WorkerOptions:
         style = relay_settings.AUTH_STYLE
+        ca_file = relay_settings.RELAY_CA_FILE
         return cls(
             url=url,
             token=token,
             auth_style="query" if style == "query" else "header",
+            ca_file=None if ca_file is None else os.fspath(ca_file),
             limits=relay_settings.plan_limits(),
             flush_ms=relay_settings.STREAM_FLUSH_MS,
             stall_timeout=relay_settings.STALL_TIMEOUT,

@@ -84,10 +84,11 @@ def test_the_table_prints_a_median_with_its_spread() -> None:
         figures,
         mode="quick",
         parameters={},
-        scenarios={"spreads": {"fanout_500_p99_ms": [10.5, 14.25]}},
+        scenarios={},
+        spreads={"fanout_500_p99_ms": 3.75},
     )
     [line] = [row for row in report.table(result).splitlines() if "500 pages" in row]
-    assert "12.0" in line and line.endswith("10.5-14.2")
+    assert "12.0" in line and " 3.8 " in line
     assert set(KEYS) <= set(report.REQUIRED_KEYS)
 
 
@@ -120,10 +121,10 @@ def test_both_scenarios_run_at_tiny_size_and_produce_their_keys(tmp_path: Path) 
     for key in KEYS:
         assert isinstance(written[key], float), key
     assert written["page_queries_5"] == written["page_queries_200"]
-    spreads = written["scenarios"]["spreads"]
+    spreads = written["spreads"]
     for key in KEYS:
         if not key.startswith("page_queries"):
-            assert len(spreads[key]) == 2, key
+            assert spreads[key] >= 0, key
     fanout = written["scenarios"]["fanout_2_daphne"]
     assert fanout["pages_per_daphne"] == [2, 2]
     for stop in fanout["stop_rounds"]:
