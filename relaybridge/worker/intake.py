@@ -30,6 +30,7 @@ from ..models import AgentRun
 from ..protocol import ErrorCode, PayloadTooLarge, Submission
 from .connection import RelayConnection
 from .database import (
+    answering_runs,
     ended_run_ids,
     in_thread,
     overdue_run_ids,
@@ -59,6 +60,8 @@ class RunIntake:
         self.connection = connection
         self.streams = streams
         self.memory = MemoryReturn()
+        #: The connection (by count) after which the ledger was last read.
+        self._ledger_read_for = 0
 
     async def receive_forever(self) -> None:
         """Submit the runs that arrive on the intake channel."""
@@ -133,6 +136,37 @@ class RunIntake:
         await self._release_ended_runs()
         counts = self.connection.counts()
         self.memory.check(counts.in_flight + counts.queued + len(self.streams))
+
+    async def lost(self) -> None:
+        """Ask again for the answers lost with a connection; watch those left by the ledger.
+
+        After each new connection, runs the ledger has accepted or streaming that this
+        worker does not carry (an earlier worker or leader sent them) are watched like
+        the answers of a closed connection: a frame of theirs within the grace shows
+        the answer is still coming; without one, it is lost.
+        """
+        connection = self.connection
+        if connection.connected and connection.connections != self._ledger_read_for:
+            self._ledger_read_for = connection.connections
+            for run_id, event_id in await in_thread(answering_runs)():
+                if not connection.carries(run_id):
+                    connection.watch_unheard(run_id, event_id)
+        for run_id in connection.lost_answers():
+            await self.resend(run_id)
+
+    async def resend(self, run_id: str) -> None:
+        """The run's answer was lost: send it again (a new attempt), or fail it visibly."""
+        self.connection.abandon(run_id)
+        error = "no frame of the event within the grace after the connection closed"
+        decision = await self.streams.fail(run_id, ErrorCode.CONNECTION_LOST, error)
+        if decision is None or not decision.retry:
+            return
+        # Stopped meanwhile: the claim fails and the run stays stopped.
+        if await in_thread(services.prepare_dispatch)(run_id) == "ready":
+            logger.info("run %s: its answer was lost with the connection; asked again", run_id)
+            await self.submit(run_id)
+        else:
+            logger.info("run %s: its answer was lost, and it ended meanwhile", run_id)
 
     async def _release_ended_runs(self) -> None:
         """Give back the thread slot and in-flight place of runs that ended while Relay

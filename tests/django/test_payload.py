@@ -44,6 +44,7 @@ def test_payload_fields(make_comment: Callable[..., Comment], settings: Any) -> 
             {"author": "Klyve", "text": "Summary attached."},
         ],
         "relaybridge_run": str(run.run_id),
+        "relaybridge_attempt": 1,
     }
 
 
