@@ -178,6 +178,11 @@ class RelaySession:
         # of theirs comes within the grace after the next connection, they are lost.
         for entry in self._book.events.values():
             self._unheard[entry.sub.ref] = (entry.event_id, None)
+        # The grace of answers still watched starts again with the next connection,
+        # and answers heard from before must be heard from again after it.
+        for ref, (event_id, _due) in self._unheard.items():
+            self._unheard[ref] = (event_id, None)
+        self._heard.clear()
         return [Requeued(ref) for ref in self._book.requeue_pending()]
 
     def abandon(self, ref: str) -> bool:

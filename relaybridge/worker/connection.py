@@ -131,6 +131,10 @@ class RelayConnection:
         """Runs whose answer was lost with a connection (no frame within the grace)."""
         return self._session.lost_answers()
 
+    def unheard_refs(self) -> list[str]:
+        """Runs whose connection closed, not heard from since (their grace may be running)."""
+        return self._session.unheard_refs()
+
     def watch_unheard(self, run_id: str, event_id: str) -> bool:
         """Watch a run an earlier worker left accepted, as one of a closed connection."""
         return self._session.watch_unheard(run_id, event_id)

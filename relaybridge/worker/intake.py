@@ -7,7 +7,8 @@
   never ran or died) are claimed here and submitted too, never sent back through
   Celery to this same worker.
 * The watchdog: an accepted or streaming run without progress for the stall timeout
-  is failed visibly, its partial text kept; so is one still going
+  on a healthy connection is failed visibly, its partial text kept (one whose
+  connection closed is asked again instead, see :meth:`RunIntake.lost`); so is one still going
   ``RELAYBRIDGE_MAX_ANSWER_SECONDS`` after Relay accepted it (an agent that trickles
   a byte now and then never looks stalled); runs stopped from a page, or cut off,
   give back their thread slot; and once the worker is idle, memory goes back to the
@@ -124,7 +125,15 @@ class RunIntake:
 
     async def watchdog(self) -> None:
         stall_timeout = self.options.stall_timeout
-        for run_id in await in_thread(stalled_run_ids)(stall_timeout):
+        connection = self.connection
+        # Only on a healthy connection: a run whose connection closed is known lost, and
+        # is asked again (or failed) after the grace (:meth:`lost`), not left to stall.
+        healthy = connection.connected and self._ledger_read_for == connection.connections
+        unheard = set(connection.unheard_refs()) if healthy else set()
+        stalled = await in_thread(stalled_run_ids)(stall_timeout) if healthy else []
+        for run_id in stalled:
+            if run_id in unheard:
+                continue
             self.connection.abandon(run_id)
             await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
         limit = self.options.max_answer_seconds

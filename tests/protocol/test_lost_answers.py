@@ -92,3 +92,34 @@ def test_the_resend_decision_follows_the_setting() -> None:
     assert decide_retry(ErrorCode.CONNECTION_LOST, 4, max_retries=5).delay_s == 0.0
     message = describe_decision(first, agent="Athena")
     assert message == "Connection to Relay was lost — asking Athena again"
+
+
+def test_a_ledger_answer_heard_from_is_watched_again_after_the_next_disconnect() -> None:
+    clock = FakeClock()
+    session = RelaySession(clock=clock, resend_grace_s=5.0)
+    session.on_connect()
+    assert session.watch_unheard("r1", "evt_1")
+    session.on_frame(token("evt_1", "still here"))
+    assert not session.watch_unheard("r1", "evt_1")
+    session.on_disconnect()
+    clock.advance(30)
+    session.on_connect()
+    assert session.watch_unheard("r1", "evt_1")  # read from the ledger again
+    clock.advance(5)
+    assert session.lost_answers() == ["r1"]
+
+
+def test_the_grace_starts_again_with_each_connection() -> None:
+    session, clock = make_session(resend_grace_s=5.0)
+    accepted_run(session, "r1", "evt_1")
+    session.on_disconnect()
+    session.on_connect()
+    clock.advance(4)
+    session.on_disconnect()  # down again before the grace ended
+    clock.advance(10)
+    assert session.lost_answers() == []
+    session.on_connect()
+    clock.advance(4.9)
+    assert session.lost_answers() == []
+    clock.advance(0.1)
+    assert session.lost_answers() == ["r1"]

@@ -19,14 +19,21 @@ from relaybridge import services
 from relaybridge.models import AgentRun
 from relaybridge.protocol import ErrorCode
 
-from .stack import post_watched_mention, relay_stack, run_status, runs_for, wait_for
+from .stack import (
+    accepted_run,
+    post_watched_mention,
+    relay_stack,
+    run_status,
+    runs_for,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_stack")]
 
 Status = AgentRun.Status
 SLOW_ATHENA = {"agent_delay_ms": {"athena": 60.0}}
 #: Short enough for a test; the stall timeout stays far away, so only a resend can help.
-QUICK = {"resend_grace": 1.0, "stall_timeout": 60.0}
+QUICK: dict[str, Any] = {"resend_grace": 1.0, "stall_timeout": 60.0}
 
 
 def fresh(run_id: Any) -> AgentRun:
@@ -95,3 +102,18 @@ async def test_a_stop_during_the_grace_ends_the_run_for_good(redis_stack: str, c
         stopped = await sync_to_async(fresh)(run.run_id)
         assert stopped.status == Status.STOPPED and stopped.attempts == 1
         assert not listener.events("run.error", str(run.run_id))
+
+
+async def test_a_worker_taking_over_asks_again_for_answers_the_ledger_left_unheard(
+    redis_stack: str,
+) -> None:
+    # Accepted by a worker that died: this Relay never heard of the event, so no frame
+    # of it will come. The next worker finds it in the ledger and asks again.
+    run = await sync_to_async(accepted_run)("Left by a dead worker")
+    async with relay_stack(redis_stack, **QUICK):
+        await wait_for(
+            lambda: run_status(run.run_id) == Status.REPLIED, within=20, what="the new attempt"
+        )
+    done = await sync_to_async(fresh)(run.run_id)
+    assert done.attempts == 2 and done.event_id != run.event_id
+    assert done.attempt_log[-1]["reason"] == ErrorCode.CONNECTION_LOST
