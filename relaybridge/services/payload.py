@@ -52,9 +52,9 @@ def build_payload(run: AgentRun) -> dict[str, Any]:
             for entry in context["comments"]
         ],
         "relaybridge_run": str(run.run_id),
-        # 1, 2, ...: a run asked again (its answer lost with a connection, a retry)
-        # keeps its relaybridge_run; (run, attempt) is the key to deduplicate by.
-        "relaybridge_attempt": max(1, run.attempts),
+        # 1, 2, ...: every send of the run, a person's Retry included, counts (the
+        # ledger's attempts); a run asked again keeps its relaybridge_run.
+        "relaybridge_attempt": len(run.attempt_log or []) or max(1, run.attempts),
     }
     return fit_payload(payload)
 
