@@ -97,6 +97,17 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[rank - 1]
 
 
+def in_flight(deployment: Deployment, mentions: Sequence[Mention]) -> list[Mention]:
+    """The mentions whose run was sent and had not ended (call as the fault strikes).
+
+    Runs still waiting for their turn under the plan's limits are not counted: their
+    wait is the pacing's, not the fault's.
+    """
+    going = {"sending", "accepted", "streaming"}
+    runs = {run.comment_id: run for run in deployment.runs([m.comment_id for m in mentions])}
+    return [m for m in mentions if (run := runs.get(m.comment_id)) and run.status in going]
+
+
 def record_recovery(
     tally: Tally, deployment: Deployment, faults: Sequence[tuple[float, Sequence[Mention]]]
 ) -> None:
@@ -104,6 +115,9 @@ def record_recovery(
     the last of their runs ended; their p50 and p99 go into the tally."""
     times = []
     for struck_at, affected in faults:
+        if not affected:
+            times.append(0.0)  # nothing was on its way: nothing to recover
+            continue
         [(last,)] = deployment.query(
             "SELECT max(extract(epoch FROM finished_at)) FROM relaybridge_agentrun"
             " WHERE comment_id = ANY(%s)",

@@ -28,7 +28,7 @@ from .stack import (
     start_stack,
     wait_for_streaming,
 )
-from .tally import Tally, record_recovery, settle
+from .tally import Tally, in_flight, record_recovery, settle
 
 #: The next worker needs the lock's TTL and a connection to take over; a watchdog
 #: shorter than that would fail answers that are still arriving before anyone reads them.
@@ -58,7 +58,7 @@ def test_relay_killed_at_random_points_mid_stream(
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the one-second answers
-        faults.append((time.time(), batch))
+        faults.append((time.time(), in_flight(deployment, batch)))
         emulator.kill()
         kills += 1
         emulator.start()
@@ -89,7 +89,7 @@ def test_relay_worker_killed_mid_stream_and_restarted(
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))
-        faults.append((time.time(), batch))
+        faults.append((time.time(), in_flight(deployment, batch)))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         kills += 1
@@ -123,7 +123,7 @@ def test_standby_relay_worker_takes_over_from_a_killed_leader(
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))
-        faults.append((time.time(), batch))
+        faults.append((time.time(), in_flight(deployment, batch)))
         current.send_signal(signal.SIGKILL)
         current.wait(timeout=10)
         kills += 1
