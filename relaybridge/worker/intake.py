@@ -22,6 +22,8 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
+import time
 from collections.abc import Callable
 
 from channels.layers import BaseChannelLayer
@@ -44,6 +46,8 @@ from .run_streams import RunStreams
 
 logger = logging.getLogger("relaybridge.worker")
 
+#: How long the moment a run was asked again is remembered (far longer than a pass).
+RESENT_MEMORY_S = 600.0
 #: Longest pause between attempts to read the intake channel after layer errors.
 INTAKE_RETRY_MAX_S = 5.0
 
@@ -63,6 +67,9 @@ class RunIntake:
         self.memory = MemoryReturn()
         #: The connection (by count) after which the ledger was last read.
         self._ledger_read_for = 0
+        #: When runs were last asked again (monotonic), so that a watchdog pass that
+        #: read the ledger before then does not take the new attempt for a stalled one.
+        self._resent_at: dict[str, float] = {}
 
     async def receive_forever(self) -> None:
         """Submit the runs that arrive on the intake channel."""
@@ -129,10 +136,12 @@ class RunIntake:
         # Only on a healthy connection: a run whose connection closed is known lost, and
         # is asked again (or failed) after the grace (:meth:`lost`), not left to stall.
         healthy = connection.connected and self._ledger_read_for == connection.connections
-        unheard = set(connection.unheard_refs()) if healthy else set()
+        looked_at = time.monotonic()
         stalled = await in_thread(stalled_run_ids)(stall_timeout) if healthy else []
+        # Read after the query: a run asked again meanwhile is a new attempt, not stalled.
+        unheard = set(connection.unheard_refs())
         for run_id in stalled:
-            if run_id in unheard:
+            if run_id in unheard or self._resent_at.get(run_id, -math.inf) >= looked_at:
                 continue
             self.connection.abandon(run_id)
             await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
@@ -165,6 +174,11 @@ class RunIntake:
 
     async def resend(self, run_id: str) -> None:
         """The run's answer was lost: send it again (a new attempt), or fail it visibly."""
+        now = time.monotonic()
+        self._resent_at = {
+            ref: at for ref, at in self._resent_at.items() if now - at < RESENT_MEMORY_S
+        }
+        self._resent_at[run_id] = now
         self.connection.abandon(run_id)
         error = "no frame of the event within the grace after the connection closed"
         decision = await self.streams.fail(run_id, ErrorCode.CONNECTION_LOST, error)
