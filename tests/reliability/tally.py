@@ -98,12 +98,13 @@ def percentile(values: Sequence[float], share: float) -> float:
 
 
 def in_flight(deployment: Deployment, mentions: Sequence[Mention]) -> list[Mention]:
-    """The mentions whose run was sent and had not ended (call as the fault strikes).
+    """The mentions whose run Relay had accepted and that had not ended (call as the
+    fault strikes).
 
-    Runs still waiting for their turn under the plan's limits are not counted: their
-    wait is the pacing's, not the fault's.
+    Runs still waiting for their turn under the plan's limits (``sending``) are not
+    counted: their wait is the pacing's, not the fault's.
     """
-    going = {"sending", "accepted", "streaming"}
+    going = {"accepted", "streaming"}
     runs = {run.comment_id: run for run in deployment.runs([m.comment_id for m in mentions])}
     return [m for m in mentions if (run := runs.get(m.comment_id)) and run.status in going]
 
