@@ -238,6 +238,10 @@ def check_setting_values(**kwargs: Any) -> list[checks.CheckMessage]:
             problems.append("RELAYBRIDGE_AUTH_STYLE must be 'header' or 'query'")
         if relay_settings.STREAM_FLUSH_MS < 0 or relay_settings.STALL_TIMEOUT <= 0:
             problems.append("RELAYBRIDGE_STREAM_FLUSH_MS/STALL_TIMEOUT must be positive")
+        if relay_settings.RESEND_GRACE <= 0 or relay_settings.RESEND_LOST < 0:
+            problems.append(
+                "RELAYBRIDGE_RESEND_GRACE must be positive and RESEND_LOST not negative"
+            )
         if relay_settings.MAX_ANSWER_CHARS < 1:
             problems.append("RELAYBRIDGE_MAX_ANSWER_CHARS must be at least 1")
         if relay_settings.MAX_ANSWER_SECONDS <= 0:

@@ -75,6 +75,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     # Streaming and the worker.
     "STREAM_FLUSH_MS": 50,
     "STALL_TIMEOUT": 120.0,
+    # An answer whose connection closed and that hears nothing within this many seconds
+    # of the next connection is asked again, at most RESEND_LOST times (0: fail it).
+    "RESEND_GRACE": 10.0,
+    "RESEND_LOST": 2,
     # Bounds on one answer: past either, the run fails (its text up to the cap is kept).
     "MAX_ANSWER_CHARS": 200_000,
     "MAX_ANSWER_SECONDS": 600.0,
@@ -248,6 +252,14 @@ class RelaySettings:
     @property
     def STALL_TIMEOUT(self) -> float:
         return float(self.get("STALL_TIMEOUT"))
+
+    @property
+    def RESEND_GRACE(self) -> float:
+        return float(self.get("RESEND_GRACE"))
+
+    @property
+    def RESEND_LOST(self) -> int:
+        return int(self.get("RESEND_LOST"))
 
     @property
     def MAX_ANSWER_CHARS(self) -> int:

@@ -34,6 +34,7 @@ from django.utils.translation import gettext
 from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
+from .protocol.codes import ErrorCode
 from .protocol.policy import describe_error, policy_for
 from .questions import FINAL_STOP_CODES
 from .rendered import reply_html
@@ -155,6 +156,9 @@ def status_template(run: AgentRun, name: str) -> str:
     """A retrying run's status line with ``{countdown}`` where the wait goes, else ``""``."""
     if run.status != Status.RETRYING:
         return ""
+    if run.error_code == ErrorCode.CONNECTION_LOST:
+        # Asked again at once: no wait to count down.
+        return gettext("Connection to Relay was lost — asking %(agent)s again") % {"agent": name}
     reason = _reason(run, name) or gettext("%(agent)s is unavailable") % {"agent": name}
     return gettext("%(reason)s — %(countdown)s") % {"reason": reason, "countdown": COUNTDOWN}
 

@@ -123,6 +123,10 @@ class AgentRun(models.Model):
     #: that the unique constraint only applies to real ids.
     event_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     attempts = models.PositiveIntegerField(default=0)
+    #: Every attempt sent, and why: ``[{"attempt": 1, "reason": "mention", "at": ...}]``;
+    #: ``reason`` is the error code that led to it (``RELAYBRIDGE_CONNECTION_LOST``
+    #: for an answer lost with its connection and asked again), or how it began.
+    attempt_log = models.JSONField(default=list, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")

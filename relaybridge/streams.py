@@ -138,6 +138,9 @@ class RunState(TypedDict):
     #: The text so far and the last delta's seq (0 before any).
     text: str
     seq: int
+    #: Which attempt the text belongs to (1, 2, ...): a run whose answer was lost and
+    #: asked again streams a new answer, which replaces the old one on the page.
+    attempt: int
     #: How many ``run.text`` messages follow with the text (then ``text`` is "").
     parts: int
     status_text: str
@@ -298,6 +301,7 @@ def run_state(
         "message": redact(run.error_message),
         "text": text,
         "seq": seq,
+        "attempt": run.attempts,
         "parts": 0,
         "status_text": run_status_text(run, name),
         "writing_text": writing_line(name),

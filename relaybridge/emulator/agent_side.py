@@ -2,8 +2,11 @@
 
 A connected agent answers events in place of a built-in agent of the same id.
 Relay pings each agent connection with a JSON ``ping`` frame; agents answer
-``pong``. Frames for an open event are accepted from any connection of the agent,
-so an agent may drop and reconnect in the middle of an answer.
+``pong``. A connection that sends nothing for ``agent_pong_timeout_s`` after a ping
+is dropped, and when that leaves the agent without a connection its open events
+fail with ``AGENT_OFFLINE`` (an agent that merely reconnects keeps them). Frames
+for an open event are accepted from any connection of the agent, so an agent may
+drop and reconnect in the middle of an answer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -25,11 +29,13 @@ log = logging.getLogger(__name__)
 async def serve_agent(conn: ServerConnection, agent_id: str, router: Router) -> None:
     router.agents.add(agent_id, conn)
     log.info("agent %s connected", agent_id)
-    pinger = asyncio.create_task(_ping_forever(conn, router))
+    heard = [time.monotonic()]
+    pinger = asyncio.create_task(_ping_forever(conn, agent_id, router, heard))
     # Events held while the agent was away go to it now.
     router.wake(agent_id)
     try:
         async for message in conn:
+            heard[0] = time.monotonic()
             await _handle(conn, agent_id, router, message)
     except ConnectionClosed:
         pass
@@ -59,12 +65,26 @@ async def _handle(
         await router.handle_agent_frame(agent_id, frame)
 
 
-async def _ping_forever(conn: ServerConnection, router: Router) -> None:
+async def _ping_forever(
+    conn: ServerConnection, agent_id: str, router: Router, heard: list[float]
+) -> None:
     interval = router.config.agent_ping_interval_s
+    timeout = router.config.agent_pong_timeout_s
     try:
         while True:
             await asyncio.sleep(interval)
+            pinged = time.monotonic()
             await conn.send(frames.encode(frames.PING))
             router.stats.agent_pings_sent += 1
+            if timeout is None:
+                continue
+            await asyncio.sleep(timeout)
+            if heard[0] < pinged:
+                log.warning("agent %s did not answer a ping; dropped", agent_id)
+                router.stats.agents_dropped += 1
+                router.agents.remove(agent_id, conn)
+                await router.agent_gone(agent_id)
+                conn.transport.abort()
+                return
     except ConnectionClosed:
         pass

@@ -9,7 +9,9 @@ happens only after ``accepted`` is on the wire, so no token can overtake it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -24,14 +26,41 @@ log = logging.getLogger(__name__)
 async def serve_app(conn: ServerConnection, app_id: str, router: Router) -> None:
     router.apps.add(app_id, conn)
     log.info("app %s connected", app_id)
+    heard = [time.monotonic()]
+    pinger = asyncio.create_task(_ping_forever(conn, app_id, router, heard))
     try:
         async for message in conn:
+            heard[0] = time.monotonic()
             await handle_app_message(conn, app_id, router, message)
     except ConnectionClosed:
         pass
     finally:
+        pinger.cancel()
         router.apps.remove(app_id, conn)
         log.info("app %s disconnected", app_id)
+
+
+async def _ping_forever(
+    conn: ServerConnection, app_id: str, router: Router, heard: list[float]
+) -> None:
+    """Ping the app now and then; close a connection that no longer answers."""
+    interval = router.config.app_ping_interval_s
+    if interval is None:
+        return
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            pinged = time.monotonic()
+            await _send(conn, frames.PING)
+            router.stats.app_pings_sent += 1
+            await asyncio.sleep(router.config.app_pong_timeout_s)
+            if heard[0] < pinged:
+                log.warning("app %s did not answer a ping; connection closed", app_id)
+                router.stats.apps_dropped += 1
+                conn.transport.abort()
+                return
+    except ConnectionClosed:
+        pass
 
 
 async def _send(conn: ServerConnection, frame: frames.JsonObject) -> None:

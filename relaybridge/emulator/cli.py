@@ -82,11 +82,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--agent-ping-interval", type=float, default=30.0, metavar="SECONDS")
     add(
+        "--agent-pong-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="drop an agent silent this long after a ping, failing its events (0: never)",
+    )
+    add(
+        "--app-ping-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="ping app connections this often; close one silent after a ping (0: off)",
+    )
+    add(
         "--event-timeout",
         type=float,
-        default=None,
+        default=300.0,
         metavar="SECONDS",
-        help="answer AGENT_TIMEOUT for events without a terminal frame after this long",
+        help="answer AGENT_TIMEOUT for events without a terminal frame after this long (0: off)",
     )
     add("--agents", default=None, metavar="ID[,ID…]", help="built-in agents to offer (default all)")
     add("--load-agent", action="store_true", help="offer the benchmark agent 'load'")
@@ -140,7 +154,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Emulat
         token_delay_ms=args.token_delay_ms,
         agent_delay_ms=delays,
         agent_ping_interval_s=args.agent_ping_interval,
-        event_timeout_s=args.event_timeout,
+        agent_pong_timeout_s=args.agent_pong_timeout or None,
+        app_ping_interval_s=args.app_ping_interval or None,
+        event_timeout_s=args.event_timeout or None,
         builtin_agents=(
             None if args.agents is None else frozenset(a for a in args.agents.split(",") if a)
         ),

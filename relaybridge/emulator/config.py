@@ -107,9 +107,18 @@ class EmulatorConfig:
     agent_delay_ms: Mapping[str, float] = field(default_factory=dict)
     #: Interval of the JSON ``ping`` frames Relay sends to connected agents.
     agent_ping_interval_s: float = 30.0
+    #: An agent connection that sends nothing (no ``pong``, no frame) for this long
+    #: after a ping is dropped; once the agent has no connection left, its open events
+    #: fail with AGENT_OFFLINE. ``None``: never dropped.
+    agent_pong_timeout_s: float | None = 10.0
+    #: Interval of the ``ping`` frames Relay sends to app connections; an app
+    #: connection silent for ``app_pong_timeout_s`` after one is closed (``None``: off).
+    app_ping_interval_s: float | None = 30.0
+    app_pong_timeout_s: float = 10.0
     #: Relay answers AGENT_TIMEOUT itself when an accepted event sees no terminal
-    #: frame for this long; ``None`` keeps it open forever (what ``stall`` tests).
-    event_timeout_s: float | None = None
+    #: frame for this long, as a service that protects itself; ``None`` keeps it open
+    #: forever (what ``stall`` tests of a client's own watchdog use).
+    event_timeout_s: float | None = 300.0
     #: Built-in agent ids to offer; ``None`` means all of them.
     builtin_agents: frozenset[str] | None = None
     #: Offer the benchmark agent ``load`` with these defaults (``None``: not offered).

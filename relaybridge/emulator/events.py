@@ -60,4 +60,7 @@ class Stats:
     frames_dropped: int = 0
     frames_undeliverable: int = 0
     agent_pings_sent: int = 0
+    agents_dropped: int = 0
+    app_pings_sent: int = 0
+    apps_dropped: int = 0
     agent_pongs: int = 0

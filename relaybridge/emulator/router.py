@@ -226,6 +226,14 @@ class Router:
             message if isinstance(message, str) else "Agent error",
         )
 
+    async def agent_gone(self, agent_id: str) -> None:
+        """An agent was dropped (it stopped answering pings): with no connection of it
+        left, its open events fail with AGENT_OFFLINE instead of waiting forever."""
+        if self.agents.connected(agent_id):
+            return
+        for event in [e for e in self.events.values() if e.agent_id == agent_id]:
+            await self.fail_event(event, "AGENT_OFFLINE", "Agent stopped answering pings")
+
     async def fail_event(self, event: OpenEvent, code: str, message: str) -> None:
         """End an open event with an error carrying its event_id."""
         if event.event_id not in self.events:

@@ -102,10 +102,13 @@ _TABLE = (
     # The watchdog fails a silent run visibly and does not resend it: the agent may
     # still be working, so the person decides (the Retry button).
     CodePolicy(_C.STALLED, gettext_noop("{agent} stopped answering")),
+    # An answer lost with its connection is asked again at once, with the same
+    # ``relaybridge_run`` and a new ``relaybridge_attempt``; RELAYBRIDGE_RESEND_LOST
+    # sets how often (decide_retry's ``max_retries``).
     CodePolicy(
         _C.CONNECTION_LOST,
-        gettext_noop("The connection to Relay was lost"),
-        delays_s=(2, 4, 8, 16, 32),
+        gettext_noop("Connection to Relay was lost"),
+        delays_s=(0, 0),
     ),
     CodePolicy(
         _C.BAD_FRAME,
@@ -162,7 +165,11 @@ class RetryDecision:
 
 
 def decide_retry(
-    code: str, retries_so_far: int, *, retry_after_s: float | None = None
+    code: str,
+    retries_so_far: int,
+    *,
+    retry_after_s: float | None = None,
+    max_retries: int | None = None,
 ) -> RetryDecision:
     """Retry or fail after a failure with ``code``.
 
@@ -170,17 +177,20 @@ def decide_retry(
     this same code; the caller restarts the count when the code changes, so an
     agent that was offline and then errors still gets its one error retry.
     ``retry_after_s`` is a server hint; it replaces RATE_LIMITED's default wait.
+    ``max_retries`` replaces the table's budget (a setting); past the table's delays
+    the last one is used again.
     """
     policy = policy_for(code)
     done = max(0, retries_so_far)
-    if done >= policy.max_retries:
-        return RetryDecision(policy.code, False, None, None, policy.max_retries, policy)
-    delay = float(policy.delays_s[done])
+    budget = policy.max_retries if max_retries is None else max(0, max_retries)
+    if done >= budget or not policy.delays_s:
+        return RetryDecision(policy.code, False, None, None, budget, policy)
+    delay = float(policy.delays_s[min(done, len(policy.delays_s) - 1)])
     hint = retry_after_s if retry_after_s is not None and math.isfinite(retry_after_s) else None
     if policy.code == ErrorCode.RATE_LIMITED and hint is not None:
         # A hint is trusted within sane bounds: at least a second, at most an hour.
         delay = min(max(hint, 1.0), 3600.0)
-    return RetryDecision(policy.code, True, delay, done + 1, policy.max_retries, policy)
+    return RetryDecision(policy.code, True, delay, done + 1, budget, policy)
 
 
 def describe_error(code: str, *, agent: str | None = None) -> str:
@@ -207,6 +217,8 @@ def format_delay(seconds: float) -> str:
 def describe_decision(decision: RetryDecision, *, agent: str | None = None) -> str:
     """E.g. "Athena is offline — retrying in 4 s" or "Athena is offline"."""
     message = describe_error(decision.code, agent=agent)
+    if decision.retry and decision.code == ErrorCode.CONNECTION_LOST:
+        return f"{message} — asking {agent or 'the agent'} again"
     if decision.retry and decision.delay_s is not None:
         return f"{message} — retrying in {format_delay(decision.delay_s)}"
     return message

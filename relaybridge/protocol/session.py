@@ -78,6 +78,7 @@ class RelaySession:
         window_margin_s: float = 1.0,
         rate_limited_hold_s: float = 10.0,
         remember_finished: int = 10_000,
+        resend_grace_s: float = 10.0,
     ) -> None:
         self._clock = clock
         self._limits = limits
@@ -90,6 +91,12 @@ class RelaySession:
         self._unavailable: set[str] = set()
         #: Frames to send in answer, oldest first (see :meth:`data_to_send`).
         self._outbox: list[AppToRelayFrame] = []
+        self._resend_grace_s = resend_grace_s
+        #: Answers whose connection closed, by ref: their event id and the moment
+        #: (None until a connection is up) past which they count as lost.
+        self._unheard: dict[str, tuple[str | None, float | None]] = {}
+        #: Runs an earlier worker left that were heard from here, so not watched again.
+        self._heard: set[str] = set()
 
     # --- input from the caller ------------------------------------------------
 
@@ -145,6 +152,9 @@ class RelaySession:
             self.on_disconnect()
         self._connected = True
         self._outbox.append(Discover())
+        due = self._clock() + self._resend_grace_s
+        for ref, (event_id, _deadline) in self._unheard.items():
+            self._unheard[ref] = (event_id, due)
 
     def data_to_send(self) -> list[AppToRelayFrame]:
         """The frames to send now, in this order, in answer to what came in.
@@ -164,6 +174,15 @@ class RelaySession:
         """
         self._connected = False
         self._outbox.clear()  # answers meant for a connection that is gone
+        # Accepted answers were carried by the connection that closed: unless a frame
+        # of theirs comes within the grace after the next connection, they are lost.
+        for entry in self._book.events.values():
+            self._unheard[entry.sub.ref] = (entry.event_id, None)
+        # The grace of answers still watched starts again with the next connection,
+        # and answers heard from before must be heard from again after it.
+        for ref, (event_id, _due) in self._unheard.items():
+            self._unheard[ref] = (event_id, None)
+        self._heard.clear()
         return [Requeued(ref) for ref in self._book.requeue_pending()]
 
     def abandon(self, ref: str) -> bool:
@@ -172,7 +191,55 @@ class RelaySession:
         Its gate and in-flight slot are released; frames that still come for it
         are reported as :class:`LateFrame`. ``False`` if the ref was not active.
         """
+        self._unheard.pop(ref, None)
         return self._book.abandon(ref)
+
+    def watch_unheard(self, ref: str, event_id: str) -> bool:
+        """Watch an answer an earlier worker left accepted (known from the ledger).
+
+        Like an answer of a closed connection: unless a frame of ``event_id`` comes
+        within the grace, :meth:`lost_answers` reports it. ``False`` if the ref is
+        carried here, watched already, or was heard from since.
+        """
+        if ref in self._book.active or ref in self._unheard or ref in self._heard:
+            return False
+        due = self._clock() + self._resend_grace_s if self._connected else None
+        self._unheard[ref] = (event_id, due)
+        return True
+
+    def lost_answers(self) -> list[str]:
+        """Answers past their grace without a frame: lost with their connection.
+
+        Each is reported once and no longer watched; the caller sends it again or
+        fails it (:func:`relaybridge.protocol.policy.decide_retry` with
+        ``CONNECTION_LOST``), abandoning the old event first.
+        """
+        now = self._clock()
+        lost = [ref for ref, (_e, due) in self._unheard.items() if due is not None and due <= now]
+        for ref in lost:
+            del self._unheard[ref]
+        return lost
+
+    def unheard_due(self) -> float | None:
+        """When the next watched answer's grace ends (None: none is running)."""
+        dues = [due for _e, due in self._unheard.values() if due is not None]
+        return min(dues) if dues else None
+
+    def unheard_refs(self) -> list[str]:
+        """Answers whose connection closed and that have not been heard from since."""
+        return list(self._unheard)
+
+    def _heard_from(self, event_id: str) -> None:
+        """A frame of ``event_id`` came: the answer it belongs to is not lost."""
+        for ref, (watched_event, _due) in self._unheard.items():
+            if watched_event == event_id:
+                del self._unheard[ref]
+                if ref not in self._book.active:
+                    # Left by an earlier worker: heard from here, so never watched again.
+                    if len(self._heard) >= 10_000:
+                        self._heard.clear()
+                    self._heard.add(ref)
+                return
 
     def set_limits(self, limits: PlanLimits) -> None:
         """Change the plan limits (e.g. lift them for a benchmark)."""
@@ -193,6 +260,8 @@ class RelaySession:
                 | Reply(event_id=str() as event_id)
                 | Error(event_id=str() as event_id)
             ):
+                if self._unheard:
+                    self._heard_from(event_id)
                 return self._after(correlation.on_event_frame(self._book, frame, event_id))
             case Agents():
                 self._agents = {info.agent_id: info for info in frame.agents}

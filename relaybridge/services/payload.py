@@ -5,7 +5,7 @@ Shape (relay-protocol.md §2)::
     {"event": "comment.mention", "message": <the comment's text>,
      "task_id": <Relay thread id>, "task_title": ..., "comment_id": "<pk>",
      "sender": {"id": ..., "name": ...}, "comments": [{"author", "text"}, ...],
-     "relaybridge_run": "<run uuid>"}
+     "relaybridge_run": "<run uuid>", "relaybridge_attempt": <1, 2, ...>}
 
 ``comments`` is the recent thread history, oldest first. When the payload is over
 65,536 bytes the oldest history goes first; if the comment itself is too large on
@@ -52,6 +52,9 @@ def build_payload(run: AgentRun) -> dict[str, Any]:
             for entry in context["comments"]
         ],
         "relaybridge_run": str(run.run_id),
+        # 1, 2, ...: every send of the run, a person's Retry included, counts (the
+        # ledger's attempts); a run asked again keeps its relaybridge_run.
+        "relaybridge_attempt": len(run.attempt_log or []) or max(1, run.attempts),
     }
     return fit_payload(payload)
 

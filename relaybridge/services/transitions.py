@@ -63,7 +63,14 @@ def claim_for_sending(run_id: RunRef) -> AgentRun | None:
     )
     if not claimed:
         return None
-    return AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
+    run = AgentRun.objects.select_related("comment").get(run_id=as_uuid(run_id))
+    # The ledger of attempts: the claim is this caller's alone, so the list is its too.
+    log = list(run.attempt_log or [])
+    reason = run.error_code or ("retry_button" if log and run.attempts == 1 else "mention")
+    log.append({"attempt": run.attempts, "reason": reason, "at": timezone.now().isoformat()})
+    AgentRun.objects.filter(pk=run.pk).update(attempt_log=log)
+    run.attempt_log = log
+    return run
 
 
 def release_abandoned_claim(run_id: RunRef, older_than: float) -> bool:

@@ -26,7 +26,8 @@ The modules:
 ``bridge``       :class:`~.bridge.BridgeWorker`: leadership, the watched side tasks
                  (restarted when they die; a dead connection loop stops the worker
                  with an error), graceful drain on SIGTERM
-``intake``       runs coming in (the intake channel, the sweep) and the watchdog
+``intake``       runs coming in (the intake channel, the sweep), the watchdog, and
+                 answers lost with a connection asked again (``RunIntake.lost``)
 ``connection``   :class:`~.connection.RelayConnection`, the connection loop: connect,
                  reconnect, read, send, heartbeat; the only driver of the session
 ``handshake``    opening the connection; auth failures told from network trouble

@@ -126,13 +126,16 @@ class BridgeWorker:
     async def _lead(self) -> None:
         logger.info("holding the Relay connection for this deployment")
         options = self.options
-        session = RelaySession(limits=options.limits or STARTER)
+        session = RelaySession(
+            limits=options.limits or STARTER, resend_grace_s=options.resend_grace
+        )
         run_streams = RunStreams(
             self.stream_layer,
             self.buffer,
             flush_interval=options.flush_ms / 1000,
             stall_timeout=options.stall_timeout,
             max_answer_chars=options.max_answer_chars,
+            resend_lost=options.resend_lost,
         )
         connection = RelayConnection(
             url=options.url,
@@ -158,6 +161,7 @@ class BridgeWorker:
             self._spawn("intake", intake.receive_forever),
             self._spawn("sweep", self._every(options.sweep_interval, intake.sweep)),
             self._spawn("watchdog", self._every(watchdog_every, intake.watchdog)),
+            self._spawn("lost", self._every(min(0.5, options.resend_grace / 4), intake.lost)),
         ]
         keeper = asyncio.create_task(keep_lock(self.lock), name="relay-lock")
         drain = asyncio.create_task(self._draining.wait())

@@ -125,6 +125,22 @@ class RelayConnection:
     def counts(self) -> SessionCounts:
         return self._session.counts()
 
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    def lost_answers(self) -> list[str]:
+        """Runs whose answer was lost with a connection (no frame within the grace)."""
+        return self._session.lost_answers()
+
+    def unheard_refs(self) -> list[str]:
+        """Runs whose connection closed, not heard from since (their grace may be running)."""
+        return self._session.unheard_refs()
+
+    def watch_unheard(self, run_id: str, event_id: str) -> bool:
+        """Watch a run an earlier worker left accepted, as one of a closed connection."""
+        return self._session.watch_unheard(run_id, event_id)
+
     def pause(self) -> None:
         """Send nothing new (draining); answers are still read."""
         self._paused = True
@@ -217,6 +233,13 @@ class RelayConnection:
             requeued = self._session.on_disconnect()
             if requeued:
                 logger.info("%d sent but unaccepted run(s) will be sent again", len(requeued))
+            unheard = self._session.unheard_refs()
+            if unheard:
+                logger.info(
+                    "%d accepted run(s) were carried by the closed connection: asked again "
+                    "unless they are heard from soon after the next one",
+                    len(unheard),
+                )
             if ws.close_code == AUTH_CLOSE_CODE:
                 raise AuthenticationFailed("Relay rejected the app token (close code 4001)")
 

@@ -186,6 +186,15 @@ def run_for_event(event_id: str) -> AgentRun | None:
     return AgentRun.objects.filter(event_id=event_id, status__in=active).first()
 
 
+def answering_runs() -> list[tuple[str, str]]:
+    """(run id, event id) of the runs the ledger has accepted or streaming."""
+    active = (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING)
+    rows = AgentRun.objects.filter(status__in=active, event_id__isnull=False).values_list(
+        "run_id", "event_id"
+    )
+    return [(str(run_id), str(event_id)) for run_id, event_id in rows[:SWEEP_BATCH]]
+
+
 def sending_run_ids() -> list[str]:
     runs = AgentRun.objects.filter(status=AgentRun.Status.SENDING).exclude(payload={})
     return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:SWEEP_BATCH]]

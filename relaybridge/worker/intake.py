@@ -7,7 +7,8 @@
   never ran or died) are claimed here and submitted too, never sent back through
   Celery to this same worker.
 * The watchdog: an accepted or streaming run without progress for the stall timeout
-  is failed visibly, its partial text kept; so is one still going
+  on a healthy connection is failed visibly, its partial text kept (one whose
+  connection closed is asked again instead, see :meth:`RunIntake.lost`); so is one still going
   ``RELAYBRIDGE_MAX_ANSWER_SECONDS`` after Relay accepted it (an agent that trickles
   a byte now and then never looks stalled); runs stopped from a page, or cut off,
   give back their thread slot; and once the worker is idle, memory goes back to the
@@ -21,6 +22,8 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import math
+import time
 from collections.abc import Callable
 
 from channels.layers import BaseChannelLayer
@@ -30,6 +33,7 @@ from ..models import AgentRun
 from ..protocol import ErrorCode, PayloadTooLarge, Submission
 from .connection import RelayConnection
 from .database import (
+    answering_runs,
     ended_run_ids,
     in_thread,
     overdue_run_ids,
@@ -42,6 +46,8 @@ from .run_streams import RunStreams
 
 logger = logging.getLogger("relaybridge.worker")
 
+#: How long the moment a run was asked again is remembered (far longer than a pass).
+RESENT_MEMORY_S = 600.0
 #: Longest pause between attempts to read the intake channel after layer errors.
 INTAKE_RETRY_MAX_S = 5.0
 
@@ -59,6 +65,11 @@ class RunIntake:
         self.connection = connection
         self.streams = streams
         self.memory = MemoryReturn()
+        #: The connection (by count) after which the ledger was last read.
+        self._ledger_read_for = 0
+        #: When runs were last asked again (monotonic), so that a watchdog pass that
+        #: read the ledger before then does not take the new attempt for a stalled one.
+        self._resent_at: dict[str, float] = {}
 
     async def receive_forever(self) -> None:
         """Submit the runs that arrive on the intake channel."""
@@ -121,7 +132,17 @@ class RunIntake:
 
     async def watchdog(self) -> None:
         stall_timeout = self.options.stall_timeout
-        for run_id in await in_thread(stalled_run_ids)(stall_timeout):
+        connection = self.connection
+        # Only on a healthy connection: a run whose connection closed is known lost, and
+        # is asked again (or failed) after the grace (:meth:`lost`), not left to stall.
+        healthy = connection.connected and self._ledger_read_for == connection.connections
+        looked_at = time.monotonic()
+        stalled = await in_thread(stalled_run_ids)(stall_timeout) if healthy else []
+        # Read after the query: a run asked again meanwhile is a new attempt, not stalled.
+        unheard = set(connection.unheard_refs())
+        for run_id in stalled:
+            if run_id in unheard or self._resent_at.get(run_id, -math.inf) >= looked_at:
+                continue
             self.connection.abandon(run_id)
             await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
         limit = self.options.max_answer_seconds
@@ -133,6 +154,42 @@ class RunIntake:
         await self._release_ended_runs()
         counts = self.connection.counts()
         self.memory.check(counts.in_flight + counts.queued + len(self.streams))
+
+    async def lost(self) -> None:
+        """Ask again for the answers lost with a connection; watch those left by the ledger.
+
+        After each new connection, runs the ledger has accepted or streaming that this
+        worker does not carry (an earlier worker or leader sent them) are watched like
+        the answers of a closed connection: a frame of theirs within the grace shows
+        the answer is still coming; without one, it is lost.
+        """
+        connection = self.connection
+        if connection.connected and connection.connections != self._ledger_read_for:
+            self._ledger_read_for = connection.connections
+            for run_id, event_id in await in_thread(answering_runs)():
+                if not connection.carries(run_id):
+                    connection.watch_unheard(run_id, event_id)
+        for run_id in connection.lost_answers():
+            await self.resend(run_id)
+
+    async def resend(self, run_id: str) -> None:
+        """The run's answer was lost: send it again (a new attempt), or fail it visibly."""
+        now = time.monotonic()
+        self._resent_at = {
+            ref: at for ref, at in self._resent_at.items() if now - at < RESENT_MEMORY_S
+        }
+        self._resent_at[run_id] = now
+        self.connection.abandon(run_id)
+        error = "no frame of the event within the grace after the connection closed"
+        decision = await self.streams.fail(run_id, ErrorCode.CONNECTION_LOST, error)
+        if decision is None or not decision.retry:
+            return
+        # Stopped meanwhile: the claim fails and the run stays stopped.
+        if await in_thread(services.prepare_dispatch)(run_id) == "ready":
+            logger.info("run %s: its answer was lost with the connection; asked again", run_id)
+            await self.submit(run_id)
+        else:
+            logger.info("run %s: its answer was lost, and it ended meanwhile", run_id)
 
     async def _release_ended_runs(self) -> None:
         """Give back the thread slot and in-flight place of runs that ended while Relay

@@ -23,6 +23,8 @@ class WorkerOptions:
     limits: PlanLimits | None = None
     flush_ms: int = DEFAULTS["STREAM_FLUSH_MS"]
     stall_timeout: float = DEFAULTS["STALL_TIMEOUT"]
+    resend_grace: float = DEFAULTS["RESEND_GRACE"]
+    resend_lost: int = DEFAULTS["RESEND_LOST"]
     max_answer_chars: int = DEFAULTS["MAX_ANSWER_CHARS"]
     max_answer_seconds: float = DEFAULTS["MAX_ANSWER_SECONDS"]
     shutdown_timeout: float = DEFAULTS["SHUTDOWN_TIMEOUT"]
@@ -44,6 +46,8 @@ class WorkerOptions:
             limits=relay_settings.plan_limits(),
             flush_ms=relay_settings.STREAM_FLUSH_MS,
             stall_timeout=relay_settings.STALL_TIMEOUT,
+            resend_grace=relay_settings.RESEND_GRACE,
+            resend_lost=relay_settings.RESEND_LOST,
             max_answer_chars=relay_settings.MAX_ANSWER_CHARS,
             max_answer_seconds=relay_settings.MAX_ANSWER_SECONDS,
             shutdown_timeout=relay_settings.SHUTDOWN_TIMEOUT,

@@ -354,7 +354,9 @@ class RunStream:
         await self._end_of_text()
         # Retries are counted per code: consecutive attempts that failed the same way.
         retries_so_far = facts.attempts - 1 if facts.last_error_code == code else 0
-        decision = decide_retry(code, retries_so_far)
+        lost = code == ErrorCode.CONNECTION_LOST
+        limit = self._owner.resend_lost if lost else None
+        decision = decide_retry(code, retries_so_far, max_retries=limit)
         retry_in = decision.delay_s if retry and decision.retry else None
         if retry_in is not None:
             message = describe_decision(decision, agent=facts.agent_name)
@@ -376,8 +378,10 @@ class RunStream:
             partial = streamed
         if text is not None and len(text) > len(partial):
             partial = text
+        # An answer lost with its connection is claimed and sent again by the worker
+        # itself, at once (see .intake.RunIntake.lost); other retries go through Celery.
         changed = await in_thread(services.record_error)(
-            self.run_id, code, message, retry_in, partial_text=partial or None
+            self.run_id, code, message, retry_in, partial_text=partial or None, schedule=not lost
         )
         if decision.policy.mark_agent_unavailable:
             await in_thread(agents.mark_unavailable)(facts.agent_id)

@@ -55,6 +55,7 @@ class RunStreams:
         flush_interval: float,
         stall_timeout: float,
         max_answer_chars: int = DEFAULTS["MAX_ANSWER_CHARS"],
+        resend_lost: int = DEFAULTS["RESEND_LOST"],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if flush_interval < 0:
@@ -64,6 +65,8 @@ class RunStreams:
         self.flush_interval = flush_interval
         #: A run's answer is cut off, and the run failed, past this many characters.
         self.max_answer_chars = max_answer_chars
+        #: How often an answer lost with its connection is asked again.
+        self.resend_lost = resend_lost
         # Well within the stall timeout: a run that streams must never look stalled
         # to the watchdog between two touches, however short the timeout is set.
         self.touch_every = min(TOUCH_EVERY_S, stall_timeout / 4)

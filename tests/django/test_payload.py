@@ -12,6 +12,7 @@ from project.tasks.models import Comment
 from relaybridge import services
 from relaybridge.models import AgentRun
 from relaybridge.protocol.payload import MAX_PAYLOAD_BYTES, payload_size
+from relaybridge.services.dispatch import prepare_dispatch
 from relaybridge.services.payload import TRUNCATION_MARK, fit_payload
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,7 @@ def test_payload_fields(make_comment: Callable[..., Comment], settings: Any) -> 
             {"author": "Klyve", "text": "Summary attached."},
         ],
         "relaybridge_run": str(run.run_id),
+        "relaybridge_attempt": 1,
     }
 
 
@@ -101,3 +103,24 @@ def test_payload_stored_on_dispatch(make_comment: Callable[..., Comment]) -> Non
     assert dispatch_run(str(run.run_id)) == "sent"
     run.refresh_from_db()
     assert run.payload is not None and run.payload["message"] == "@athena hello"
+
+
+def test_every_send_of_a_run_has_its_own_attempt_number(
+    make_comment: Callable[..., Comment],
+) -> None:
+    run = run_for(make_comment("@athena hi"))
+
+    def attempt() -> object:
+        assert prepare_dispatch(run.run_id) == "ready"
+        fresh = AgentRun.objects.get(pk=run.pk)
+        assert fresh.payload is not None
+        return fresh.payload["relaybridge_attempt"]
+
+    assert attempt() == 1
+    services.record_error(run.run_id, "RELAYBRIDGE_CONNECTION_LOST", "lost", 0, schedule=False)
+    assert attempt() == 2
+    services.record_error(run.run_id, "AGENT_ERROR", "boom", None)
+    assert services.retry_run(run.run_id)
+    assert attempt() == 3  # a person's Retry: a new number, never one seen before
+    reasons = [e["reason"] for e in AgentRun.objects.get(pk=run.pk).attempt_log]
+    assert reasons == ["mention", "RELAYBRIDGE_CONNECTION_LOST", "retry_button"]

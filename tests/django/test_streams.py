@@ -238,3 +238,26 @@ async def test_factory_picks_redis(settings: Any, redis_url: str) -> None:
     buffer = get_stream_buffer()
     assert isinstance(buffer, RedisStreamBuffer)
     await buffer.close()
+
+
+def test_a_run_asked_again_after_a_lost_connection_says_so(
+    make_comment: Callable[..., Comment],
+) -> None:
+    comment = make_comment("@athena hi")
+    run = AgentRun.objects.get(comment=comment)
+    services.claim_for_sending(run.run_id)
+    message = "Connection to Relay was lost — asking Athena again"
+    services.record_error(run.run_id, "RELAYBRIDGE_CONNECTION_LOST", message, 0, schedule=False)
+    run.refresh_from_db()
+    state = streams.run_state(run, "half an answ", 3)
+    assert state["status"] == "retrying" and state["attempt"] == 1
+    assert state["status_text"] == message
+    assert state["status_template"] == message  # no countdown: it is asked at once
+    assert 'data-status="retrying"' in state["html"]
+    assert services.claim_for_sending(run.run_id) is not None
+    run.refresh_from_db()
+    assert streams.run_state(run)["attempt"] == 2
+    assert [entry["reason"] for entry in run.attempt_log] == [
+        "mention",
+        "RELAYBRIDGE_CONNECTION_LOST",
+    ]

@@ -195,3 +195,35 @@ def test_a_page_whose_server_died_reconnects_and_loses_or_doubles_nothing(
     assert lengths == sorted(lengths), f"the text shrank or restarted: {lengths}"
     assert max(lengths) <= len(answer), f"text was doubled: {lengths}"
     assert len(deployment.agent_comments(task_id)) == 1
+
+
+def test_an_answer_lost_with_relay_is_asked_again_and_replaces_the_old_text(
+    deployment: Deployment, tabs: tuple[Any, Any, int, list[str]]
+) -> None:
+    first, _, task_id, _ = tabs
+    first.fill(BOX, "@slow take your time")
+    first.click(POST)
+    first.wait_for_selector(f"{RUN}[data-status=streaming] .relaybridge-run__text")
+
+    # Relay dies mid-answer and comes back knowing nothing of the event.
+    emulator = deployment.emulator
+    assert emulator is not None
+    emulator.kill()
+    emulator.start()
+
+    reply = "article.comment--agent[data-agent=slow]"
+    first.wait_for_selector(reply, timeout=90_000)
+    answer = "Sorry for the wait, here is my slow answer."
+    assert first.locator(f"{reply} .comment__body").inner_text().strip() == answer
+    statuses = first.evaluate("window.__e2e.statuses")
+    assert any("Connection to Relay was lost — asking Slow again" in s for s in statuses), statuses
+    lengths = first.evaluate("window.__e2e.lengths")
+    # The old text stays until the new attempt's first word replaces it: one step
+    # back at most, and the text grows steadily on either side of it, never doubled.
+    drops = [(a, b) for a, b in itertools.pairwise(lengths) if b < a]
+    assert len(drops) <= 1, f"the text jumped about: {lengths}"
+    assert max(lengths) <= len(answer), f"text was doubled: {lengths}"
+    assert len(deployment.agent_comments(task_id)) == 1
+    (run,) = deployment.runs()
+    assert run.status == "replied" and run.attempts == 2
+    assert run.payload is not None and run.payload["relaybridge_attempt"] == 2

@@ -179,3 +179,29 @@ test("a long text in parts is put together in order", () => {
   state = streamState.reduce(state, part(1, "one two three four", 5), 9);
   assert.equal(state.runs[RUN].text, "one two three four");
 });
+
+// An answer lost with the connection to Relay is asked again: the page keeps the old
+// text through the "asking again" line, then the new attempt's text replaces it from
+// its first word, and grows from there (no doubled text, no shrinking within it).
+test("a new attempt's text replaces the lost answer from its first word", () => {
+  const texts = [];
+  let state = streamState.emptyState();
+  const step = (message) => {
+    state = streamState.reduce(state, message, 0);
+    texts.push(streamState.shownText(state, RUN));
+  };
+  step({ type: "snapshot", runs: [runState({ text: "The old answer, half", seq: 4, attempt: 1 })] });
+  step({ type: "run.error", run: RUN, code: "RELAYBRIDGE_CONNECTION_LOST", message: "Connection to Relay was lost — asking Slow again", retry_in: 0 });
+  step({ type: "run.status", ...runState({ status: "retrying", text: "The old answer, half", seq: 4, attempt: 1, status_text: "Connection to Relay was lost — asking Slow again" }) });
+  assert.equal(state.runs[RUN].status_text, "Connection to Relay was lost — asking Slow again");
+  step({ type: "run.status", ...runState({ status: "accepted", text: "", seq: 0, attempt: 2 }) });
+  assert.equal(texts[texts.length - 1], "The old answer, half", "the old text vanished before the new one came");
+  step({ type: "run.delta", run: RUN, seq: 1, text: "A" });
+  step({ type: "run.delta", run: RUN, seq: 2, text: " new answer" });
+  // A late delta of the old attempt's numbering changes nothing.
+  step({ type: "run.delta", run: RUN, seq: 2, text: " old" });
+  assert.deepEqual(texts.slice(-3), ["A", "A new answer", "A new answer"]);
+  // A worker that takes over within the same attempt still never shrinks the text.
+  step({ type: "run.status", ...runState({ text: "A ne", seq: 1, attempt: 2 }) });
+  assert.equal(texts[texts.length - 1], "A new answer");
+});

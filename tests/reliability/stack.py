@@ -21,6 +21,8 @@ FAST_SETTINGS = {
     "RELAYBRIDGE_STALL_TIMEOUT": "5",
     "RELAYBRIDGE_SWEEP_INTERVAL": "1",
     "RELAYBRIDGE_REDISPATCH_AFTER": "5",
+    # An answer lost with a connection is asked again this soon after the next one.
+    "RELAYBRIDGE_RESEND_GRACE": "3",
     "RELAYBRIDGE_LOG": "INFO",
 }
 

@@ -14,6 +14,7 @@ beyond those is a duplicate.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,7 +23,19 @@ from typing import Any
 
 from tests.deployment.harness import Deployment, Mention, RunRow
 
-COLUMNS = ("scenario", "mentions", "replied", "failed visibly", "stopped", "lost", "duplicated")
+COLUMNS = (
+    "scenario",
+    "mentions",
+    "replied",
+    "failed visibly",
+    "stopped",
+    "lost",
+    "duplicated",
+    "recovery p50 s",
+    "recovery p99 s",
+)
+#: The columns summed in the total row (the recovery times are not).
+SUMMED = 7
 
 
 @dataclass
@@ -45,6 +58,11 @@ class Tally:
     failed_runs: list[str] = field(default_factory=list)
     #: Why runs were lost or mismatched, for the failure message.
     problems: list[str] = field(default_factory=list)
+    #: Seconds from each fault to the end of the last run it affected (the runs in
+    #: flight when it struck): the median and the 99th percentile over the faults.
+    recovery_p50_s: float | None = None
+    recovery_p99_s: float | None = None
+    recovery_s: list[float] = field(default_factory=list)
 
     @property
     def row(self) -> tuple[object, ...]:
@@ -56,6 +74,8 @@ class Tally:
             self.stopped,
             self.lost,
             self.duplicated,
+            "-" if self.recovery_p50_s is None else self.recovery_p50_s,
+            "-" if self.recovery_p99_s is None else self.recovery_p99_s,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,6 +88,48 @@ class Tally:
         )
         ended = self.replied + self.failed_visibly + self.stopped
         assert ended == self.mentions, f"{ended} of {self.mentions} mentions accounted for"
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values`` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]
+
+
+def in_flight(deployment: Deployment, mentions: Sequence[Mention]) -> list[Mention]:
+    """The mentions whose run Relay had accepted and that had not ended (call as the
+    fault strikes).
+
+    Runs still waiting for their turn under the plan's limits (``sending``) are not
+    counted: their wait is the pacing's, not the fault's.
+    """
+    going = {"accepted", "streaming"}
+    runs = {run.comment_id: run for run in deployment.runs([m.comment_id for m in mentions])}
+    return [m for m in mentions if (run := runs.get(m.comment_id)) and run.status in going]
+
+
+def record_recovery(
+    tally: Tally, deployment: Deployment, faults: Sequence[tuple[float, Sequence[Mention]]]
+) -> None:
+    """For each fault (its wall-clock time, the mentions in flight), the seconds until
+    the last of their runs ended; their p50 and p99 go into the tally."""
+    times = []
+    for struck_at, affected in faults:
+        if not affected:
+            times.append(0.0)  # nothing was on its way: nothing to recover
+            continue
+        [(last,)] = deployment.query(
+            "SELECT max(extract(epoch FROM finished_at)) FROM relaybridge_agentrun"
+            " WHERE comment_id = ANY(%s)",
+            [m.comment_id for m in affected],
+        )
+        if last is not None:
+            times.append(round(max(0.0, float(last) - struck_at), 1))
+    tally.recovery_s = times
+    if times:
+        tally.recovery_p50_s = percentile(times, 0.5)
+        tally.recovery_p99_s = percentile(times, 0.99)
 
 
 def _visible_failure(run: RunRow) -> bool:
@@ -142,8 +204,8 @@ def table(tallies: Sequence[Tally]) -> str:
     """The tallies as a plain-text table, with a total row."""
     rows = [COLUMNS, *(t.row for t in tallies)]
     if tallies:
-        totals = [sum(int(t.row[i]) for t in tallies) for i in range(1, len(COLUMNS))]  # type: ignore[call-overload]
-        rows.append(("total", *totals))
+        totals = [sum(int(t.row[i]) for t in tallies) for i in range(1, SUMMED)]  # type: ignore[call-overload]
+        rows.append(("total", *totals, *[""] * (len(COLUMNS) - SUMMED)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
     lines = []
     for index, row in enumerate(rows):

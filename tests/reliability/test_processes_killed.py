@@ -28,11 +28,13 @@ from .stack import (
     start_stack,
     wait_for_streaming,
 )
-from .tally import Tally, settle
+from .tally import Tally, in_flight, record_recovery, settle
 
 #: The next worker needs the lock's TTL and a connection to take over; a watchdog
 #: shorter than that would fail answers that are still arriving before anyone reads them.
 TAKEOVER_SETTINGS = {"RELAYBRIDGE_STALL_TIMEOUT": "10"}
+#: How a run whose answer was lost with Relay ends when it does not get a reply.
+LOST_ANSWER_CODES = {"RELAYBRIDGE_CONNECTION_LOST", "RELAYBRIDGE_STALLED"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,22 +51,25 @@ def test_relay_killed_at_random_points_mid_stream(
     emulator = start_stack(deployment, token_delay_ms=40)
     started = time.monotonic()
     mentions: list[Mention] = []
+    faults: list[tuple[float, list[Mention]]] = []
     kills = 0
     for size in rounds(SCALE.mentions, SCALE.rounds):
         batch = deployment.mention(*[ASK_ATHENA] * size)
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))  # somewhere in the one-second answers
+        faults.append((time.time(), in_flight(deployment, batch)))
         emulator.kill()
         kills += 1
         emulator.start()
     tally = settle(deployment, "1 Relay killed mid-stream", mentions, started, deadline=90)
+    record_recovery(tally, deployment, faults)
     tally.faults = {"relay_kills": kills, "seed": seed}
     tally_sheet.append(tally)
     tally.assert_nothing_lost_or_doubled()
-    # Relay forgets its open events when it dies: those runs fail, visibly, by the
-    # watchdog (or are sent again if Relay never accepted them).
-    assert set(tally.failure_codes) <= {"RELAYBRIDGE_STALLED"}, tally.failure_codes
+    # Relay forgets its open events when it dies: those runs are asked again (or sent
+    # again if Relay never accepted them); one lost every time fails visibly.
+    assert set(tally.failure_codes) <= LOST_ANSWER_CODES, tally.failure_codes
     assert_recovered(deployment)
 
 
@@ -77,12 +82,14 @@ def test_relay_worker_killed_mid_stream_and_restarted(
     [worker] = deployment.relay_workers()
     started = time.monotonic()
     mentions: list[Mention] = []
+    faults: list[tuple[float, list[Mention]]] = []
     kills = 0
     for size in rounds(SCALE.mentions, SCALE.rounds):
         batch = deployment.mention(*mixed_bodies(size))
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))
+        faults.append((time.time(), in_flight(deployment, batch)))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         kills += 1
@@ -91,6 +98,7 @@ def test_relay_worker_killed_mid_stream_and_restarted(
         # taking the answers over would only test the same fault twice.
         deployment.wait_until_ended(batch, 60)
     tally = settle(deployment, "2a relay worker killed, restarted", mentions, started, 90)
+    record_recovery(tally, deployment, faults)
     tally.faults = {"worker_kills": kills, "seed": seed}
     tally_sheet.append(tally)
     tally.assert_nothing_lost_or_doubled()
@@ -107,6 +115,7 @@ def test_standby_relay_worker_takes_over_from_a_killed_leader(
     start_stack(deployment, token_delay_ms=40, emulator_args=SLOW_AGENT_DELAY, workers=2)
     started = time.monotonic()
     mentions: list[Mention] = []
+    faults: list[tuple[float, list[Mention]]] = []
     kills = 0
     for size in rounds(SCALE.mentions, SCALE.rounds):
         current = wait_until(lambda: leader(deployment), LOCK_TTL + 20, "a leading relay worker")
@@ -114,6 +123,7 @@ def test_standby_relay_worker_takes_over_from_a_killed_leader(
         mentions += batch
         wait_for_streaming(deployment, batch, 20)
         time.sleep(rng.uniform(0.0, 0.8))
+        faults.append((time.time(), in_flight(deployment, batch)))
         current.send_signal(signal.SIGKILL)
         current.wait(timeout=10)
         kills += 1
@@ -121,6 +131,7 @@ def test_standby_relay_worker_takes_over_from_a_killed_leader(
         start_relay_worker(deployment)
         deployment.wait_until_ended(batch, 60)
     tally = settle(deployment, "2b standby takes over", mentions, started, 90)
+    record_recovery(tally, deployment, faults)
     tally.faults = {"leader_kills": kills, "seed": seed}
     tally_sheet.append(tally)
     tally.assert_nothing_lost_or_doubled()

@@ -17,7 +17,7 @@ from tests.redis_server import RedisServer
 
 from .scale import SCALE, dice
 from .stack import assert_recovered, mixed_bodies, rounds, start_stack, wait_for_streaming
-from .tally import Tally, settle
+from .tally import Tally, in_flight, record_recovery, settle
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,6 +35,7 @@ def test_redis_restarted_mid_stream(
     started = time.monotonic()
     mentions: list[Mention] = []
     downtimes: list[float] = []
+    faults: list[tuple[float, list[Mention]]] = []
     for size in rounds(SCALE.mentions, SCALE.rounds):
         batch = deployment.mention(*mixed_bodies(size))
         mentions += batch
@@ -42,9 +43,11 @@ def test_redis_restarted_mid_stream(
         time.sleep(rng.uniform(0.0, 0.8))
         # A blip, or an outage longer than the relay workers' lock renewal (a second).
         downtime = rng.choice([0.0, rng.uniform(1.0, 4.0)])
+        faults.append((time.time(), in_flight(deployment, batch)))
         private_redis.restart(downtime)
         downtimes.append(round(downtime, 1))
     tally = settle(deployment, "3 Redis restarted mid-stream", mentions, started, 120)
+    record_recovery(tally, deployment, faults)
     tally.faults = {
         "redis_restarts": private_redis.restarts,
         "downtimes_s": downtimes,

@@ -318,6 +318,7 @@ def test_status_for_viewer_keeps_the_push_intact() -> None:
             "text": "",
             "seq": 0,
             "parts": 0,
+            "attempt": 1,
             "status_text": "",
             "writing_text": "",
             "status_template": "",

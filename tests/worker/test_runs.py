@@ -57,6 +57,7 @@ async def drained(streams: RunStreams, listener: GroupListener, run: AgentRun) -
         "message": "",
         "text": "",
         "seq": 0,
+        "attempt": 0,
         "parts": 0,
         "status_text": "",
         "writing_text": "",

@@ -15,8 +15,10 @@
  * the server (a snapshot or status is authoritative about them: a second relay
  * worker that took over mid-answer may have less text and number its deltas from
  * 1 again), but what the page shows is the longer of what it showed and what the
- * stream has now. The one exception is a person's Retry of a failed or stopped
- * run: the old answer gives way to the new one from its first word.
+ * stream has now. The exceptions are a person's Retry of a failed or stopped
+ * run, and a run asked again because its answer was lost with a connection (a
+ * state whose `attempt` is higher than the page's): the old answer stays until the
+ * new one's first word arrives, then gives way to it.
  *
  * A long text never comes in one message (each stays well within a websocket
  * frame): a run state with `parts: n` has `text: ""`, and the n run.text messages
@@ -65,6 +67,17 @@
     return text.length >= shown.length ? text : shown;
   }
 
+  // What to show once the run's text changed: the new attempt's text replaces the
+  // old answer as soon as it has a word (and is complete); else never less than before.
+  function shownAfter(run) {
+    if (run.replacing) {
+      if (!run.text || run.parts) return run.shown || "";
+      run.replacing = false;
+      return run.text;
+    }
+    return longer(run.shown || "", run.text);
+  }
+
   function retryAt(message, now) {
     return message.retry_in != null ? now + Number(message.retry_in) * 1000 : null;
   }
@@ -82,11 +95,16 @@
       // Someone pressed Retry: a new answer, not more of the old one.
       run.shown = "";
     }
+    if (old && old.attempt != null && message.attempt != null &&
+        Number(message.attempt) > Number(old.attempt)) {
+      // Asked again: the old text stays until the new answer's first word.
+      run.replacing = true;
+    }
     run.text = String(message.text || "");
     run.seq = Number(message.seq) || 0;
     run.parts = Number(message.parts) || 0; // run.text messages to come
     run.part = 0;
-    run.shown = longer(run.shown || "", run.text);
+    run.shown = shownAfter(run);
     run.retry_at = retryAt(message, now);
     return run;
   }
@@ -132,7 +150,7 @@
     if (seq <= run.seq) return state; // already had it
     run.seq = seq;
     run.text = run.text + String(message.text || "");
-    run.shown = longer(run.shown, run.text);
+    run.shown = shownAfter(run);
     var next = withRun(state, run);
     if (has(THINKING, run.status)) {
       // The first text is how a page learns that the agent is writing.
@@ -155,7 +173,7 @@
     run.part = part;
     if (part >= run.parts) run.parts = 0;
     run.text = run.text + String(message.text || "");
-    run.shown = longer(run.shown, run.text);
+    run.shown = shownAfter(run);
     return withRun(state, run);
   }
 
