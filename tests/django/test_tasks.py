@@ -164,8 +164,12 @@ def test_round_trip_through_the_redis_broker_and_a_celery_worker(
     (run,) = services.create_runs(make_comment("please summarize"), ["athena"])
     outcomes: list[Any] = []
 
-    def finished(sender: Any = None, retval: Any = None, **kwargs: Any) -> None:
-        if getattr(sender, "name", "") == "relaybridge.dispatch_run":
+    def finished(sender: Any = None, retval: Any = None, args: Any = (), **kwargs: Any) -> None:
+        # Only this run's dispatches: a task another test queued may finish in this
+        # process meanwhile (an eager retry on a timer thread, for one).
+        if getattr(sender, "name", "") == "relaybridge.dispatch_run" and list(args or ()) == [
+            str(run.run_id)
+        ]:
             outcomes.append(retval)
 
     task_postrun.connect(finished, weak=False)
