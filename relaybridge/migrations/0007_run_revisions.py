@@ -2,12 +2,17 @@
 
 import django.db.models.deletion
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import migrations, models
 
+from relaybridge.comment_model import REMEDY
 from relaybridge.conf import relay_settings
 
 # RELAYBRIDGE_COMMENT_MODEL, as in 0001_initial: the host's comment model, by setting.
+# The migration loader may import this module before 0001's: the same clear error.
 COMMENT_MODEL = relay_settings.COMMENT_MODEL
+if COMMENT_MODEL is None:  # `migrate` runs the checks first; this is for --skip-checks
+    raise ImproperlyConfigured(f"RELAYBRIDGE_COMMENT_MODEL is not set. {REMEDY}")
 
 
 class Migration(migrations.Migration):
