@@ -11,7 +11,6 @@ class Migration(migrations.Migration):
     dependencies = [
         ('relaybridge', '0004_rendered_replies'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        migrations.swappable_dependency(settings.RELAYBRIDGE_COMMENT_MODEL),
     ]
 
     operations = [
