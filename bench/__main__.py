@@ -191,7 +191,16 @@ async def run_scenarios(
                 stack, login, latency_load, params.latency_repeats
             )
             scenarios[f"added_latency_coalescing_{coalescing}"] = latency
-            figures[f"added_latency_p99_ms_coalescing_{coalescing}"] = latency["added_p99_ms"]
+            key = f"added_latency_p99_ms_coalescing_{coalescing}"
+            figures[key] = latency["added_p99_ms"]
+            spreads[key] = latency["added_p99_ms_spread"]
+            if coalescing == "off":
+                # Coalescing off, every token is pushed as it comes: the first and the
+                # last compare with the middle ones without a flush deadline between.
+                for position in ("first", "last"):
+                    key = f"{position}_token_added_p50_ms"
+                    figures[key] = latency[key]
+                    spreads[key] = latency[f"{key}_spread"]
         if "throughput" in only:
             ceilings = []
             for pages in params.throughput_pages:

@@ -27,6 +27,8 @@ FIGURES: list[tuple[str, str, str, str]] = [
         "ms",
         "<= flush + 10",
     ),
+    ("first_token_added_p50_ms", "first token of an answer, added p50", "ms", "<= 5"),
+    ("last_token_added_p50_ms", "last token of an answer, added p50", "ms", "<= 5"),
     ("flush_ms", "flush interval", "ms", ""),
     ("throughput_tokens_per_s_coalescing_on", "throughput, coalescing on", "tok/s", ">= 20000"),
     ("throughput_tokens_per_s_coalescing_off", "throughput, coalescing off", "tok/s", ">= 5000"),

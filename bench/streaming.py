@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from .direct import stream_direct
 from .stack import BASELINE_APP_TOKEN, Stack
 from .stats import distribution, median
 
+#: Where in an answer a token is: its first, one in between, its last.
+POSITIONS = ("first", "middle", "last")
 #: Opening this many sockets at once keeps Daphne's accept queue reasonable.
 OPEN_AT_ONCE = 25
 
@@ -35,8 +38,10 @@ class Load:
         return self.runs * self.rate
 
     def lead_s(self) -> float:
-        """Time from the first mention to the common start: every run must be accepted."""
-        return 1.0 + 0.03 * self.runs
+        """Time from the first mention to the common start: every run must be accepted
+        by then, or the answers would start while the others are still being accepted
+        (``accepted_lead_s_min`` in the results says whether they were)."""
+        return 2.0 + 0.05 * self.runs
 
     def duration_s(self) -> float:
         return self.tokens / self.rate
@@ -49,7 +54,7 @@ class Load:
 
 def summarize(log: TokenLog, expected: int, tokens_per_answer: int) -> dict[str, Any]:
     last = tokens_per_answer - 1
-    by_position: dict[str, list[float]] = {"first": [], "middle": [], "last": []}
+    by_position: dict[str, list[float]] = {position: [] for position in POSITIONS}
     for delay, index in zip(log.delays_ms, log.indexes, strict=True):
         position = "first" if index == 0 else "last" if index == last else "middle"
         by_position[position].append(delay)
@@ -131,8 +136,20 @@ async def pipeline_phase(
         subscriber_tokens(page, log)
     result = summarize(log, load.runs * load.tokens * pages_per_task, load.tokens)
     result["mentions_late_s"] = round(late, 3)
+    result["accepted_lead_s_min"] = accepted_lead_s(pages, start_ns)
     result["cpu_share_while_streaming"] = cpu
     return result, pages
+
+
+def accepted_lead_s(pages: list[Subscriber], start_ns: int) -> float:
+    """How long before the common start the last run was accepted (negative: after it)."""
+    accepted = [
+        at
+        for page in pages
+        for at, raw in page.received
+        if '"run.status"' in raw and json.loads(raw).get("status") == "accepted"
+    ]
+    return round((start_ns - max(accepted)) / 1e9, 3) if accepted else math.nan
 
 
 def cpu_share(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, float]:
@@ -148,6 +165,18 @@ def added_p99(ours: dict[str, Any], baseline: dict[str, Any]) -> float:
     return round(float(ours["delay_ms"]["p99"]) - float(baseline["delay_ms"]["p99"]), 2)
 
 
+def added_p50_at(position: str, ours: dict[str, Any], baseline: dict[str, Any]) -> float:
+    """The p50 delay added to the tokens at ``position`` (first, middle, last) of answers."""
+    mine = float(ours["delay_ms_by_position"][position]["p50"])
+    theirs = float(baseline["delay_ms_by_position"][position]["p50"])
+    return round(mine - theirs, 2)
+
+
+def spread(values: list[float]) -> float:
+    """The rounds' max - min (nan with fewer than two rounds)."""
+    return round(max(values) - min(values), 2) if len(values) > 1 else math.nan
+
+
 def delivered_all(result: dict[str, Any]) -> bool:
     return bool(
         result["tokens_delivered"] == result["tokens_expected"] and result["duplicates"] == 0
@@ -161,14 +190,24 @@ async def added_latency(stack: Stack, login: Login, load: Load, repeats: int) ->
         baseline = await baseline_phase(stack, load)
         ours, _pages = await pipeline_phase(stack, login, load)
         rounds.append(
-            {"baseline": baseline, "relaybridge": ours, "added_p99_ms": added_p99(ours, baseline)}
+            {
+                "baseline": baseline,
+                "relaybridge": ours,
+                "added_p99_ms": added_p99(ours, baseline),
+                **{
+                    f"{position}_token_added_p50_ms": added_p50_at(position, ours, baseline)
+                    for position in POSITIONS
+                },
+            }
         )
-    return {
-        "flush_ms": stack.flush_ms,
-        "added_p99_ms": round(median([r["added_p99_ms"] for r in rounds]), 2),
-        "all_delivered": all(delivered_all(r["relaybridge"]) for r in rounds),
-        "rounds": rounds,
-    }
+    result: dict[str, Any] = {"flush_ms": stack.flush_ms}
+    for key in ["added_p99_ms", *(f"{position}_token_added_p50_ms" for position in POSITIONS)]:
+        values = [float(r[key]) for r in rounds]
+        result[key] = round(median(values), 2)
+        result[f"{key}_spread"] = spread(values)
+    result["all_delivered"] = all(delivered_all(r["relaybridge"]) for r in rounds)
+    result["rounds"] = rounds
+    return result
 
 
 async def throughput_ceiling(

@@ -51,6 +51,7 @@ from .transitions import (
     retry_run,
     store_payload,
     touch,
+    touch_runs,
 )
 
 __all__ = [
@@ -90,4 +91,5 @@ __all__ = [
     "stalled_runs",
     "store_payload",
     "touch",
+    "touch_runs",
 ]

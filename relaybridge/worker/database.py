@@ -5,7 +5,7 @@ its own database connection. More threads do not help the streams: each holds th
 interpreter while Django builds its queries, and when a hundred answers end
 together, threads saving their replies leave the event loop (and every other run's
 tokens) waiting for its turn. With one thread it waits for at most that one; the
-writes that come in bursts are batched instead (:class:`FirstTokenWrites`). SQLite
+writes that come in bursts are batched instead (:class:`BatchedWrites`). SQLite
 uses asgiref's one shared thread: its shared in-memory test databases refuse
 access from a second thread.
 
@@ -232,48 +232,63 @@ def stalled_run_ids(older_than: float) -> list[str]:
     return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:SWEEP_BATCH]]
 
 
-# --- first tokens, written in batches --------------------------------------------------
+# --- first tokens and progress, written in batches -----------------------------------
 
 
-class FirstTokenWrites:
-    """First tokens are written to the database in batches, beside the streams.
+class BatchedWrites:
+    """Writes of one kind for many runs, made together, beside the streams.
 
-    A run's first token moves it from ``accepted`` to ``streaming`` and records our
-    time to first token. No page waits for that write: the text goes out at once.
-    Where a hundred answers begin in the same instant, a hundred separate writes
+    No page waits for these writes: the text goes out at once. But where a hundred
+    answers begin (or make progress) in the same instant, a hundred separate writes
     would hold the worker's interpreter long enough to delay every stream by a tenth
-    of a second, so the first tokens that arrive while one write is under way are
-    written together by the next (two queries, however many runs).
+    of a second, so the runs that arrive while one write is under way are written
+    together by the next (a query or two, however many runs).
+
+    ``write`` takes each run and when it arrived, and returns the runs it changed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[dict[Any, datetime]], set[Any]], what: str) -> None:
+        self._write = write
+        self._what = what
         self._pending: dict[str, tuple[datetime, asyncio.Future[bool | None]]] = {}
         self._writer: asyncio.Task[None] | None = None
 
     def add(self, run_id: str) -> asyncio.Future[bool | None]:
-        """Record the run's first token (now) with the next write.
+        """Write the run (as of now) with the next batch.
 
-        The future says whether the run moved to ``streaming`` (False: it had been
-        stopped, or was streaming already; None: the write failed).
+        The future says whether the write changed the run (False: it had ended, or
+        was past the change already; None: the write failed).
         """
         written: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending[run_id] = (timezone.now(), written)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name="relay-first-tokens")
+            self._writer = asyncio.create_task(self._write_all(), name=f"relay-{self._what}")
         return written
 
     async def _write_all(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
-            arrivals: dict[services.RunRef, datetime] = {r: at for r, (at, _f) in batch.items()}
-            moved: set[Any] | None = None
+            arrivals: dict[Any, datetime] = {r: at for r, (at, _f) in batch.items()}
+            changed: set[Any] | None = None
             try:
-                moved = set(await in_thread(services.record_first_tokens)(arrivals))
+                changed = set(await in_thread(self._write)(arrivals))
             except Exception:
-                # The periodic progress write records the run later; the watchdog,
-                # which would otherwise fail it, reads that.
-                logger.exception("could not record the first token of %d run(s)", len(batch))
+                # The next progress write records the run later; the watchdog, which
+                # would otherwise fail it, reads that.
+                logger.exception("could not record the %s of %d run(s)", self._what, len(batch))
             finally:
                 for run_id, (_at, written) in batch.items():
                     if not written.done():
-                        written.set_result(None if moved is None else run_id in moved)
+                        written.set_result(None if changed is None else run_id in changed)
+
+
+def first_token_writes() -> BatchedWrites:
+    """A run's first token moves it from ``accepted`` to ``streaming`` and records our
+    time to first token."""
+    return BatchedWrites(services.record_first_tokens, "first token")
+
+
+def progress_writes() -> BatchedWrites:
+    """A streaming run's progress, so that the watchdog leaves it be. Runs that
+    started together make progress together."""
+    return BatchedWrites(lambda arrivals: services.touch_runs(arrivals), "progress")

@@ -262,13 +262,10 @@ class RunStream:
             await self._touch(facts)
 
     async def _touch(self, facts: RunFacts) -> None:
-        # ``touch`` succeeds only for accepted or streaming runs, so a failed touch
-        # means the run was stopped (or otherwise ended) meanwhile.
-        try:
-            if await in_thread(services.touch)(self.run_id):
-                return
-        except Exception:
-            logger.exception("run %s: could not record progress", self.run_id)
+        # A touch succeeds only for accepted or streaming runs, so a failed touch
+        # means the run was stopped (or otherwise ended) meanwhile. None: the write
+        # failed (logged); the next one may succeed.
+        if await self._owner.progress.add(self.run_id) is not False:
             return
         if self.facts is facts:
             self.stopped = True

@@ -32,7 +32,7 @@ from ..protocol.outcomes import (
     TokenReceived,
     UnknownEvent,
 )
-from .database import FirstTokenWrites, in_thread, run_for_event
+from .database import first_token_writes, in_thread, progress_writes, run_for_event
 from .run_stream import Job, RunStream
 
 logger = logging.getLogger("relaybridge.worker")
@@ -71,7 +71,8 @@ class RunStreams:
         # to the watchdog between two touches, however short the timeout is set.
         self.touch_every = min(TOUCH_EVERY_S, stall_timeout / 4)
         self.clock = clock
-        self.first_tokens = FirstTokenWrites()
+        self.first_tokens = first_token_writes()
+        self.progress = progress_writes()
         self._streams: dict[str, RunStream] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         #: (agent, thread) -> set once the run that ended there has recorded its end:

@@ -95,6 +95,24 @@ def test_happy_path(run: AgentRun) -> None:
     assert reply.task_id == run.comment.task_id
 
 
+def test_touch_runs_touches_the_active_runs_of_many_at_once(comment: Comment, user: Any) -> None:
+    active, ended, queued = services.create_runs(comment, ["athena", "klyve", "slow"], user)
+    streaming(active)
+    streaming(ended)
+    assert services.mark_stopped(ended.run_id)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    AgentRun.objects.filter(pk__in=[active.pk, ended.pk, queued.pk]).update(updated_at=long_ago)
+
+    touched = services.touch_runs([str(active.run_id), ended.run_id, queued.run_id, "no-uuid"])
+
+    assert touched == {str(active.run_id)}
+    fresh = dict(AgentRun.objects.values_list("pk", "updated_at"))
+    assert fresh[active.pk] > long_ago
+    assert fresh[ended.pk] == fresh[queued.pk] == long_ago
+    assert services.touch_runs([active.run_id]) == {active.run_id}
+    assert services.touch_runs([]) == set()
+
+
 def test_losing_races_return_false(run: AgentRun) -> None:
     assert services.claim_for_sending(run.run_id) is not None
     assert services.claim_for_sending(run.run_id) is None

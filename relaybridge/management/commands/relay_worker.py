@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -24,6 +25,9 @@ from relaybridge.worker.bridge import SideTaskDied
 from relaybridge.worker.launch import WorkerRun
 
 logger = logging.getLogger("relaybridge.worker")
+
+#: How long a thread may hold the interpreter while another waits for it.
+WORKER_SWITCH_INTERVAL_S = 0.0005
 
 
 class Command(BaseCommand):
@@ -50,6 +54,11 @@ class Command(BaseCommand):
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
+        # The event loop gives up the interpreter on every socket call, and the
+        # database thread, busy saving replies, then keeps it for up to the switch
+        # interval (5 ms by default) before the loop gets it back: a token pushed
+        # while a hundred answers end paid that several times over.
+        sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
         try:
             asyncio.run(self._main(options["lock_ttl"], options["emulator"]))
         except SideTaskDied as exc:
