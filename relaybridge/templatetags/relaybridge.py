@@ -258,16 +258,19 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
     empty container is written out directly, which keeps a page of 200 comments from
     paying for 200 template renders. An overridden ``runs.html`` is always rendered.
     """
+    comment_id = str(comment.pk)
     given = context.get(GIVEN_RUNS)
     offers: list[dict[str, str]] = []
-    if given is not None and given[0] == str(comment.pk):
+    if given is not None and given[0] == comment_id:
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
         offers = context.get(GIVEN_OFFERS) or []
     else:
-        views = [_view(context, run) for run in _comment_runs(context, comment)]
-        thread_key = get_adapter().comment_thread_key(comment)
-        offers = _offers(context, comment, _cached_revisions(context, thread_key))
-    comment_id = str(comment.pk)
+        thread = _cached_runs(context, get_adapter().comment_thread_key(comment))
+        views = [_view(context, run) for run in thread.by_comment.get(comment_id, ())]
+        # An offer follows an edit of an answered question: a comment without runs
+        # has none (this tag is drawn under every comment of a long thread).
+        if comment_id in thread.revisions.latest:
+            offers = _offers(context, comment, thread.revisions)
     loaded, stock = _runs_template(context)
     if not views and not offers and stock:
         return format_html(_EMPTY_RUNS, comment_id)
