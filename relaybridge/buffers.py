@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 
+from .batching import RoundTrips
 from .conf import relay_settings
 
 # KEYS: text, seq. ARGV: seq, text, ttl. Returns 1 when applied, 0 for an old seq,
@@ -89,6 +90,8 @@ class RedisStreamBuffer:
         self.ttl = ttl if ttl is not None else relay_settings.BUFFER_TTL
         self.prefix = prefix
         self._append = client.register_script(_APPEND)
+        # Appends of many runs streaming at once share round trips (one pipeline).
+        self._appends: RoundTrips[tuple[list[str], list[Any]], Any] = RoundTrips(self._append_all)
 
     @classmethod
     def from_url(cls, url: str, ttl: int | None = None) -> RedisStreamBuffer:
@@ -100,10 +103,20 @@ class RedisStreamBuffer:
         return [f"{base}:text", f"{base}:seq"]
 
     async def append(self, run_id: str, seq: int, text: str) -> bool:
-        applied = await self._append(keys=self._keys(run_id), args=[seq, text, self.ttl])
+        applied = await self._appends((self._keys(run_id), [seq, text, self.ttl]))
         if applied == -1:
             raise StreamGap(run_id, seq, (await self.snapshot(run_id))[1])
         return bool(applied)
+
+    async def _append_all(self, appends: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if len(appends) == 1:
+            keys, args = appends[0]
+            return [await self._append(keys=keys, args=args)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys, args in appends:
+                await self._append(keys=keys, args=args, client=pipe)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def snapshot(self, run_id: str) -> tuple[str, int]:
         text, seq = await self.client.mget(self._keys(run_id))

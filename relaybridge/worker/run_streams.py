@@ -33,6 +33,7 @@ from ..protocol.outcomes import (
     UnknownEvent,
 )
 from .database import first_token_writes, in_thread, progress_writes, run_for_event
+from .group_pushes import GroupPushes
 from .run_stream import Job, RunStream
 
 logger = logging.getLogger("relaybridge.worker")
@@ -61,6 +62,7 @@ class RunStreams:
         if flush_interval < 0:
             raise ValueError("the flush interval cannot be negative")
         self.layer = layer
+        self._pushes = GroupPushes(layer)
         self._buffer = buffer
         self.flush_interval = flush_interval
         #: A run's answer is cut off, and the run failed, past this many characters.
@@ -209,7 +211,7 @@ class RunStreams:
     async def push(self, group: str, event: streams.BrowserMessage) -> None:
         try:
             async with self._layer_slots:
-                await self.layer.group_send(group, streams.group_message(event))
+                await self._pushes.group_send(group, streams.group_message(event))
         except Exception:
             # A page that misses a push catches up from the snapshot on reconnect;
             # a channel-layer hiccup must never take the relay connection down.

@@ -233,6 +233,37 @@ async def test_redis_buffer_concurrent_appends_keep_text_and_seq_together(
 
 
 @pytest.mark.redis
+async def test_redis_buffer_appends_of_many_runs_share_round_trips(
+    redis_buffer: RedisStreamBuffer,
+) -> None:
+    trips: list[int] = []
+
+    class Counted(RedisStreamBuffer):
+        async def _append_all(self, appends: list[tuple[list[str], list[Any]]]) -> list[Any]:
+            trips.append(len(appends))
+            return await super()._append_all(appends)
+
+    redis_buffer = Counted(redis_buffer.client, ttl=60, prefix=redis_buffer.prefix)
+    runs = [f"run-{n}" for n in range(60)]
+    await redis_buffer.append("gap", 1, "a")
+    # Every run's first delta at once, a repeat, and one that skips a delta.
+    results = await asyncio.gather(
+        *(redis_buffer.append(run, 1, f"<{run}>") for run in runs),
+        redis_buffer.append("gap", 1, "a"),
+        redis_buffer.append("gap", 3, "c"),
+        return_exceptions=True,
+    )
+    assert results[:60] == [True] * 60
+    assert results[60] is False
+    assert isinstance(results[61], StreamGap) and results[61].last == 1
+    assert max(trips) > 1 and sum(trips) == 63
+    assert [await redis_buffer.snapshot(run) for run in runs[::20]] == [
+        (f"<{run}>", 1) for run in runs[::20]
+    ]
+    assert await redis_buffer.snapshot("gap") == ("a", 1)
+
+
+@pytest.mark.redis
 async def test_factory_picks_redis(settings: Any, redis_url: str) -> None:
     settings.RELAYBRIDGE_REDIS_URL = redis_url
     buffer = get_stream_buffer()
