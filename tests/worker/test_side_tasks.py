@@ -3,7 +3,9 @@ started again, and a connection loop that dies stops the worker with an error.""
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -113,8 +115,12 @@ def test_relay_worker_exits_non_zero_when_the_worker_stopped_on_a_dead_part(
         raise SideTaskDied("the Relay connection loop died")
 
     monkeypatch.setattr(WorkerRun, "run", died)
+    switch_interval = sys.getswitchinterval()
     with pytest.raises(CommandError, match="connection loop died"):
         call_command("relay_worker")
+    # The worker's tuning of the interpreter is undone for a caller that goes on.
+    assert sys.getswitchinterval() == switch_interval
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_status_record_task_that_dies_is_restarted(

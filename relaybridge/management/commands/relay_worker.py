@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -58,12 +59,22 @@ class Command(BaseCommand):
         # database thread, busy saving replies, then keeps it for up to the switch
         # interval (5 ms by default) before the loop gets it back: a token pushed
         # while a hundred answers end paid that several times over.
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
+        # Everything loaded so far (Django, the apps, their modules) lives as long as
+        # the process: out of the collector's sight, a full collection no longer walks
+        # it. Without this, one stopped the event loop, and every stream, for 60-170 ms.
+        gc.collect()
+        gc.freeze()
         try:
             asyncio.run(self._main(options["lock_ttl"], options["emulator"]))
         except SideTaskDied as exc:
             # Exit non-zero: the process manager (or the standby) starts afresh.
             raise CommandError(f"the relay worker stopped: {exc}") from exc
+        finally:
+            # As found, for a caller that goes on (call_command).
+            gc.unfreeze()
+            sys.setswitchinterval(switch_interval)
 
     async def _main(self, lock_ttl: float, force_emulator: bool) -> None:
         run = WorkerRun(lock_ttl=lock_ttl, force_emulator=force_emulator)
