@@ -291,4 +291,4 @@ def first_token_writes() -> BatchedWrites:
 def progress_writes() -> BatchedWrites:
     """A streaming run's progress, so that the watchdog leaves it be. Runs that
     started together make progress together."""
-    return BatchedWrites(lambda arrivals: services.touch_runs(arrivals), "progress")
+    return BatchedWrites(services.touch_runs, "progress")
