@@ -52,7 +52,7 @@ def prepare_dispatch(run_id: RunRef) -> Prepared:
             record_error(run.run_id, code, describe_error(code))
             return "failed"
         if not store_payload(run.run_id, payload):
-            return "skipped"  # the claim was released meanwhile (see release_abandoned_claim)
+            return "skipped"  # no longer sending: not ours to send
     return "ready"
 
 
