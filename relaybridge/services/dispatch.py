@@ -44,7 +44,8 @@ def prepare_dispatch(run_id: RunRef) -> Prepared:
         if run is None:
             return "skipped"
         try:
-            with transaction.atomic():  # a failed query here must not end the claim's
+            # A savepoint: a query that fails here leaves the claim's transaction usable.
+            with transaction.atomic():
                 payload = build_payload(run)
         except Exception:
             logger.exception("could not build the payload of run %s", run.run_id)
