@@ -173,9 +173,13 @@ class RelayConnection:
                 ws = await open_relay_connection(
                     self.url, self._token, auth_style=self._auth_style, ca_file=self._ca_file
                 )
-                await self._serve(ws, stop)
-                lasted = time.monotonic() - started
-                self._backoff.connection_closed(lasted, answered=self._answered)
+                try:
+                    await self._serve(ws, stop)
+                finally:
+                    # However it ended -- closed, torn down without a close frame (a
+                    # killed Relay), dead after a ping -- what it proved counts.
+                    lasted = time.monotonic() - started
+                    self._backoff.connection_closed(lasted, answered=self._answered)
                 if stop.is_set():
                     return
                 delay = self._backoff.next_delay()
