@@ -304,3 +304,17 @@ class Router:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def forget_open_events(self) -> int:
+        """Drop every open and queued event, as a Relay that stopped has (how many).
+
+        Their scripts were cancelled: kept, they would hold the plan's in-flight cap
+        after a restart (refusing new events with RATE_LIMITED) and their timeout would
+        still fail them, on the next connection, for events a killed Relay forgot.
+        """
+        forgotten = list(self.events.values())
+        for event in forgotten:
+            self._finish(event)
+        self._queued.clear()
+        self._delivery_locks.clear()
+        return len(forgotten)

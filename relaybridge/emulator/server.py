@@ -81,7 +81,7 @@ class RelayEmulator(EmulatorControl):
         )
 
     async def stop(self) -> None:
-        """Close every connection (1001) and cancel the built-in agents."""
+        """Close every connection (1001), cancel the built-in agents and forget open events."""
         # Scripts first, so nothing streams into connections that are closing;
         # then a second sweep for tasks started while the connections wound down.
         await self.router.shutdown()
@@ -90,6 +90,8 @@ class RelayEmulator(EmulatorControl):
             await self._server.wait_closed()
             self._server = None
         await self.router.shutdown()
+        # Started again, it must be the Relay a restarted process would be.
+        self.router.forget_open_events()
 
     async def wait_closed(self) -> None:
         if self._server is not None:

@@ -3,8 +3,11 @@
 The ceiling doubles from ``base_s`` up to ``cap_s``; each delay is drawn
 uniformly from ``[0, ceiling)`` ("full jitter"), which spreads reconnecting
 clients best. A connection that stayed up for ``healthy_after_s`` resets the
-ceiling. Authentication failures jump straight to the cap: retrying a revoked
-token quickly helps nobody and floods Relay.
+ceiling, and so does one that carried an agent's answer: Relay was up end to end,
+so a later close is a new outage, not the same one going on (a Relay restarted
+every few seconds must not push the wait for the next connection towards the cap,
+and a reconnect per restart is no flood). Authentication failures jump straight
+to the cap: retrying a revoked token quickly helps nobody and floods Relay.
 
 The random source is injected so that tests can pin every draw.
 """
@@ -81,11 +84,12 @@ class Backoff:
         """Start over from ``base_s`` (after a healthy period)."""
         self._failures = 0
 
-    def connection_closed(self, lasted_s: float) -> None:
-        """Report how long the connection that just closed had been up.
+    def connection_closed(self, lasted_s: float, *, answered: bool = False) -> None:
+        """Report how long the connection that just closed had been up, and whether an
+        agent's answer (a token or a reply) came on it.
 
-        A connection that stayed up for ``healthy_after_s`` proves the problem is
-        gone: the next reconnect starts from ``base_s`` again.
+        A connection that stayed up for ``healthy_after_s``, or that carried an
+        answer, proves the problem is gone: the next reconnect starts from ``base_s``.
         """
-        if lasted_s >= self.healthy_after_s:
+        if answered or lasted_s >= self.healthy_after_s:
             self.reset()

@@ -10,6 +10,7 @@ frame, so a send exactly one window later cannot land inside Relay's window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MINUTE_S = 60.0
@@ -111,3 +112,11 @@ class Pacer:
     def record(self, now: float) -> None:
         self.minute.record(now)
         self.hour.record(now)
+
+    def recall(self, sent: Iterable[float]) -> None:
+        """Count events sent before this pacer existed (by an earlier connection holder).
+
+        Call before anything is recorded: the windows keep their times in order.
+        """
+        for at in sorted(sent):
+            self.record(at)

@@ -21,7 +21,7 @@ here too and waits in an outbox: after :meth:`RelaySession.on_connect` and every
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from . import correlation
 from .codes import ErrorCode
@@ -240,6 +240,12 @@ class RelaySession:
                         self._heard.clear()
                     self._heard.add(ref)
                 return
+
+    def recall_sends(self, sent: Iterable[float]) -> None:
+        """Events sent to Relay before this session (times on its clock), by a worker
+        that held the connection before: Relay's windows still count them, so the
+        pacing does too. Call before the first send."""
+        self._pacer.recall(sent)
 
     def set_limits(self, limits: PlanLimits) -> None:
         """Change the plan limits (e.g. lift them for a benchmark)."""

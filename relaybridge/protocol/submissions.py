@@ -42,14 +42,23 @@ class SubmissionBook:
         self.events: dict[str, Entry] = {}  # ACCEPTED, by event id
         self.gate: dict[tuple[str, str], str] = {}  # (agent, thread) → ref in flight
         self._finished: OrderedDict[str, str] = OrderedDict()  # event id → ref
+        #: ref → seq of its first submission here: a ref submitted again (an answer
+        #: asked again, a retry) waits at the place its run came in, not behind the
+        #: runs that came after it.
+        self._first_seq: OrderedDict[str, int] = OrderedDict()
 
     # --- transitions ----------------------------------------------------------
 
     def add(self, sub: Submission) -> None:
-        entry = Entry(self._next_seq, sub)
-        self._next_seq += 1
+        seq = self._first_seq.get(sub.ref)
+        if seq is None:
+            seq = self._first_seq[sub.ref] = self._next_seq
+            self._next_seq += 1
+            while len(self._first_seq) > self._remember:
+                self._first_seq.popitem(last=False)
+        entry = Entry(seq, sub)
         self.active[sub.ref] = entry
-        self.queue.add(entry)  # the newest seq sorts last in its lane
+        self.queue.insert(entry)  # at its place in its lane: last, unless submitted before
 
     def mark_sent(self, entry: Entry) -> None:
         """QUEUED → PENDING; the entry's lane goes to the back of the rotation.

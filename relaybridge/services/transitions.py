@@ -11,6 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from ..adapters import get_adapter
 from ..conf import redact
@@ -104,7 +105,56 @@ def store_payload(run_id: RunRef, payload: Mapping[str, Any]) -> bool:
 
 def mark_sent(run_id: RunRef) -> bool:
     """The worker wrote the event to Relay (again, after a reconnect)."""
-    return _transition(run_id, (Status.SENDING,), sent_at=timezone.now())
+    return bool(mark_sent_many([run_id]))
+
+
+def mark_sent_many(run_ids: Iterable[RunRef]) -> int:
+    """:func:`mark_sent` for a batch of runs (three queries in all); how many it marked.
+
+    The time goes on the run (``sent_at``) and on its attempt's entry in the ledger
+    (``sent``), where it stays when the run is sent again: every event sent counts
+    against the plan's per-minute and per-hour windows, and a worker that takes the
+    connection over paces by them (``recent_send_times``).
+    """
+    refs = []
+    for run_id in run_ids:
+        try:
+            refs.append(as_uuid(run_id))
+        except ValueError:
+            continue
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked, so that no other write of the log is lost between read and write.
+        runs = list(
+            AgentRun.objects.select_for_update()
+            .filter(run_id__in=refs, status=Status.SENDING)
+            .only("pk", "attempt_log")
+        )
+        for run in runs:
+            log = list(run.attempt_log or [])
+            if log:
+                log[-1] = {**log[-1], "sent": now.isoformat()}
+            run.attempt_log, run.sent_at, run.updated_at = log, now, now
+        AgentRun.objects.bulk_update(runs, ["attempt_log", "sent_at", "updated_at"])
+    return len(runs)
+
+
+def recent_send_times(within_s: float) -> list[datetime]:
+    """When events were sent to Relay in the last ``within_s`` seconds, oldest first.
+
+    From the ledger, so from every worker that held the connection meanwhile. An
+    attempt sent again after a reconnect keeps its last send only.
+    """
+    since = timezone.now() - timedelta(seconds=within_s)
+    logs = AgentRun.objects.filter(updated_at__gte=since).values_list("attempt_log", flat=True)
+    times = []
+    for log in logs.iterator():
+        for entry in log or []:
+            sent = entry.get("sent") if isinstance(entry, dict) else None
+            at = parse_datetime(sent) if isinstance(sent, str) else None
+            if at is not None and at >= since:
+                times.append(at)
+    return sorted(times)
 
 
 def mark_accepted(run_id: RunRef, event_id: str) -> bool:

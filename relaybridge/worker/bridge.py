@@ -33,8 +33,9 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from .. import agents, streams
 from ..conf import loggable
 from ..protocol import STARTER, AgentInfo, RelaySession
+from ..protocol.pacing import HOUR_S
 from .connection import TEARDOWN_TIMEOUT_S, RelayConnection
-from .database import in_thread, wait_event
+from .database import in_thread, recent_send_times, wait_event
 from .handshake import redacted
 from .intake import RunIntake
 from .leader import Leadership, keep_lock, try_acquire
@@ -129,6 +130,7 @@ class BridgeWorker:
         session = RelaySession(
             limits=options.limits or STARTER, resend_grace_s=options.resend_grace
         )
+        await self._recall_sends(session)
         run_streams = RunStreams(
             self.stream_layer,
             self.buffer,
@@ -186,6 +188,24 @@ class BridgeWorker:
                 task.cancel()
             await asyncio.wait(everything, timeout=TEARDOWN_TIMEOUT_S)
             self.connection = self.intake = None
+
+    async def _recall_sends(self, session: RelaySession) -> None:
+        """Pace by the events the workers before this one sent within the hour.
+
+        Relay's windows are per app: a worker that starts (or takes over) with empty
+        windows would send what its predecessor already spent, and Relay would refuse
+        it (``RATE_LIMITED``, asked again only a minute later).
+        """
+        try:
+            sent = await in_thread(recent_send_times)(HOUR_S)
+        except Exception:
+            logger.exception("could not read the recent sends from the ledger; pacing from now")
+            return
+        # Wall-clock times from the ledger onto the session's monotonic clock.
+        offset = time.monotonic() - time.time()
+        session.recall_sends(at + offset for at in sent)
+        if sent:
+            logger.info("pacing counts %d event(s) sent within the hour before", len(sent))
 
     def _check_connection(self, task: asyncio.Task[None]) -> None:
         """The connection loop never ends by itself: if it did, the worker stops."""

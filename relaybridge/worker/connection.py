@@ -30,8 +30,10 @@ from ..protocol import (
     Ping,
     ProtocolError,
     RelaySession,
+    Reply,
     SessionCounts,
     Submission,
+    Token,
     TokenReceived,
     parse,
     serialize,
@@ -94,6 +96,8 @@ class RelayConnection:
         self._paused = False
         self._connections = 0
         self._last_frame = 0.0
+        #: Whether an agent's answer came on the current connection (a healthy one).
+        self._answered = False
 
     def __repr__(self) -> str:  # the token never appears in a repr
         return f"<RelayConnection {redacted(self.url)}>"
@@ -169,8 +173,13 @@ class RelayConnection:
                 ws = await open_relay_connection(
                     self.url, self._token, auth_style=self._auth_style, ca_file=self._ca_file
                 )
-                await self._serve(ws, stop)
-                self._backoff.connection_closed(time.monotonic() - started)
+                try:
+                    await self._serve(ws, stop)
+                finally:
+                    # However it ended -- closed, torn down without a close frame (a
+                    # killed Relay), dead after a ping -- what it proved counts.
+                    lasted = time.monotonic() - started
+                    self._backoff.connection_closed(lasted, answered=self._answered)
                 if stop.is_set():
                     return
                 delay = self._backoff.next_delay()
@@ -198,6 +207,7 @@ class RelayConnection:
 
     async def _serve(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         self._connections += 1
+        self._answered = False
         self._last_frame = time.monotonic()
         self._status.state = "connected"
         self._status.connected_since = time.time()
@@ -257,6 +267,8 @@ class RelayConnection:
                     fail = functools.partial(self._fail_unreadable, exc.event_id, exc.reason)
                     self._streams.for_event(exc.event_id, fail)
                 continue
+            if isinstance(frame, Token | Reply):
+                self._answered = True
             gate_moved = False
             for outcome in self._session.on_frame(frame):
                 if not self._streams.on_outcome(outcome):

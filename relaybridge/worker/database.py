@@ -177,8 +177,12 @@ def status_now(run_id: str, text: str, seq: int) -> streams.RunStatusMessage | N
 
 
 def mark_sent(refs: list[str]) -> None:
-    for ref in refs:
-        services.mark_sent(ref)
+    services.mark_sent_many(refs)
+
+
+def recent_send_times(within_s: float) -> list[float]:
+    """When events went to Relay in the last ``within_s`` seconds (epoch seconds)."""
+    return [at.timestamp() for at in services.recent_send_times(within_s)]
 
 
 def run_for_event(event_id: str) -> AgentRun | None:

@@ -67,9 +67,16 @@ class RunIntake:
         self.memory = MemoryReturn()
         #: The connection (by count) after which the ledger was last read.
         self._ledger_read_for = 0
-        #: When runs were last asked again (monotonic), so that a watchdog pass that
-        #: read the ledger before then does not take the new attempt for a stalled one.
+        #: When runs were last asked again (monotonic, once the ledger had the new
+        #: attempt), so that a watchdog pass that read the ledger before then does not
+        #: take the run for a stalled one.
         self._resent_at: dict[str, float] = {}
+        #: Answers reported lost and not yet asked again, oldest first (a dict as an
+        #: ordered set). They left the session's watch all at once but are sent again
+        #: one after another; until the ledger shows a run's new attempt it looks
+        #: stalled (silent since before the connection closed), so the watchdog skips
+        #: these.
+        self._to_resend: dict[str, None] = {}
 
     async def receive_forever(self) -> None:
         """Submit the runs that arrive on the intake channel."""
@@ -141,7 +148,9 @@ class RunIntake:
         # Read after the query: a run asked again meanwhile is a new attempt, not stalled.
         unheard = set(connection.unheard_refs())
         for run_id in stalled:
-            if run_id in unheard or self._resent_at.get(run_id, -math.inf) >= looked_at:
+            if run_id in unheard or run_id in self._to_resend:
+                continue
+            if self._resent_at.get(run_id, -math.inf) >= looked_at:
                 continue
             self.connection.abandon(run_id)
             await self.streams.fail(run_id, ErrorCode.STALLED, "no answer from Relay", retry=False)
@@ -169,19 +178,28 @@ class RunIntake:
             for run_id, event_id in await in_thread(answering_runs)():
                 if not connection.carries(run_id):
                     connection.watch_unheard(run_id, event_id)
-        for run_id in connection.lost_answers():
-            await self.resend(run_id)
+        self._to_resend.update(dict.fromkeys(connection.lost_answers()))
+        while self._to_resend:
+            run_id = next(iter(self._to_resend))
+            try:
+                await self.resend(run_id)
+            except Exception:
+                # Left to the watchdog, which ends it visibly; the others still go.
+                logger.exception("run %s: could not ask again for its lost answer", run_id)
+            finally:
+                self._to_resend.pop(run_id, None)
 
     async def resend(self, run_id: str) -> None:
         """The run's answer was lost: send it again (a new attempt), or fail it visibly."""
+        self.connection.abandon(run_id)
+        error = "no frame of the event within the grace after the connection closed"
+        decision = await self.streams.fail(run_id, ErrorCode.CONNECTION_LOST, error)
+        # Recorded (retrying, or failed): from now on the ledger says so.
         now = time.monotonic()
         self._resent_at = {
             ref: at for ref, at in self._resent_at.items() if now - at < RESENT_MEMORY_S
         }
         self._resent_at[run_id] = now
-        self.connection.abandon(run_id)
-        error = "no frame of the event within the grace after the connection closed"
-        decision = await self.streams.fail(run_id, ErrorCode.CONNECTION_LOST, error)
         if decision is None or not decision.retry:
             return
         # Stopped meanwhile: the claim fails and the run stays stopped.

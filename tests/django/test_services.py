@@ -397,3 +397,21 @@ def test_reply_metadata_is_bounded_to_its_columns_and_the_reply_kept(
     assert (run.tokens_used, run.relay_latency_ms) == stored
     assert run.model_name.startswith("m [redacted] m [redacted]") and len(run.model_name) == 200
     assert "rla_" not in run.model_name
+
+
+def test_every_send_stays_in_the_ledger_for_the_pacing_of_the_next_worker(
+    run: AgentRun,
+) -> None:
+    assert services.claim_for_sending(run.run_id) is not None
+    assert services.mark_sent_many([run.run_id, "not-a-run-id"]) == 1
+    first_send = services.recent_send_times(60)
+    assert len(first_send) == 1
+    # Lost and asked again: the first attempt's send still counts.
+    services.record_error(run.run_id, ErrorCode.CONNECTION_LOST, "lost", 0, schedule=False)
+    assert services.claim_for_sending(run.run_id) is not None
+    assert services.mark_sent(run.run_id)
+    run.refresh_from_db()
+    assert [("sent" in entry) for entry in run.attempt_log] == [True, True]
+    sends = services.recent_send_times(60)
+    assert len(sends) == 2 and sends[0] == first_send[0] and sends == sorted(sends)
+    assert run.sent_at == sends[1]

@@ -133,3 +133,18 @@ async def test_rate_limit_is_checked_before_presence(make_relay: MakeRelay) -> N
     ):
         assert (await peer.submit("klyve", "k", app_message()))["type"] == "accepted"
         assert (await peer.submit("offline", "t", app_message()))["code"] == "RATE_LIMITED"
+
+
+async def test_a_restarted_relay_has_forgotten_the_events_open_when_it_stopped(
+    make_relay: MakeRelay,
+) -> None:
+    # As a killed Relay process: the events it forgot no longer take the in-flight cap.
+    async with make_relay(plan=Plan("two", PlanLimits(None, None, 2))) as relay:
+        async with open_peer(relay.url, TEST_APP_TOKEN) as peer:
+            for n in range(2):
+                assert (await peer.submit("stall", f"s{n}", app_message()))["type"] == "accepted"
+        await relay.stop()
+        assert relay.in_flight("test") == 0 and relay.open_event_ids == []
+        await relay.start()
+        async with open_peer(relay.url, TEST_APP_TOKEN) as peer:
+            assert (await peer.submit("stall", "after", app_message()))["type"] == "accepted"

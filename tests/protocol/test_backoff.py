@@ -97,3 +97,14 @@ def test_default_source_stays_within_bounds() -> None:
     for _ in range(50):
         ceiling = b.ceiling_s
         assert 0.0 <= b.next_delay() <= ceiling
+
+
+def test_a_connection_that_carried_an_answer_resets_however_short() -> None:
+    # Relay killed every few seconds: each restart is a new outage.
+    b = backoff(1.0)
+    for _ in range(4):
+        b.next_delay()
+    b.connection_closed(lasted_s=3.0)
+    assert b.ceiling_s == 16
+    b.connection_closed(lasted_s=3.0, answered=True)
+    assert b.ceiling_s == 1

@@ -184,3 +184,16 @@ def test_each_asker_is_its_own_lane_whatever_its_key() -> None:
     submit_all(session, ask("x0", ""), ask("y0", "0"), ask("z0", None), ask("x1", ""))
     assert session.queued_askers() == ["", "0", None]
     assert drain_one_at_a_time(session) == ["x0", "y0", "z0", "x1"]
+
+
+def test_a_run_submitted_again_waits_at_the_place_it_came_in() -> None:
+    # a0 went out and its answer was lost; asked again, it goes before Alice's later
+    # runs, which came after it.
+    session, _ = make_session(limits=ONE_AT_A_TIME)
+    submit_all(session, ask("a0", "alice"))
+    [first] = session.next_sends().send
+    session.on_frame(accepted("evt_lost", first.agent_id, first.thread_id))
+    submit_all(session, *(ask(f"a{n}", "alice") for n in range(1, 4)))
+    assert session.abandon("a0")
+    submit_all(session, ask("a0", "alice"))
+    assert drain_one_at_a_time(session) == ["a0", "a1", "a2", "a3"]

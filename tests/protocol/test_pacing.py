@@ -72,3 +72,12 @@ def test_lowering_limits_keeps_what_was_recorded() -> None:
     pacer.set_limits(PlanLimits(2, 100, None))
     # Three sends in the window and a limit of two: two must leave, the last at 61.
     assert pacer.free_at(3.0) == 61.0
+
+
+def test_sends_of_an_earlier_connection_holder_count_in_the_windows() -> None:
+    # A worker taking over at 100 s: its predecessor sent at 50 and 90 (given unsorted).
+    pacer = Pacer(PlanLimits(events_per_minute=2, events_per_hour=3, max_in_flight=None))
+    pacer.recall([90.0, 50.0])
+    assert pacer.free_at(100.0) == 110.0  # the send at 50 leaves the minute window
+    assert pacer.allow(110.0)
+    assert pacer.free_at(111.0) == 3_650.0  # three within the hour

@@ -38,7 +38,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(table(_sheet))
     if terminalreporter.config.get_verbosity() > 0:
         for tally in _sheet:
-            terminalreporter.write_line(f"{tally.scenario}: {tally.faults} {tally.failure_codes}")
+            terminalreporter.write_line(
+                f"{tally.scenario}: {tally.faults} {tally.failure_codes}"
+                f" replied after attempts {tally.replied_after_attempts}"
+            )
             for line in tally.failed_runs:
                 terminalreporter.write_line(f"{tally.scenario}: {line}")
     if FULL:

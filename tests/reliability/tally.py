@@ -54,8 +54,12 @@ class Tally:
     faults: dict[str, Any] = field(default_factory=dict)
     #: Error codes of the runs that failed visibly, and how often.
     failure_codes: dict[str, int] = field(default_factory=dict)
-    #: The runs that failed visibly (agent, state, code, reason).
+    #: The runs that failed visibly (agent, state, code, reason, and every attempt
+    #: with why it was made), so a report says which fault the budget ran out on.
     failed_runs: list[str] = field(default_factory=list)
+    #: How many sends the replied runs took (attempts -> runs): how close the runs
+    #: that made it came to the resend budget.
+    replied_after_attempts: dict[int, int] = field(default_factory=dict)
     #: Why runs were lost or mismatched, for the failure message.
     problems: list[str] = field(default_factory=list)
     #: Seconds from each fault to the end of the last run it affected (the runs in
@@ -136,6 +140,17 @@ def _visible_failure(run: RunRow) -> bool:
     return run.status == "failed" and bool(run.error_code) and bool(run.error_message.strip())
 
 
+def attempt_history(deployment: Deployment, run: RunRow) -> str:
+    """The run's attempts as the ledger has them: ``#1 mention 12:00:01.2, #2 …``."""
+    [(log,)] = deployment.query(
+        "SELECT attempt_log FROM relaybridge_agentrun WHERE id = %s", run.id
+    )
+    return ", ".join(
+        f"#{entry.get('attempt')} {entry.get('reason')} {str(entry.get('at', ''))[11:22]}"
+        for entry in log or []
+    )
+
+
 def count(
     deployment: Deployment, scenario: str, mentions: Sequence[Mention], started: float
 ) -> Tally:
@@ -150,6 +165,8 @@ def count(
             tally.problems.append(f"comment {mention.comment_id}: no run")
         elif run.status == "replied":
             tally.replied += 1
+            attempts = tally.replied_after_attempts
+            attempts[run.attempts] = attempts.get(run.attempts, 0) + 1
             replied_runs[(mention.task_id, run.agent_id)] += 1
             replies = {c.id for c in deployment.agent_comments(mention.task_id)}
             if run.reply_comment_id not in replies:
@@ -158,7 +175,8 @@ def count(
         elif _visible_failure(run):
             tally.failed_visibly += 1
             tally.failure_codes[run.error_code] = tally.failure_codes.get(run.error_code, 0) + 1
-            tally.failed_runs.append(f"{run.brief()} ({run.event_id})")
+            history = attempt_history(deployment, run)
+            tally.failed_runs.append(f"{run.brief()} ({run.run_id} {run.event_id}) {history}")
         elif run.status == "stopped":
             tally.stopped += 1
         else:

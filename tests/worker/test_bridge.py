@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from project.tasks.models import Comment
 from relaybridge.models import AgentRun
+from relaybridge.protocol import PlanLimits
 from relaybridge.worker.status import read_status
 
 from .stack import (
+    accepted_run,
     post_mention,
     post_watched_mention,
     relay_stack,
@@ -284,3 +288,31 @@ async def test_the_intake_outlives_channel_layer_errors(settings: Any, redis_sta
         comment = await post_mention("@athena summarize this task")
         [run] = await runs_for(comment)
         await wait_for(lambda: run_status(run.run_id) == Status.REPLIED, what="the reply")
+
+
+def _sent_by_an_earlier_worker(seconds_ago: float) -> datetime:
+    """A run of another task whose event an earlier worker sent ``seconds_ago`` (it
+    ended since: this worker has nothing to ask again)."""
+    from relaybridge import services
+
+    run = accepted_run("Sent by the worker before")
+    sent = timezone.now() - timedelta(seconds=seconds_ago)
+    log = [{**run.attempt_log[-1], "sent": sent.isoformat()}]
+    ended = {"status": Status.FAILED, "error_code": "AGENT_ERROR", "error_message": "ended"}
+    AgentRun.objects.filter(pk=run.pk).update(attempt_log=log, **ended)
+    assert services.recent_send_times(60) == [sent]
+    return sent
+
+
+async def test_a_worker_paces_by_the_sends_of_the_worker_before_it(redis_stack: str) -> None:
+    # One event a minute, and the worker before this one sent one 57 s ago: Relay
+    # would refuse a send before that one leaves its window.
+    sent_before = await sync_to_async(_sent_by_an_earlier_worker)(57.0)
+    one_a_minute = PlanLimits(events_per_minute=1, events_per_hour=None, max_in_flight=None)
+    async with relay_stack(redis_stack, limits=one_a_minute):
+        comment = await post_mention("@athena summarize this task")
+        [run] = await runs_for(comment)
+        await wait_for(_status_is(run, Status.REPLIED), within=20, what="the reply")
+        done = await sync_to_async(_fresh)(run)
+        assert done.sent_at is not None
+        assert done.sent_at >= sent_before + timedelta(seconds=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from relaybridge.buffers import RedisStreamBuffer
-from relaybridge.protocol import AgentInfo, RelaySession
+from relaybridge.protocol import AgentInfo, Backoff, RelaySession, Submission
 from relaybridge.testing import TEST_APP_ID, running_emulator
 from relaybridge.worker.connection import RelayConnection
 from relaybridge.worker.run_streams import RunStreams
@@ -34,7 +35,9 @@ async def parts(redis_stack: str) -> AsyncIterator[tuple[Any, RunStreams, Worker
     await buffer.close()
 
 
-def _connection(relay: Any, streams: RunStreams, status: WorkerStatus) -> RelayConnection:
+def _connection(
+    relay: Any, streams: RunStreams, status: WorkerStatus, backoff: Backoff | None = None
+) -> RelayConnection:
     async def on_agents(found: tuple[AgentInfo, ...]) -> None:
         status.agents = [agent.agent_id for agent in found]
 
@@ -48,6 +51,7 @@ def _connection(relay: Any, streams: RunStreams, status: WorkerStatus) -> RelayC
         on_agents=on_agents,
         heartbeat_interval=30.0,
         heartbeat_timeout=5.0,
+        backoff=backoff,
     )
 
 
@@ -112,3 +116,33 @@ async def test_a_dropped_connection_is_torn_down_and_opened_again(
     assert status.last_error is None
     stop.set()
     await asyncio.wait_for(running, timeout=10)
+
+
+async def test_a_connection_torn_down_after_an_answer_came_reconnects_from_the_base_delay(
+    parts: tuple[Any, RunStreams, WorkerStatus],
+) -> None:
+    # Earlier failures have pushed the ceiling to 16 s; every draw takes the ceiling.
+    relay, streams, status = parts
+    backoff = Backoff(random=lambda: 1.0)
+    for _ in range(4):
+        backoff.next_delay()
+    connection = _connection(relay, streams, status, backoff)
+    stop = asyncio.Event()
+    running = asyncio.create_task(connection.run(stop))
+    try:
+        await _connected(relay, status)
+        payload = {"event": "comment.mention", "message": "@athena hello"}
+        connection.submit(Submission(str(uuid.uuid4()), "athena", "task-1", payload))
+
+        def answered() -> bool:
+            return relay.stats.events_accepted == 1 and not relay.open_event_ids
+
+        await wait_for(answered, what="the answer")
+        # Killed, as a Relay process is: no close frame.
+        assert relay.drop_app_connections() == 1
+        await wait_for(lambda: status.state == "backing_off", what="the reconnect wait")
+        assert status.next_attempt_at is not None
+        assert status.next_attempt_at - time.time() <= 1.0
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)

@@ -21,6 +21,7 @@ from relaybridge.protocol import ErrorCode
 
 from .stack import (
     accepted_run,
+    post_mention,
     post_watched_mention,
     relay_stack,
     run_status,
@@ -117,3 +118,32 @@ async def test_a_worker_taking_over_asks_again_for_answers_the_ledger_left_unhea
     done = await sync_to_async(fresh)(run.run_id)
     assert done.attempts == 2 and done.event_id != run.event_id
     assert done.attempt_log[-1]["reason"] == ErrorCode.CONNECTION_LOST
+
+
+async def test_answers_lost_together_are_all_asked_again_not_failed_as_stalled(
+    redis_stack: str,
+) -> None:
+    # Silent longer than the stall timeout by the time the grace ends, as after a slow
+    # reconnect: the watchdog must leave every one of them to be asked again, also
+    # those still waiting their turn while the first ones are being sent again.
+    options: dict[str, Any] = {"resend_grace": 1.5, "stall_timeout": 0.5}
+    async with relay_stack(redis_stack, emulator=SLOW_ATHENA, **options) as (_worker, relay):
+        comments = [
+            await post_mention(f"@athena summarize {n}", title=f"Lost together {n}")
+            for n in range(8)
+        ]
+        runs = [(await runs_for(comment))[0] for comment in comments]
+        await wait_for(
+            lambda: all(run_status(r.run_id) == Status.STREAMING for r in runs),
+            what="every run streaming",
+        )
+        await restart(relay)
+        ended_ids = {Status.REPLIED, Status.FAILED}
+        await wait_for(
+            lambda: all(run_status(r.run_id) in ended_ids for r in runs),
+            within=30,
+            what="every run to end",
+        )
+        ended = [await sync_to_async(fresh)(run.run_id) for run in runs]
+        assert [(r.status, r.error_code) for r in ended] == [(Status.REPLIED, "")] * len(runs)
+        assert all(r.attempt_log[-1]["reason"] == ErrorCode.CONNECTION_LOST for r in ended)
