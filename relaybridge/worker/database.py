@@ -34,6 +34,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from .. import services, streams
+from ..batching import RoundTrips
 from ..models import AgentRun
 from ..protocol import ErrorCode
 
@@ -246,7 +247,7 @@ class BatchedWrites:
     answers begin (or make progress) in the same instant, a hundred separate writes
     would hold the worker's interpreter long enough to delay every stream by a tenth
     of a second, so the runs that arrive while one write is under way are written
-    together by the next (a query or two, however many runs).
+    together by the next (a query or two, however many runs: :class:`RoundTrips`).
 
     ``write`` takes each run and when it arrived, and returns the runs it changed.
     """
@@ -254,36 +255,25 @@ class BatchedWrites:
     def __init__(self, write: Callable[[dict[Any, datetime]], set[Any]], what: str) -> None:
         self._write = write
         self._what = what
-        self._pending: dict[str, tuple[datetime, asyncio.Future[bool | None]]] = {}
-        self._writer: asyncio.Task[None] | None = None
+        self._round_trips: RoundTrips[tuple[str, datetime], bool | None] = RoundTrips(
+            self._write_all
+        )
 
-    def add(self, run_id: str) -> asyncio.Future[bool | None]:
-        """Write the run (as of now) with the next batch.
+    async def add(self, run_id: str) -> bool | None:
+        """Write the run (as of now) with the next batch: whether the write changed it
+        (False: it had ended, or was past the change already; None: the write failed)."""
+        return await self._round_trips((run_id, timezone.now()))
 
-        The future says whether the write changed the run (False: it had ended, or
-        was past the change already; None: the write failed).
-        """
-        written: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
-        self._pending[run_id] = (timezone.now(), written)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name=f"relay-{self._what}")
-        return written
-
-    async def _write_all(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            arrivals: dict[Any, datetime] = {r: at for r, (at, _f) in batch.items()}
-            changed: set[Any] | None = None
-            try:
-                changed = set(await in_thread(self._write)(arrivals))
-            except Exception:
-                # The next progress write records the run later; the watchdog, which
-                # would otherwise fail it, reads that.
-                logger.exception("could not record the %s of %d run(s)", self._what, len(batch))
-            finally:
-                for run_id, (_at, written) in batch.items():
-                    if not written.done():
-                        written.set_result(None if changed is None else run_id in changed)
+    async def _write_all(self, batch: list[tuple[str, datetime]]) -> list[bool | Exception | None]:
+        arrivals: dict[Any, datetime] = dict(batch)
+        try:
+            changed = set(await in_thread(self._write)(arrivals))
+        except Exception:
+            # The next progress write records the run later; the watchdog, which
+            # would otherwise fail it, reads that.
+            logger.exception("could not record the %s of %d run(s)", self._what, len(arrivals))
+            return [None] * len(batch)
+        return [run_id in changed for run_id, _at in batch]
 
 
 def first_token_writes() -> BatchedWrites:
