@@ -32,12 +32,15 @@ class _Pipelined:
     """The parts of a channels_redis Pub/Sub layer (in this event loop) a pipeline needs."""
 
     def __init__(self, layer: Any) -> None:
-        self.outer = layer
-        self.loop_layer = layer._get_layer()
-        # Looked up now, so that a channels_redis without them is found out at once.
-        self.channel_name = self.loop_layer._get_group_channel_name
-        self.shard_of = self.loop_layer._get_shard
+        loop_layer = layer._get_layer()
+        # Looked up now, so that a channels_redis without them is found out at once
+        # (AttributeError), not by every push failing.
+        self.channel_name = loop_layer._get_group_channel_name
+        self.shard_of = loop_layer._get_shard
         self.serialize = layer.serialize
+        shard = self.shard_of(self.channel_name("relaybridge"))
+        for name in ("_lock", "_ensure_redis"):
+            getattr(shard, name)
 
     @classmethod
     def of(cls, layer: BaseChannelLayer) -> _Pipelined | None:
