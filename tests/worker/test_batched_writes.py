@@ -18,8 +18,14 @@ class Ledger:
         self.batches: list[dict[Any, datetime]] = []
         self.release = threading.Event()
         self.release.set()
+        #: Set when a write has begun (and waits for ``release``).
+        self.entered = threading.Event()
+
+    async def write_begun(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, 10), "no write began"
 
     def write(self, arrivals: dict[Any, datetime]) -> set[Any]:
+        self.entered.set()
         self.release.wait(10)
         self.batches.append(arrivals)
         return {run for run in arrivals if run in self.known}
@@ -30,9 +36,9 @@ async def test_runs_arriving_during_a_write_share_the_next_one() -> None:
     ledger.release.clear()
     writes = BatchedWrites(ledger.write, "first token")
     first = asyncio.create_task(writes.add("run-0"))
-    await asyncio.sleep(0.05)  # the first write is under way, held
+    await ledger.write_begun()  # the first write is under way, held
     rest = [asyncio.create_task(writes.add(f"run-{n}")) for n in range(1, 12)]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # each has asked for its write
     ledger.release.set()
     assert await first is True
     # run-10 and run-11 are not known: the write did not change them.
@@ -48,9 +54,9 @@ async def test_a_run_added_twice_before_a_write_gets_both_answers() -> None:
     ledger.release.clear()
     writes = BatchedWrites(ledger.write, "progress")
     held = asyncio.create_task(writes.add("run-b"))
-    await asyncio.sleep(0.05)
+    await ledger.write_begun()
     twice = [asyncio.create_task(writes.add("run-a")) for _ in range(2)]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)
     ledger.release.set()
     assert await held is False
     assert await asyncio.gather(*twice) == [True, True]
