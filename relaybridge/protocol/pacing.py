@@ -31,6 +31,12 @@ class PlanLimits:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, or None for no limit")
 
+    @property
+    def windowed(self) -> bool:
+        """Does a window count this plan's events? Not without limits (the emulator's
+        ``unlimited``, for benchmarks): events sent so never count against a plan."""
+        return self.events_per_minute is not None or self.events_per_hour is not None
+
 
 STARTER = PlanLimits(events_per_minute=60, events_per_hour=3_600, max_in_flight=10)
 SCALE = PlanLimits(events_per_minute=300, events_per_hour=18_000, max_in_flight=50)

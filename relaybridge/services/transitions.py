@@ -103,18 +103,21 @@ def store_payload(run_id: RunRef, payload: Mapping[str, Any]) -> bool:
     return _transition(run_id, (Status.SENDING,), payload=dict(payload))
 
 
-def mark_sent(run_id: RunRef) -> bool:
+def mark_sent(run_id: RunRef, *, windowed: bool = True) -> bool:
     """The worker wrote the event to Relay (again, after a reconnect)."""
-    return bool(mark_sent_many([run_id]))
+    return bool(mark_sent_many([run_id], windowed=windowed))
 
 
-def mark_sent_many(run_ids: Iterable[RunRef]) -> int:
+def mark_sent_many(run_ids: Iterable[RunRef], *, windowed: bool = True) -> int:
     """:func:`mark_sent` for a batch of runs (three queries in all); how many it marked.
 
     The time goes on the run (``sent_at``) and on its attempt's entry in the ledger
     (``sent``), where it stays when the run is sent again: every event sent counts
     against the plan's per-minute and per-hour windows, and a worker that takes the
-    connection over paces by them (``recent_send_times``).
+    connection over paces by them (``recent_send_times``). Events a worker sent with
+    no plan limits (``windowed=False``: the emulator's ``unlimited`` plan, for
+    benchmarks) are marked ``unpaced`` and never count, as its own windows never
+    counted them.
     """
     refs = []
     for run_id in run_ids:
@@ -133,7 +136,11 @@ def mark_sent_many(run_ids: Iterable[RunRef]) -> int:
         for run in runs:
             log = list(run.attempt_log or [])
             if log:
-                log[-1] = {**log[-1], "sent": now.isoformat()}
+                entry = {**log[-1], "sent": now.isoformat()}
+                entry.pop("unpaced", None)
+                if not windowed:
+                    entry["unpaced"] = True
+                log[-1] = entry
             run.attempt_log, run.sent_at, run.updated_at = log, now, now
         AgentRun.objects.bulk_update(runs, ["attempt_log", "sent_at", "updated_at"])
     return len(runs)
@@ -143,14 +150,16 @@ def recent_send_times(within_s: float) -> list[datetime]:
     """When events were sent to Relay in the last ``within_s`` seconds, oldest first.
 
     From the ledger, so from every worker that held the connection meanwhile. An
-    attempt sent again after a reconnect keeps its last send only.
+    attempt sent again after a reconnect keeps its last send only; a send made with
+    no plan limits (``unpaced``) is not counted.
     """
     since = timezone.now() - timedelta(seconds=within_s)
     logs = AgentRun.objects.filter(updated_at__gte=since).values_list("attempt_log", flat=True)
     times = []
     for log in logs.iterator():
         for entry in log or []:
-            sent = entry.get("sent") if isinstance(entry, dict) else None
+            counted = isinstance(entry, dict) and not entry.get("unpaced")
+            sent = entry.get("sent") if counted else None
             at = parse_datetime(sent) if isinstance(sent, str) else None
             if at is not None and at >= since:
                 times.append(at)

@@ -296,7 +296,8 @@ class RelayConnection:
                         # The thread's previous run records its end before the next
                         # event of that thread goes out.
                         await self._streams.settled(submission.pair)
-                    await in_thread(mark_sent)([submission.ref for submission in batch.send])
+                    refs = [submission.ref for submission in batch.send]
+                    await in_thread(mark_sent)(refs, self._session.limits.windowed)
                     for submission in batch.send:
                         await ws.send(serialize(submission.to_event()))
                 wake_at = batch.wake_at

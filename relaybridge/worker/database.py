@@ -177,8 +177,8 @@ def status_now(run_id: str, text: str, seq: int) -> streams.RunStatusMessage | N
 # --- the sweep, the watchdog and the send loop ---------------------------------------
 
 
-def mark_sent(refs: list[str]) -> None:
-    services.mark_sent_many(refs)
+def mark_sent(refs: list[str], windowed: bool = True) -> None:
+    services.mark_sent_many(refs, windowed=windowed)
 
 
 def recent_send_times(within_s: float) -> list[float]:

@@ -415,3 +415,18 @@ def test_every_send_stays_in_the_ledger_for_the_pacing_of_the_next_worker(
     sends = services.recent_send_times(60)
     assert len(sends) == 2 and sends[0] == first_send[0] and sends == sorted(sends)
     assert run.sent_at == sends[1]
+
+
+def test_a_send_made_with_no_plan_limits_never_counts_against_a_plan(run: AgentRun) -> None:
+    # An emulator's unlimited plan (a benchmark): a worker paced to a real plan later
+    # must not wait out an hour of events no window counted.
+    assert services.claim_for_sending(run.run_id) is not None
+    assert services.mark_sent(run.run_id, windowed=False)
+    run.refresh_from_db()
+    assert run.sent_at is not None and run.attempt_log[-1]["unpaced"] is True
+    assert services.recent_send_times(60) == []
+    # The same attempt sent again under a plan counts, and is no longer marked.
+    assert services.mark_sent(run.run_id)
+    run.refresh_from_db()
+    assert "unpaced" not in run.attempt_log[-1]
+    assert services.recent_send_times(60) == [run.sent_at]

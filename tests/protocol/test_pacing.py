@@ -14,6 +14,13 @@ def test_published_plans() -> None:
     assert PlanLimits(None, None, None) == UNLIMITED
 
 
+def test_only_a_plan_with_a_window_counts_its_events() -> None:
+    assert STARTER.windowed and SCALE.windowed
+    assert PlanLimits(None, 100, None).windowed and PlanLimits(5, None, None).windowed
+    # In-flight caps alone count nothing over time.
+    assert not UNLIMITED.windowed and not PlanLimits(None, None, 10).windowed
+
+
 @pytest.mark.parametrize(
     ("name", "limits"), [("starter", STARTER), (" Scale ", SCALE), ("UNLIMITED", UNLIMITED)]
 )

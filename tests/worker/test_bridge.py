@@ -316,3 +316,20 @@ async def test_a_worker_paces_by_the_sends_of_the_worker_before_it(redis_stack: 
         done = await sync_to_async(_fresh)(run)
         assert done.sent_at is not None
         assert done.sent_at >= sent_before + timedelta(seconds=60)
+
+
+async def test_a_worker_with_no_plan_limits_leaves_its_sends_out_of_a_later_plan(
+    redis_stack: str,
+) -> None:
+    # A benchmark's unlimited plan (the emulator's): a worker paced to a real plan
+    # later must not count what no window counted, or it would wait out the hour.
+    from relaybridge import services
+
+    unlimited = PlanLimits(events_per_minute=None, events_per_hour=None, max_in_flight=None)
+    async with relay_stack(redis_stack, limits=unlimited):
+        comment = await post_mention("@athena summarize this task")
+        [run] = await runs_for(comment)
+        await wait_for(_status_is(run, Status.REPLIED), within=20, what="the reply")
+    done = await sync_to_async(_fresh)(run)
+    assert done.sent_at is not None and done.attempt_log[-1]["unpaced"] is True
+    assert await sync_to_async(services.recent_send_times)(60) == []
