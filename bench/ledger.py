@@ -42,6 +42,25 @@ def _times(comment_ids: list[int]) -> dict[int, tuple[int, int]]:
     }
 
 
+def _claimed(comment_ids: list[int]) -> dict[int, int]:
+    """Comment id -> when ``dispatch_run`` claimed its run (wall-clock ns): the end
+    of the Celery hop, the start of the dispatch (the first attempt's ``at``)."""
+    from django.utils.dateparse import parse_datetime
+
+    from relaybridge.models import AgentRun
+
+    rows = AgentRun.objects.filter(comment_id__in=comment_ids).values_list(
+        "comment_id", "attempt_log"
+    )
+    claimed = {}
+    for comment_id, log in rows:
+        first = log[0] if log and isinstance(log[0], dict) else {}
+        at = parse_datetime(str(first.get("at", "")))
+        if at is not None:
+            claimed[comment_id] = int(at.timestamp() * 1e9)
+    return claimed
+
+
 def _statuses(comment_ids: list[int]) -> dict[str, int]:
     from django.db.models import Count
 
@@ -77,6 +96,7 @@ async def steady_mentions(stack: Stack, rate: float, count: int) -> dict[str, An
         made = list(await asyncio.gather(*pending))
         accepted = await _wait_accepted(pool, [c for c, _ in made], 60)
         times = await loop.run_in_executor(pool, _times, list(accepted))
+        claimed = await loop.run_in_executor(pool, _claimed, list(accepted))
         await loop.run_in_executor(pool, actions.close_connections)
     latencies = [(accepted[c] - t0) / 1e6 for c, t0 in made if c in accepted]
     return {
@@ -89,6 +109,15 @@ async def steady_mentions(stack: Stack, rate: float, count: int) -> dict[str, An
             [(times[c][0] - t0) / 1e6 for c, t0 in made if c in times]
         ),
         "sent_to_accepted_ms": distribution([(a - s) / 1e6 for s, a in times.values()]),
+        # The first part split: comment saved -> run claimed by dispatch_run (the
+        # commit, the broker, Celery's pickup) and claimed -> event on the wire (the
+        # dispatch, the intake, the send's ledger write).
+        "mention_to_claimed_ms": distribution(
+            [(claimed[c] - t0) / 1e6 for c, t0 in made if c in claimed]
+        ),
+        "claimed_to_sent_ms": distribution(
+            [(times[c][0] - claimed[c]) / 1e6 for c in times if c in claimed]
+        ),
     }
 
 

@@ -145,6 +145,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery closes the database connection before and after every task (CONN_MAX_AGE has
+# no say there) unless told to keep it for this many tasks: dispatch_run runs once per
+# mention, and a new PostgreSQL connection for each is milliseconds on its way to Relay.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX") or 0) or None
 
 # --- relaybridge -----------------------------------------------------------------------
 # The app token and Relay's URL come only from the environment (RELAY_APP_TOKEN,

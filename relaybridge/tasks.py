@@ -12,6 +12,7 @@ import logging
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
+from django.db import connections
 
 from .conf import relay_settings
 from .services.dispatch import DISPATCH_TASK, prepare_dispatch
@@ -29,10 +30,28 @@ def dispatch_run(run_id: str) -> str:
     layer did not take it: the worker's sweep of ``sending`` runs will), ``"failed"``
     (no payload could be built) or ``"skipped"`` (someone else has the run).
     """
+    _drop_broken_connections()
     prepared = prepare_dispatch(run_id)
     if prepared != "ready":
         return prepared
     return "sent" if hand_to_worker(str(as_uuid(run_id))) else "pending"
+
+
+def _drop_broken_connections() -> None:
+    """Close a database connection that no longer works, so that this task opens a new one.
+
+    A Celery worker told to keep its connection across tasks (``CELERY_DB_REUSE_MAX``,
+    which spares every mention a new PostgreSQL connection) never looks at it again:
+    after a database restart every dispatch would fail on the dead one. One ``SELECT 1``
+    on a connection already open, none otherwise.
+    """
+    for connection in connections.all(initialized_only=True):
+        open_here = connection.connection is not None and not connection.in_atomic_block
+        if open_here and not connection.is_usable():
+            logger.warning(
+                "the database connection %r was broken; opening another", connection.alias
+            )
+            connection.close()
 
 
 def hand_to_worker(run_id: str) -> bool:

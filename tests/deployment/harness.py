@@ -202,7 +202,10 @@ class Deployment:
         # Gossip, mingle and heartbeats only talk to other workers; there are none,
         # and mingle alone waits a second or two for their answers at start-up.
         cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        celery = self.start_process("celery", cmd)
+        # As the README's deployment section advises: one database connection kept
+        # across a hundred tasks instead of a new one for every dispatch.
+        env = self.env(**{"CELERY_DB_REUSE_MAX": "100", **self.settings})
+        celery = self.start_process("celery", cmd, env=env)
         wait_until(
             lambda: re.search(r"@\S+ ready\.", celery.log_text()) or not celery.alive,
             timeout,

@@ -14,6 +14,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from channels.layers import get_channel_layer
+from django.db import connection
 from django.utils import timezone
 
 from project.celery import app as project_celery_app
@@ -210,3 +211,23 @@ def test_services_never_import_the_tasks_built_on_them() -> None:
                 names = [node.module or "", *(alias.name for alias in node.names)]
                 imports += [f"{module.name}: {name}" for name in names if "tasks" in name]
     assert imports == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_kept_across_tasks_that_broke_is_replaced_before_the_dispatch(
+    make_comment: MakeComment, redis_layer: None
+) -> None:
+    # CELERY_DB_REUSE_MAX keeps the worker's connection from task to task; a database
+    # restart leaves it dead, and Celery never looks at it again.
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no server connection to lose (CI runs this on PostgreSQL)")
+    run = queued_run(make_comment)  # dispatched at its commit (no test transaction here)
+    # Lost with the connection to Relay: asked again by the next dispatch.
+    services.record_error(run.run_id, ErrorCode.CONNECTION_LOST, "lost", 0, schedule=False)
+    connection.ensure_connection()
+    dead = connection.connection
+    dead.close()  # what a server that went away leaves behind
+    assert dispatch_run(str(run.run_id)) == "sent"
+    assert connection.connection is not dead
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.SENDING and run.payload
