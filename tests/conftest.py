@@ -9,7 +9,8 @@ can never turn into a silent pass.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +22,47 @@ from tests.redis_server import RedisServer, redis_server_installed
 pytest_plugins = ["tests.deployment.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("RELAYBRIDGE_REQUIRE_SERVICES") == "1"
+
+
+#: Retry timers that eager Celery's backoff started (``runs._dispatch_later``).
+_dispatch_timers: list[threading.Timer] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_dispatch_timers() -> Iterator[None]:
+    from relaybridge.services import runs
+
+    start_timer = runs._dispatch_later
+
+    def recorded(run_id: str, countdown: float) -> threading.Timer:
+        timer = start_timer(run_id, countdown)
+        _dispatch_timers.append(timer)
+        return timer
+
+    runs._dispatch_later = recorded
+    yield
+    runs._dispatch_later = start_timer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """End the test's retry timers with the test.
+
+    A timer still counting (a backoff of up to a minute) would otherwise fire in a
+    later test, on tables that test owns, while it writes to them: on SQLite's
+    shared-cache test database that is "database table is locked" in both. One that
+    is running already is waited for, so that what it raises belongs to this test.
+    """
+    try:
+        return (yield)
+    finally:
+        timers, _dispatch_timers[:] = list(_dispatch_timers), []
+        for timer in timers:
+            timer.cancel()
+        for timer in timers:
+            timer.join(timeout=30)
+        if any(timer.is_alive() for timer in timers):
+            pytest.fail(f"a retry timer of {item.nodeid} was still running after 30 s")
 
 
 def require_service(name: str, available: bool, how: str) -> None:

@@ -170,7 +170,13 @@ def queue_dispatch(run_id: RunRef, countdown: float | None = None) -> None:
     transaction.on_commit(send)
 
 
-def _dispatch_later(run_id: str, countdown: float) -> None:
+def _dispatch_later(run_id: str, countdown: float) -> threading.Timer:
+    """Dispatch the run after ``countdown`` seconds from a daemon timer thread.
+
+    A process that stops meanwhile loses the timer, not the run: it stays
+    ``retrying`` with its ``next_attempt_at`` for the worker's sweep.
+    """
+
     def fire() -> None:
         from .dispatch import dispatch_task
 
@@ -182,6 +188,7 @@ def _dispatch_later(run_id: str, countdown: float) -> None:
     timer = threading.Timer(countdown, fire)
     timer.daemon = True
     timer.start()
+    return timer
 
 
 def _cutoff(older_than: timedelta | float) -> Any:
