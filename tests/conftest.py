@@ -44,6 +44,17 @@ def _record_dispatch_timers() -> Iterator[None]:
     runs._dispatch_later = start_timer
 
 
+@pytest.fixture
+def dispatch_timers() -> list[threading.Timer]:
+    """The retry timers this test started so far, oldest first.
+
+    A test that reads the database while a retry fires joins its timer first: the
+    timer thread has a connection of its own, and on SQLite's shared-cache test
+    database a read beside its write fails ("database table is locked").
+    """
+    return _dispatch_timers
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """End the test's retry timers with the test.

@@ -313,26 +313,18 @@ def test_get_run(run: AgentRun) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_eager_retries_keep_their_backoff_in_process(
-    make_comment: Callable[..., Comment], monkeypatch: Any
+    make_comment: Callable[..., Comment], dispatch_timers: list[threading.Timer]
 ) -> None:
     # Without a broker (the embedded default) a countdown is kept by a timer thread.
     # The test joins that thread before it reads the run: polling while the thread
-    # writes, or returning (and flushing the tables) while it still runs, would race
-    # on SQLite's shared-cache table locks ("database table is locked").
-    timers: list[threading.Timer] = []
-
-    class RecordedTimer(threading.Timer):
-        def start(self) -> None:
-            timers.append(self)
-            super().start()
-
-    monkeypatch.setattr(threading, "Timer", RecordedTimer)
+    # writes would race on SQLite's shared-cache table locks ("database table is
+    # locked").
     (run,) = services.create_runs(make_comment("plain"), ["athena"])
     assert services.claim_for_sending(run.run_id) is not None
     assert services.record_error(run.run_id, "AGENT_OFFLINE", "offline", 0.2)
-    assert len(timers) == 1
-    timers[0].join(timeout=10)
-    assert not timers[0].is_alive(), "the retry timer did not finish within 10 s"
+    assert len(dispatch_timers) == 1
+    dispatch_timers[0].join(timeout=10)
+    assert not dispatch_timers[0].is_alive(), "the retry timer did not finish within 10 s"
     run.refresh_from_db()
     assert run.status == Status.SENDING and run.attempts == 2
 

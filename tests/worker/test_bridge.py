@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -111,7 +112,9 @@ async def test_two_mentions_on_one_thread_are_sent_one_after_the_other(redis_sta
         assert run1.reply_comment_id != run2.reply_comment_id
 
 
-async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_stack: str) -> None:
+async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(
+    redis_stack: str, dispatch_timers: list[threading.Timer]
+) -> None:
     async with relay_stack(redis_stack):
         # Listening before the post: the first push can come at once.
         comment, listener = await post_watched_mention("@offline are you there?")
@@ -122,7 +125,12 @@ async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_sta
         assert error["code"] == "AGENT_OFFLINE"
         assert error["retry_in"] == 2.0
         assert "offline — retrying in 2 s" in error["message"]
-        # The scheduled retry runs (after 2 s) and fails the same way, now 4 s out.
+        # The scheduled retry runs (after 2 s) and fails the same way, now 4 s out. Its
+        # timer thread is joined before the run is read again: a read beside its write
+        # fails on SQLite's shared-cache test database.
+        await wait_for(lambda: len(dispatch_timers) == 1, what="the 2 s retry's timer")
+        await asyncio.to_thread(dispatch_timers[0].join, 10)
+        assert not dispatch_timers[0].is_alive(), "the retry did not run within 10 s"
         await wait_for(
             lambda: (
                 AgentRun.objects.get(pk=run.pk).attempts == 2
@@ -137,6 +145,12 @@ async def test_an_offline_agent_is_retried_with_backoff_and_then_fails(redis_sta
         assert listener.events("run.error", str(run.run_id))[-1]["retry_in"] == 4.0
 
         # Fast-forward past the fourth retry: the fifth and last retry fails for good.
+        # The 4 s retry it replaces must not fire beside it (nor be read beside, had it
+        # begun already).
+        await wait_for(lambda: len(dispatch_timers) == 2, what="the 4 s retry's timer")
+        dispatch_timers[1].cancel()
+        await asyncio.to_thread(dispatch_timers[1].join, 10)
+
         def after_five_attempts() -> None:
             AgentRun.objects.filter(pk=run.pk).update(attempts=5, status=Status.RETRYING)
 
