@@ -49,6 +49,8 @@ class Parameters:
         default_factory=lambda: [250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0]
     )
     throughput_pages: list[int] = field(default_factory=lambda: [1, 3])
+    #: Rates tried between the last rung kept up with and the first one not.
+    throughput_refine: int = 3
     mention_rate: float = 20.0
     mention_steady_count: int = 100
     mention_concurrency: int = 8
@@ -89,6 +91,7 @@ class Parameters:
             throughput_rates_on=[400.0],
             throughput_rates_off=[400.0],
             throughput_pages=[1],
+            throughput_refine=1,
             mention_rate=20.0,
             mention_steady_count=10,
             mention_concurrency=2,
@@ -214,6 +217,7 @@ async def run_scenarios(
                         rates=rates,
                         pages_per_task=pages,
                         baselines=baselines,
+                        refine=params.throughput_refine,
                     )
                 )
             scenarios[f"throughput_coalescing_{coalescing}"] = ceilings

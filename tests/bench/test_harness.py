@@ -18,6 +18,7 @@ from bench import report
 from bench.clients import Login, Subscriber, TokenLog, subscriber_tokens
 from bench.direct import accept_per_connection, stream_direct
 from bench.stats import distribution, percentile
+from bench.streaming import next_rate
 from relaybridge.emulator.load import LoadProfile, parse_stamps, stamp
 from relaybridge.testing import TEST_APP_TOKEN, running_emulator
 
@@ -105,6 +106,46 @@ def test_a_page_counts_tokens_from_deltas_and_from_the_text_so_far() -> None:
     # Token 2 never arrived: a loss the scenario reports as tokens not delivered.
     assert log.seen == {"1::a": {0, 1, 3}}
     assert (log.tokens, log.duplicates) == (3, 0)
+
+
+# -- the throughput search ---------------------------------------------------------------
+
+LADDER = [5000.0, 10000.0, 20000.0, 40000.0]
+
+
+def search(ceiling: float, refine: int) -> list[float]:
+    """The rates tried against a pipeline that keeps up with exactly ``ceiling``."""
+    tried: list[tuple[float, bool]] = []
+    while (rate := next_rate(LADDER, tried, refine)) is not None:
+        tried.append((rate, rate <= ceiling))
+        assert len(tried) <= len(LADDER) + refine, tried
+    return [rate for rate, _kept_up in tried]
+
+
+def test_the_throughput_search_climbs_the_ladder_then_halves_between_pass_and_fail() -> None:
+    assert search(17000.0, refine=0) == [5000.0, 10000.0, 20000.0]
+    # 20,000 not kept up with; 15,000 kept up with, 17,500 not, 16,250 kept up with.
+    assert search(17000.0, refine=3) == [5000.0, 10000.0, 20000.0, 15000.0, 17500.0, 16250.0]
+    # A ceiling between two rungs is bracketed to an eighth of the gap between them.
+    for ceiling, (low_rung, high_rung) in {
+        12000.0: (10000.0, 20000.0),
+        19999.0: (10000.0, 20000.0),
+        26000.0: (20000.0, 40000.0),
+        39000.0: (20000.0, 40000.0),
+    }.items():
+        tried = search(ceiling, refine=3)
+        best = max(rate for rate in tried if rate <= ceiling)
+        failed = min(rate for rate in tried if rate > ceiling)
+        assert best < failed <= best + (high_rung - low_rung) / 8, (ceiling, tried)
+
+
+def test_the_throughput_search_ends_at_the_top_of_the_ladder_or_below_its_first_rung() -> None:
+    # Every rung kept up with: nothing to refine, the ceiling is above the ladder.
+    assert search(1e9, refine=3) == LADDER
+    # The first rung already failed: nothing kept up with to refine from.
+    assert search(100.0, refine=3) == [5000.0]
+    # Halving stops when the rates are a token per second apart.
+    assert next_rate(LADDER, [(5000.0, True), (5001.0, False)], refine=3) is None
 
 
 # -- statistics and the results file -----------------------------------------------------
