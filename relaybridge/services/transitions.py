@@ -9,7 +9,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, PositiveIntegerField, Q, Value, When
+from django.db.models import DateTimeField, F, PositiveIntegerField, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -19,6 +19,7 @@ from ..models import AgentRun
 from ..questions import FINAL_STOP_CODES
 from ..rendered import store_reply_html
 from ..signals import ReplyInProgress, reply_in_progress
+from .by_key import ValueByKey
 from .runs import RunRef, as_uuid, queue_dispatch
 
 Status = AgentRun.Status
@@ -204,19 +205,18 @@ def record_first_tokens(arrivals: Mapping[RunRef, datetime]) -> set[RunRef]:
     rows = AgentRun.objects.filter(run_id__in=list(refs), status=Status.ACCEPTED).values_list(
         "run_id", "sent_at", "queued_at"
     )
-    at_cases, ms_cases = [], []
+    first_at: dict[UUID, datetime] = {}
+    first_ms: dict[UUID, int] = {}
     for ref, sent_at, queued_at in rows:
-        at = arrivals[refs[ref]]
-        elapsed_ms = max(0, int((at - (sent_at or queued_at)).total_seconds() * 1000))
-        at_cases.append(When(run_id=ref, then=Value(at)))
-        ms_cases.append(When(run_id=ref, then=Value(elapsed_ms)))
-    if not at_cases:
+        at = first_at[ref] = arrivals[refs[ref]]
+        first_ms[ref] = max(0, int((at - (sent_at or queued_at)).total_seconds() * 1000))
+    if not first_at:
         return set()
-    accepted = [ref for ref, _sent, _queued in rows]
+    accepted = list(first_at)
     moved = AgentRun.objects.filter(run_id__in=accepted, status=Status.ACCEPTED).update(
         status=Status.STREAMING,
-        first_token_at=Case(*at_cases, output_field=DateTimeField()),
-        first_token_ms=Case(*ms_cases, output_field=PositiveIntegerField()),
+        first_token_at=ValueByKey("run_id", first_at, DateTimeField()),
+        first_token_ms=ValueByKey("run_id", first_ms, PositiveIntegerField()),
         updated_at=timezone.now(),
     )
     if moved < len(accepted):

@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from django.db.models import PositiveIntegerField
 from django.utils import timezone
 
 from project.tasks.models import Comment
 from relaybridge import services
 from relaybridge.models import AgentRun
 from relaybridge.protocol.codes import ErrorCode
+from relaybridge.services.by_key import ValueByKey
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +163,25 @@ def test_first_tokens_of_many_runs_are_recorded_together(
     assert status(mnemo) == Status.STOPPED and status(orin) == Status.SENDING
     assert services.record_first_tokens(arrivals) == set()  # nothing moves twice
     assert services.record_first_tokens({}) == set()
+
+
+def test_value_by_key_gives_each_row_its_own_value_and_the_others_null(
+    make_comment: Callable[..., Comment],
+) -> None:
+    comment = make_comment("rows updated by key")
+    rows = [
+        AgentRun.objects.create(
+            comment=comment, agent_id=f"agent{n}", thread_id=f"t{n}", thread_key=f"k{n}"
+        )
+        for n in range(12)
+    ]
+    chosen = {row.run_id: 1000 + n for n, row in enumerate(rows[:10])}
+    ours = AgentRun.objects.filter(pk__in=[row.pk for row in rows])
+    assert ours.update(first_token_ms=ValueByKey("run_id", chosen, PositiveIntegerField())) == 12
+    written = dict(ours.values_list("run_id", "first_token_ms"))
+    assert written == {**chosen, rows[10].run_id: None, rows[11].run_id: None}
+    with pytest.raises(ValueError, match="at least one value"):
+        ValueByKey("run_id", {}, PositiveIntegerField())
 
 
 def test_duplicate_event_id_is_refused(run: AgentRun, comment: Comment) -> None:
