@@ -6,6 +6,7 @@ and shown under its comment and in the ledger.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -200,8 +201,10 @@ def test_runs_per_person_per_hour_and_when_the_limit_resets(
     )
     assert refused.status == Status.REFUSED
     assert refused.error_code == ErrorCode.QUOTA
+    kolkata_today = timezone.localtime(now, timezone.get_fixed_timezone(330)).date()
+    when = "at" if resets.date() == kolkata_today else "tomorrow at"
     assert refused.error_message == (
-        f"Athena's limit for you is reached — it resets at {resets:%H:%M}."
+        f"Athena's limit for you is reached — it resets {when} {resets:%H:%M}."
     )
     assert escape(refused.error_message) in render_runs(third)
     # Another person, another count; another agent, the same person's count.
@@ -284,7 +287,9 @@ def test_an_agents_limit_for_everyone_and_a_narrowed_rule(
     assert statuses(make_comment("@klyve first")) == [("klyve", Status.QUEUED)]
     (refused,) = runs_of(make_comment("@klyve mine", author=bob))
     assert refused.status == Status.REFUSED
-    assert refused.error_message.startswith("Klyve's limit is reached — it resets at ")
+    assert re.fullmatch(
+        r"Klyve's limit is reached — it resets (tomorrow )?at \d\d:\d\d\.", refused.error_message
+    ), refused.error_message
     # The rule names klyve: other agents are not limited.
     assert statuses(make_comment("@athena @slow free")) == [
         ("athena", Status.QUEUED),
@@ -398,7 +403,11 @@ def test_the_preview_warns_before_posting(
     assert answer["message"].startswith(
         "Posting will call Athena, Klyve (not available to you) and Slow."
     )
-    assert "Slow's limit for you is reached — it resets at " in answer["message"]
+    # "at 14:05", or "tomorrow at 00:05" when the hour ends after midnight.
+    assert re.search(
+        r"Slow's limit for you is reached — it resets (tomorrow )?at \d\d:\d\d\.",
+        answer["message"],
+    ), answer["message"]
 
 
 @pytest.mark.django_db
