@@ -324,6 +324,9 @@ class RunStream:
             await self._too_long(len(reply.reply) - cap, reply.reply[:cap])
             return
         await self._end_of_text()
+        # The text is on the pages; saving it as a comment waits for a pause in
+        # the other runs' tokens (it would hold the interpreter from them).
+        await self._owner.lull()
         metadata = {
             "tokens_used": reply.metadata.tokens_used,
             "model": reply.metadata.model,

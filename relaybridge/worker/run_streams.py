@@ -43,6 +43,14 @@ TOUCH_EVERY_S = 5.0
 #: Channel-layer calls, and buffer calls, in flight at once (each). Runs push
 #: concurrently; unbounded, a few hundred runs would exhaust a Redis connection pool.
 MAX_CONCURRENT_PUSHES = 32
+#: A reply is saved once no token has arrived, on any run, for this long...
+END_WRITE_LULL_S = 0.02
+#: ... or once it has waited this long. Saving a reply (the comment through the
+#: host's model, its rendering for the page) is a few milliseconds of Python on the
+#: database thread, which shares the interpreter with the event loop: answers that
+#: end together would otherwise slow the last tokens of the others by that much
+#: each. The answer's text is already on the page; only its final form waits.
+END_WRITE_MAX_WAIT_S = 0.25
 
 
 class RunStreams:
@@ -58,6 +66,8 @@ class RunStreams:
         max_answer_chars: int = DEFAULTS["MAX_ANSWER_CHARS"],
         resend_lost: int = DEFAULTS["RESEND_LOST"],
         clock: Callable[[], float] = time.monotonic,
+        end_write_lull: float = END_WRITE_LULL_S,
+        end_write_max_wait: float = END_WRITE_MAX_WAIT_S,
     ) -> None:
         if flush_interval < 0:
             raise ValueError("the flush interval cannot be negative")
@@ -82,6 +92,10 @@ class RunStreams:
         self._settling: dict[tuple[str, str], tuple[str, asyncio.Event]] = {}
         self._layer_slots = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
         self._redis_slots = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
+        #: When the last token of any run arrived (the event loop's clock).
+        self._last_token_at = float("-inf")
+        self._end_write_lull = end_write_lull
+        self._end_write_max_wait = end_write_max_wait
 
     def __len__(self) -> int:
         """Runs the worker remembers (known to it, not ended)."""
@@ -109,6 +123,7 @@ class RunStreams:
                 stream = self.stream(ref)
                 stream.call(functools.partial(stream.accepted, event_id))
             case TokenReceived(ref=ref, text=text):
+                self._last_token_at = asyncio.get_running_loop().time()
                 self.stream(ref).add_token(text)
             case ReplyReceived(ref=ref, reply=reply):
                 _check_echo(ref, reply)
@@ -186,6 +201,7 @@ class RunStreams:
         if stream.facts is None:
             await stream.open(run)
         if isinstance(frame, Token):
+            self._last_token_at = asyncio.get_running_loop().time()
             stream.add_token(frame.token)
         elif isinstance(frame, Reply):
             stream.call(functools.partial(stream.reply, frame))
@@ -203,6 +219,19 @@ class RunStreams:
     def beside(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A write made beside the streams (progress, first tokens), never in their way."""
         return self.track(write, "relay-write")
+
+    async def lull(self) -> None:
+        """Wait for a pause in every run's tokens (:data:`END_WRITE_LULL_S`), or give up.
+
+        On the event loop's clock, not :attr:`clock`, which tests hold still.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._end_write_max_wait
+        while (now := loop.time()) < give_up:
+            quiet_at = self._last_token_at + self._end_write_lull
+            if now >= quiet_at:
+                return
+            await asyncio.sleep(min(quiet_at, give_up) - now)
 
     def idle(self, stream: RunStream) -> None:
         if stream.facts is None and not stream.busy and self._streams.get(stream.run_id) is stream:

@@ -45,6 +45,21 @@ async def test_requests_arriving_during_a_round_trip_share_the_next() -> None:
     assert counter.trips == [[1], list(range(2, 12))]
 
 
+async def test_a_gathering_round_trip_waits_for_company_first() -> None:
+    counter = Counter()
+    trips = RoundTrips(counter.send, gather=2.0)
+    first = asyncio.create_task(trips(1))
+    await asyncio.sleep(0.05)  # well inside the 2 s gather: it joins the first trip
+    second = asyncio.create_task(trips(2))
+    assert await asyncio.gather(first, second) == [2, 4]
+    assert counter.trips == [[1, 2]]
+    # Nothing piled up meanwhile: the next request gathers afresh.
+    assert await trips(3) == 6
+    assert counter.trips == [[1, 2], [3]]
+    with pytest.raises(ValueError, match="negative"):
+        RoundTrips(counter.send, gather=-1.0)
+
+
 async def test_one_refused_request_fails_alone() -> None:
     counter = Counter()
     trips = RoundTrips(counter.send)

@@ -116,6 +116,80 @@ async def test_the_reply_pushes_pending_text_first_then_the_stream_ends(
     assert saved.status == AgentRun.Status.REPLIED and saved.first_token_at is not None
 
 
+async def _feed_tokens(
+    streams: RunStreams, run_id: str, every: float, until: asyncio.Event, count: int
+) -> int:
+    """Another run's tokens, ``every`` seconds, until ``until`` is set or ``count`` are sent."""
+    sent = 0
+    while sent < count and not until.is_set():
+        streams.on_outcome(TokenReceived(run_id, "evt_x", f"t{sent} "))
+        sent += 1
+        await asyncio.sleep(every)
+    return sent
+
+
+async def test_a_reply_is_saved_once_the_other_runs_tokens_pause(
+    buffer: RedisStreamBuffer,
+) -> None:
+    ending, ending_pages = await _run_and_listener("Ends while another streams")
+    other, other_pages = await _run_and_listener("Streams on")
+    ending_id, other_id = str(ending.run_id), str(other.run_id)
+    streams = RunStreams(
+        stream_layer(),
+        buffer,
+        flush_interval=0.0,
+        stall_timeout=120.0,
+        end_write_lull=0.5,
+        end_write_max_wait=30.0,
+    )
+    await streams.open(ending)
+    await streams.open(other)
+    streams.on_outcome(TokenReceived(ending_id, "evt_x", "Done."))
+    streams.on_outcome(ReplyReceived(ending_id, "evt_x", _reply(ending, "Done.")))
+    # The ending run's text is pushed at once; its reply waits for the other run's
+    # tokens (20 ms apart, well inside the 0.5 s pause) to stop.
+    saved_early = asyncio.Event()
+    feeding = asyncio.create_task(_feed_tokens(streams, other_id, 0.02, saved_early, 15))
+    await wait_for(lambda: ending_pages.events("run.delta", ending_id), what="the ending text")
+    while not feeding.done():
+        if ending_pages.events("run.reply", ending_id):
+            saved_early.set()
+        await asyncio.sleep(0.005)
+    assert await feeding == 15, "the reply was saved while the other run streamed"
+    await wait_for(lambda: ending_pages.events("run.reply", ending_id), what="the reply")
+    await wait_for(lambda: len(other_pages.events("run.delta", other_id)) > 0, what="other text")
+    assert await streams.wait_idle(5.0)
+    saved = await sync_to_async(AgentRun.objects.get)(pk=ending.pk)
+    assert saved.status == AgentRun.Status.REPLIED
+    await buffer.clear(other_id)
+
+
+async def test_a_reply_waits_for_a_pause_only_so_long(buffer: RedisStreamBuffer) -> None:
+    ending, ending_pages = await _run_and_listener("Ends beside a long answer")
+    other, _other_pages = await _run_and_listener("Never pauses")
+    ending_id, other_id = str(ending.run_id), str(other.run_id)
+    streams = RunStreams(
+        stream_layer(),
+        buffer,
+        flush_interval=0.0,
+        stall_timeout=120.0,
+        end_write_lull=0.5,
+        end_write_max_wait=0.3,
+    )
+    await streams.open(ending)
+    await streams.open(other)
+    streams.on_outcome(ReplyReceived(ending_id, "evt_x", _reply(ending, "Done.")))
+    reply_seen = asyncio.Event()
+    # 30 s of tokens that never pause long enough: the reply goes in after its
+    # 0.3 s, while they still come (the feeding stops once the reply is seen).
+    feeding = asyncio.create_task(_feed_tokens(streams, other_id, 0.02, reply_seen, 1500))
+    await wait_for(lambda: ending_pages.events("run.reply", ending_id), within=20.0, what="reply")
+    reply_seen.set()
+    assert await feeding < 1500
+    assert await streams.wait_idle(5.0)
+    await buffer.clear(other_id)
+
+
 async def test_accepted_status_comes_before_the_first_delta(buffer: RedisStreamBuffer) -> None:
     from relaybridge import services
 
