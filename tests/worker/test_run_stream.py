@@ -147,15 +147,16 @@ async def test_a_reply_is_saved_once_the_other_runs_tokens_pause(
     streams.on_outcome(TokenReceived(ending_id, "evt_x", "Done."))
     streams.on_outcome(ReplyReceived(ending_id, "evt_x", _reply(ending, "Done.")))
     # The ending run's text is pushed at once; its reply waits for the other run's
-    # tokens (20 ms apart, well inside the 0.5 s pause) to stop.
+    # tokens (20 ms apart, well inside the 0.5 s pause) to stop: past the quarter
+    # second its first-token write waits, after which it would otherwise be saved.
     saved_early = asyncio.Event()
-    feeding = asyncio.create_task(_feed_tokens(streams, other_id, 0.02, saved_early, 15))
+    feeding = asyncio.create_task(_feed_tokens(streams, other_id, 0.02, saved_early, 50))
     await wait_for(lambda: ending_pages.events("run.delta", ending_id), what="the ending text")
     while not feeding.done():
         if ending_pages.events("run.reply", ending_id):
             saved_early.set()
         await asyncio.sleep(0.005)
-    assert await feeding == 15, "the reply was saved while the other run streamed"
+    assert await feeding == 50, "the reply was saved while the other run streamed"
     await wait_for(lambda: ending_pages.events("run.reply", ending_id), what="the reply")
     await wait_for(lambda: len(other_pages.events("run.delta", other_id)) > 0, what="other text")
     assert await streams.wait_idle(5.0)
