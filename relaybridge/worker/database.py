@@ -274,10 +274,6 @@ class BatchedWrites:
         (False: it had ended, or was past the change already; None: the write failed)."""
         return await self._round_trips((run_id, timezone.now()))
 
-    def hurry(self) -> None:
-        """Write what waits now, without gathering more (a run ends, and waits for it)."""
-        self._round_trips.hurry()
-
     async def _write_all(self, batch: list[tuple[str, datetime]]) -> list[bool | Exception | None]:
         arrivals: dict[Any, datetime] = dict(batch)
         try:
