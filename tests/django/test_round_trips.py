@@ -51,7 +51,7 @@ async def test_a_gathering_round_trip_waits_for_company_first() -> None:
     first = asyncio.create_task(trips(1))
     await asyncio.sleep(0.05)  # well inside the 2 s gather: it joins the first trip
     second = asyncio.create_task(trips(2))
-    assert await asyncio.gather(first, second) == [2, 4]
+    assert list(await asyncio.gather(first, second)) == [2, 4]
     assert counter.trips == [[1, 2]]
     # Nothing piled up meanwhile: the next request gathers afresh.
     assert await trips(3) == 6
