@@ -58,6 +58,8 @@ DATABASE_THREADS = 1
 #: just when it pushed those first tokens: 16-22 ms added to a first token (p50),
 #: against 3-6 ms with no writes at all and 2-3 ms for a token in the middle. One
 #: write a quarter of a second later meets the middle of the answers instead, once.
+#: An answer that ends sooner waits for it before its reply is saved: the write moves
+#: only ``accepted`` runs, and would otherwise lose the run's time to first token.
 WRITES_GATHER_S = 0.25
 #: A sweep handles at most this many runs; the next sweep takes the rest.
 SWEEP_BATCH = 500
