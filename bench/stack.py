@@ -50,8 +50,15 @@ class Stack:
         return self.emulator.url
 
     def pids(self) -> dict[str, int]:
-        """The stack's processes by role (the current relay worker only), and this driver."""
-        found = {p.name: p.pid for p in self.deployment.processes if p.alive}
+        """The stack's processes by role (the current relay worker only), and this driver.
+
+        The first of each name: a scenario that starts a Daphne of its own (the
+        browser's) must not stand in for the one serving the streams' pages.
+        """
+        found: dict[str, int] = {}
+        for process in self.deployment.processes:
+            if process.alive:
+                found.setdefault(process.name, process.pid)
         found["relay_worker"] = self.worker.pid
         if self.emulator.pid is not None:
             found["emulator"] = self.emulator.pid

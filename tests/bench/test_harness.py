@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from bench import report
 from bench.clients import Login, Subscriber, TokenLog, subscriber_tokens
 from bench.direct import accept_per_connection, stream_direct
+from bench.stack import Stack
 from bench.stats import distribution, percentile
 from bench.streaming import next_rate
 from relaybridge.emulator.load import LoadProfile, parse_stamps, stamp
@@ -106,6 +110,32 @@ def test_a_page_counts_tokens_from_deltas_and_from_the_text_so_far() -> None:
     # Token 2 never arrived: a loss the scenario reports as tokens not delivered.
     assert log.seen == {"1::a": {0, 1, 3}}
     assert (log.tokens, log.duplicates) == (3, 0)
+
+
+# -- the stack's processes ---------------------------------------------------------------
+
+
+def test_the_stack_counts_the_cpu_of_its_own_daphne_not_one_started_later() -> None:
+    processes = [
+        SimpleNamespace(name="daphne", pid=101, alive=True),
+        SimpleNamespace(name="celery", pid=102, alive=True),
+        SimpleNamespace(name="daphne", pid=103, alive=True),  # the browser scenario's
+        SimpleNamespace(name="relay_worker", pid=104, alive=False),  # restarted since
+    ]
+    stack = Stack(
+        deployment=cast(Any, SimpleNamespace(processes=processes)),
+        emulator=cast(Any, SimpleNamespace(pid=105)),
+        worker=cast(Any, SimpleNamespace(pid=106)),
+        daphne_url="http://127.0.0.1:1",
+        flush_ms=50,
+    )
+    assert stack.pids() == {
+        "daphne": 101,
+        "celery": 102,
+        "relay_worker": 106,
+        "emulator": 105,
+        "driver": os.getpid(),
+    }
 
 
 # -- the throughput search ---------------------------------------------------------------
