@@ -98,6 +98,7 @@ class RunStream:
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
+        self._owner.token_arrived()
         text = self._redactor.feed(text)
         if not text:
             return

@@ -123,7 +123,6 @@ class RunStreams:
                 stream = self.stream(ref)
                 stream.call(functools.partial(stream.accepted, event_id))
             case TokenReceived(ref=ref, text=text):
-                self._last_token_at = asyncio.get_running_loop().time()
                 self.stream(ref).add_token(text)
             case ReplyReceived(ref=ref, reply=reply):
                 _check_echo(ref, reply)
@@ -201,7 +200,6 @@ class RunStreams:
         if stream.facts is None:
             await stream.open(run)
         if isinstance(frame, Token):
-            self._last_token_at = asyncio.get_running_loop().time()
             stream.add_token(frame.token)
         elif isinstance(frame, Reply):
             stream.call(functools.partial(stream.reply, frame))
@@ -219,6 +217,10 @@ class RunStreams:
     def beside(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A write made beside the streams (progress, first tokens), never in their way."""
         return self.track(write, "relay-write")
+
+    def token_arrived(self) -> None:
+        """A token of some run arrived: the pause :meth:`lull` waits for starts again."""
+        self._last_token_at = asyncio.get_running_loop().time()
 
     async def lull(self) -> None:
         """Wait for a pause in every run's tokens (:data:`END_WRITE_LULL_S`), or give up.

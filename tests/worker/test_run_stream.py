@@ -128,22 +128,33 @@ async def _feed_tokens(
     return sent
 
 
-async def test_a_reply_is_saved_once_the_other_runs_tokens_pause(
-    buffer: RedisStreamBuffer,
-) -> None:
-    ending, ending_pages = await _run_and_listener("Ends while another streams")
+async def _ending_beside_other(
+    buffer: RedisStreamBuffer, title: str, *, lull: float, max_wait: float
+) -> tuple[AgentRun, GroupListener, AgentRun, GroupListener, RunStreams]:
+    """A run about to end, another streaming beside it, and streams that save replies
+    after a ``lull`` in the tokens, or ``max_wait``."""
+    ending, ending_pages = await _run_and_listener(title)
     other, other_pages = await _run_and_listener("Streams on")
-    ending_id, other_id = str(ending.run_id), str(other.run_id)
     streams = RunStreams(
         stream_layer(),
         buffer,
         flush_interval=0.0,
         stall_timeout=120.0,
-        end_write_lull=0.5,
-        end_write_max_wait=30.0,
+        end_write_lull=lull,
+        end_write_max_wait=max_wait,
     )
     await streams.open(ending)
     await streams.open(other)
+    return ending, ending_pages, other, other_pages, streams
+
+
+async def test_a_reply_is_saved_once_the_other_runs_tokens_pause(
+    buffer: RedisStreamBuffer,
+) -> None:
+    ending, ending_pages, other, other_pages, streams = await _ending_beside_other(
+        buffer, "Ends while another streams", lull=0.5, max_wait=30.0
+    )
+    ending_id, other_id = str(ending.run_id), str(other.run_id)
     streams.on_outcome(TokenReceived(ending_id, "evt_x", "Done."))
     streams.on_outcome(ReplyReceived(ending_id, "evt_x", _reply(ending, "Done.")))
     # The ending run's text is pushed at once; its reply waits for the other run's
@@ -166,19 +177,10 @@ async def test_a_reply_is_saved_once_the_other_runs_tokens_pause(
 
 
 async def test_a_reply_waits_for_a_pause_only_so_long(buffer: RedisStreamBuffer) -> None:
-    ending, ending_pages = await _run_and_listener("Ends beside a long answer")
-    other, _other_pages = await _run_and_listener("Never pauses")
-    ending_id, other_id = str(ending.run_id), str(other.run_id)
-    streams = RunStreams(
-        stream_layer(),
-        buffer,
-        flush_interval=0.0,
-        stall_timeout=120.0,
-        end_write_lull=0.5,
-        end_write_max_wait=0.3,
+    ending, ending_pages, other, _other_pages, streams = await _ending_beside_other(
+        buffer, "Ends beside a long answer", lull=0.5, max_wait=0.3
     )
-    await streams.open(ending)
-    await streams.open(other)
+    ending_id, other_id = str(ending.run_id), str(other.run_id)
     streams.on_outcome(ReplyReceived(ending_id, "evt_x", _reply(ending, "Done.")))
     reply_seen = asyncio.Event()
     # 30 s of tokens that never pause long enough: the reply goes in after its
