@@ -117,7 +117,8 @@ class Parameters:
             remote_per_round=2,
             remote_pings=3,
             thinking_rounds=3,
-            thinking_per_round=1,
+            # Two: the second post on a task waits for the first (stopped) one's answer.
+            thinking_per_round=2,
         )
 
 

@@ -13,7 +13,11 @@ and on the embedded demo (``manage.py run_demo``: one process, SQLite, the in-me
 layer, eager Celery). Each post's run is stopped from the page once measured,
 before the next post, so one post's work does not overlap the next one's figure;
 the agents asked hold back their first word long enough that the page always has
-a thinking state to show, however slow the POST.
+a thinking state to show, however slow the POST. Relay has no cancel: a stopped
+run's agent still answers, and until it has, the task's thread is not free for the
+next event (protocol §6.2). On the stack the next post therefore waits for the held
+answer to have come, or its run would wait for it unseen (with its Stop button) and
+its own held answer would follow at once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import asyncio
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +40,11 @@ POST = "#comment-form button[type=submit]"
 RUN = "[data-relaybridge-run]"
 TIMEOUT_MS = 20_000
 #: How long the load agent waits before answering: far longer than a POST takes on a
-#: loaded machine (the run is stopped once measured, so the wait costs nothing).
-HOLD_NS = 10_000_000_000
+#: loaded machine (268 ms at the worst measured), so the page has a thinking state
+#: to show. The next post waits for it (see the module's docstring).
+HOLD_NS = 2_000_000_000
+#: After a held answer's instant, the time for it to arrive and free the thread.
+SETTLE_NS = 500_000_000
 
 # The page-side stopwatch. ``before`` holds the runs already on the page when the
 # comment was posted; only a new one counts.
@@ -88,6 +95,24 @@ RESPONSE_TIMING = """() => {
   watch.response = fetched.length ? fetched[0].responseEnd : null;
   return watch;
 }"""
+
+
+class HeldAnswers:
+    """The load agent's mentions, each holding its answer back ``HOLD_NS``, and a
+    wait until the last one's answer has come (the thread is free again)."""
+
+    def __init__(self) -> None:
+        self._free_at_ns = 0
+
+    def body(self) -> str:
+        start = time.time_ns() + HOLD_NS
+        self._free_at_ns = start + SETTLE_NS
+        return f"@load tokens=1 rate=1000 start={start}"
+
+    async def thread_free(self) -> None:
+        wait_ns = self._free_at_ns - time.time_ns()
+        if wait_ns > 0:
+            await asyncio.sleep(wait_ns / 1e9)
 
 
 async def _log_in(page: Any, base_url: str) -> None:
@@ -141,8 +166,10 @@ async def post_to_thinking(
     stop: bool,
     rounds: int,
     per_round: int,
+    before_post: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """``rounds`` rounds of ``per_round`` posts, each round on a task page of its own."""
+    """``rounds`` rounds of ``per_round`` posts, each round on a task page of its own;
+    ``before_post`` is awaited before each post (not timed)."""
     from playwright.async_api import async_playwright
 
     samples: list[list[dict[str, float]]] = []
@@ -159,7 +186,11 @@ async def post_to_thinking(
                 await page.wait_for_function(STREAM_READY)
                 await page.evaluate(STOPWATCH)
                 count = 1 if n == 0 else per_round
-                found = [await _post_and_time(page, body(), stop=stop) for _ in range(count)]
+                found = []
+                for _ in range(count):
+                    if before_post is not None:
+                        await before_post()
+                    found.append(await _post_and_time(page, body(), stop=stop))
                 if n > 0:
                     samples.append(found)
         finally:
@@ -193,15 +224,17 @@ async def on_stack(stack: Stack, *, rounds: int, per_round: int) -> dict[str, An
         return made
 
     made = await asyncio.to_thread(make, rounds + 1)
+    # The load agent holds its answer back (start=, wall-clock ns), so the run is
+    # still thinking whenever the page shows it; it is stopped once measured.
+    held = HeldAnswers()
     return await post_to_thinking(
         base_url,
         lambda _count: made,
-        # The load agent holds its answer back (start=, wall-clock ns), so the run is
-        # still thinking whenever the page shows it; it is stopped once measured.
-        body=lambda: f"@load tokens=1 rate=1000 start={time.time_ns() + HOLD_NS}",
+        body=held.body,
         stop=True,
         rounds=rounds,
         per_round=per_round,
+        before_post=held.thread_free,
     )
 
 
