@@ -6,7 +6,8 @@ waits on purpose: a lone request goes at once, and under load a round trip carri
 whatever piled up during the previous one, so throughput grows with the load instead
 of each request queueing behind the others' round trips. Unless ``gather`` is given:
 then each round trip waits that long for company first, for work that is better
-done once, a little later, than many times at a busy moment.
+done once, a little later, than many times at a busy moment; :meth:`RoundTrips.hurry`
+sends what waits at once, for a caller that cannot wait.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RoundTrips(Generic[T, R]):
             raise ValueError("gather cannot be negative")
         self._send = send
         self._gather = gather
+        self._hurry = asyncio.Event()
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -38,12 +40,21 @@ class RoundTrips(Generic[T, R]):
             self._sender = asyncio.create_task(self._send_waiting())
         return await answer
 
+    def hurry(self) -> None:
+        """End the gathering: what waits, or comes next, goes in a round trip at once."""
+        self._hurry.set()
+
     async def _send_waiting(self) -> None:
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._waiting:
-                if self._gather:
-                    await asyncio.sleep(self._gather)
+                if self._gather and not self._hurry.is_set():
+                    try:
+                        async with asyncio.timeout(self._gather):
+                            await self._hurry.wait()
+                    except TimeoutError:
+                        pass
+                self._hurry.clear()
                 batch, self._waiting = self._waiting, []
                 try:
                     results = await self._send([request for request, _answer in batch])

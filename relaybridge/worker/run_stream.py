@@ -279,6 +279,10 @@ class RunStream:
             self._pending.append(held)
         await self._push_pending()
         if self._first_write is not None:
+            if not self._first_write.done():
+                # An answer shorter than the first-token writes' gathering: its
+                # end does not wait out the rest of the quarter second.
+                self._owner.first_tokens.hurry()
             await asyncio.wait([self._first_write])
 
     # --- what Relay said -------------------------------------------------------------

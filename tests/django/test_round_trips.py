@@ -60,6 +60,19 @@ async def test_a_gathering_round_trip_waits_for_company_first() -> None:
         RoundTrips(counter.send, gather=-1.0)
 
 
+async def test_a_hurried_round_trip_stops_gathering() -> None:
+    counter = Counter()
+    trips = RoundTrips(counter.send, gather=60.0)
+    waiting = asyncio.create_task(trips(1))
+    await asyncio.sleep(0.05)  # gathering, for a minute
+    trips.hurry()
+    assert await asyncio.wait_for(waiting, 10.0) == 2
+    # A hurry that finds nothing waiting holds for the next request.
+    trips.hurry()
+    assert await asyncio.wait_for(trips(5), 10.0) == 10
+    assert counter.trips == [[1], [5]]
+
+
 async def test_one_refused_request_fails_alone() -> None:
     counter = Counter()
     trips = RoundTrips(counter.send)

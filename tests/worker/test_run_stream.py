@@ -193,6 +193,26 @@ async def test_a_reply_waits_for_a_pause_only_so_long(buffer: RedisStreamBuffer)
     await buffer.clear(other_id)
 
 
+async def test_a_short_answer_does_not_wait_out_the_first_token_writes_gathering(
+    buffer: RedisStreamBuffer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relaybridge.worker import database
+
+    monkeypatch.setattr(database, "WRITES_GATHER_S", 60.0)
+    run, listener = await _run_and_listener("Short answer")
+    run_id = str(run.run_id)
+    streams = RunStreams(stream_layer(), buffer, flush_interval=0.0, stall_timeout=120.0)
+    await streams.open(run)
+    streams.on_outcome(TokenReceived(run_id, "evt_x", "Yes."))
+    streams.on_outcome(ReplyReceived(run_id, "evt_x", _reply(run, "Yes.")))
+    # Its end writes the first token at once (a minute's gathering otherwise).
+    await wait_for(lambda: listener.events("run.reply", run_id), what="the reply")
+    saved = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
+    assert saved.status == AgentRun.Status.REPLIED
+    assert saved.first_token_at is not None and saved.first_token_ms is not None
+    assert await streams.wait_idle(5.0)
+
+
 async def test_accepted_status_comes_before_the_first_delta(buffer: RedisStreamBuffer) -> None:
     from relaybridge import services
 
