@@ -127,6 +127,12 @@ def setup_django(deployment: Deployment) -> None:
     import django
 
     django.setup()
+    from django.db import connections
+
+    # Without the example project's pool here: the scenarios' worker threads
+    # (asyncio.to_thread) each keep a connection for the whole run, and more threads
+    # than the pool holds would wait for one.
+    connections["default"].settings_dict.get("OPTIONS", {}).pop("pool", None)
 
 
 @contextmanager

