@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 from django.core.cache import caches
 
 from .conf import redact, relay_settings
+from .page_memo import remembered
 
 
 class AgentInfo(TypedDict):
@@ -98,7 +99,14 @@ def name_with_id(name: str, agent_id: str) -> str:
 
 
 def get_directory() -> AgentDirectory | None:
-    """The cached discovery result, or None when discovery has not run yet."""
+    """The cached discovery result, or None when discovery has not run yet.
+
+    Read once per page while relaybridge's tags draw one (:mod:`relaybridge.page_memo`).
+    """
+    return remembered("agent_directory", _read_directory)
+
+
+def _read_directory() -> AgentDirectory | None:
     value = _cache().get(relay_settings.AGENTS_CACHE_KEY)
     if not isinstance(value, dict) or not isinstance(value.get("agents"), list):
         return None
@@ -125,7 +133,7 @@ def store_directory(
 
 def mark_unavailable(agent_id: str) -> bool:
     """Mark a discovered agent unavailable until the next discovery; False if unknown."""
-    directory = get_directory()
+    directory = _read_directory()  # not a page's copy: this one is stored again
     if directory is None:
         return False
     found = False

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from .protocol.pacing import STARTER, PlanLimits, plan_limits
 from .protocol.redaction import redact_text
@@ -133,12 +134,42 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class RelaySettings:
-    """Typed, lazy access to ``RELAYBRIDGE_*`` settings."""
+    """Typed, lazy access to ``RELAYBRIDGE_*`` settings.
+
+    Each value is read from Django's settings once and then kept: a page asks for some
+    of them hundreds of times (per comment), and a setting left at its default missed
+    in Django's settings on every one of those reads. The kept values are dropped when
+    the settings object is replaced (``override_settings``, pytest-django's
+    ``settings``, which replace it on every change) or ``setting_changed`` names a
+    ``RELAYBRIDGE_*`` setting. An assignment to ``django.conf.settings`` that sends no
+    ``setting_changed`` is not seen (nor is it by Django's own caches, its template
+    engines for one).
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[str, Any] = {}
+        self._holder: object = None  # the settings object the values were read from
 
     def get(self, name: str) -> Any:
+        # The object behind django.conf.settings: override_settings swaps it.
+        holder = settings._wrapped  # type: ignore[misc]
+        if holder is not self._holder:
+            self.forget()
+            self._holder = holder
+        try:
+            return self._read[name]
+        except KeyError:
+            pass
         if name not in DEFAULTS:
             raise AttributeError(f"unknown relaybridge setting {name!r}")
-        return getattr(settings, f"RELAYBRIDGE_{name}", DEFAULTS[name])
+        value = getattr(settings, f"RELAYBRIDGE_{name}", DEFAULTS[name])
+        self._read[name] = value
+        return value
+
+    def forget(self) -> None:
+        """Read every setting again at its next access."""
+        # A new dict, not clear(): a thread reading the old one meanwhile is unharmed.
+        self._read = {}
 
     def __repr__(self) -> str:
         return "<RelaySettings>"
@@ -372,6 +403,14 @@ class RelaySettings:
 
 
 relay_settings = RelaySettings()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("RELAYBRIDGE_"):
+        relay_settings.forget()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="relaybridge.conf.setting_changed")
 
 
 def app_token() -> str | None:

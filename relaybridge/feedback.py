@@ -70,8 +70,8 @@ def counts(run_ids: list[int]) -> dict[int, tuple[int, int]]:
 
 def votes_of(user: Any, run_ids: list[int]) -> dict[int, str]:
     """``{run pk: vote}`` of ``user`` on those runs (one query; none for anonymous)."""
-    if not getattr(user, "is_authenticated", False):
-        return {}
+    if not run_ids or not getattr(user, "is_authenticated", False):
+        return {}  # a page whose replies have no votes yet asks nothing
     rows = ReplyFeedback.objects.filter(run_id__in=run_ids, user=user).values_list("run_id", "vote")
     return dict(rows)
 

@@ -34,6 +34,7 @@ from django.utils.translation import gettext
 from .adapters import get_adapter
 from .conf import relay_settings
 from .models import ACTIVE_STATUSES, AgentRun
+from .page_memo import remembered
 from .protocol.codes import ErrorCode
 from .protocol.policy import describe_error, policy_for
 from .questions import FINAL_STOP_CODES
@@ -68,8 +69,13 @@ def run_url_template(action: str) -> str:
     """The URL of a run's ``retry``/``stop`` endpoint with ``{run}`` for its id.
 
     Reversed from ``relaybridge:<action>-run`` when the host includes
-    ``relaybridge.urls``; otherwise the documented default path.
+    ``relaybridge.urls``; otherwise the documented default path. Reversed once per
+    page while the tags draw one (each run has two URLs).
     """
+    return remembered(f"run_url_template:{action}", lambda: _run_url_template(action))
+
+
+def _run_url_template(action: str) -> str:
     try:
         url = reverse(f"relaybridge:{action}-run", kwargs={"run_id": _ZERO_UUID})
     except NoReverseMatch:

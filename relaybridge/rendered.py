@@ -9,12 +9,13 @@ a comment edited since, a rendering bound changed -- the text is rendered again
 and the copy replaced. An agent comment no run saved (one a host made itself) has
 no copy and is rendered on each view, within the renderer's bounds.
 
-A page asks for its thread's copies once (:class:`StoredReplies`, one query),
-however many replies it shows.
+A page asks for its thread's copies once (:class:`StoredReplies`, from the page's
+one query for the thread's runs), however many replies it shows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from .adapters import get_adapter
@@ -37,12 +38,23 @@ def store_reply_html(run_pk: int, comment: Any) -> str:
 
 
 class StoredReplies:
-    """The stored reply copies of one thread, by reply comment pk (one query)."""
+    """The stored reply copies of one thread, by reply comment pk.
 
-    def __init__(self, thread_key: str) -> None:
-        rows = AgentRun.objects.filter(
-            thread_key=thread_key, reply_comment__isnull=False
-        ).values_list("pk", "reply_comment_id", "reply_html", "reply_digest")
+    From ``runs`` when the page loaded the thread's runs already, else one query.
+    """
+
+    def __init__(self, thread_key: str, runs: Iterable[AgentRun] | None = None) -> None:
+        rows: Iterable[tuple[int, Any, str, str]]
+        if runs is not None:
+            rows = [
+                (run.pk, run.reply_comment_id, run.reply_html, run.reply_digest)
+                for run in runs
+                if run.reply_comment_id is not None
+            ]
+        else:
+            rows = AgentRun.objects.filter(
+                thread_key=thread_key, reply_comment__isnull=False
+            ).values_list("pk", "reply_comment_id", "reply_html", "reply_digest")
         self.by_comment = {
             str(comment_pk): StoredReply(pk, html, digest) for pk, comment_pk, html, digest in rows
         }

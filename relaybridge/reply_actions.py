@@ -11,8 +11,9 @@ for an agent's reply comment:
 * **Feedback** -- thumbs up / thumbs down buttons with the counts and an optional
   short note, one plain POST form (:mod:`relaybridge.feedback`).
 
-The votes of a page's replies cost one query per thread for the runs and their
-counts, and one for the viewer's own votes, however many replies it shows.
+The votes of a page's replies cost one query per thread for their counts (the runs
+come with the page's query for the thread's runs, :mod:`relaybridge.page_cache`),
+and one for the viewer's own votes once any has votes, however many replies it shows.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from .agents import known_agent_ids
 from .feedback import counts, votes_of
 from .mentions import is_valid_agent_id
 from .models import FEEDBACK_NOTE_MAX_CHARS, AgentRun
+from .page_cache import ThreadRuns, context_request, page_dict, page_values, thread_runs
 
 #: The query parameter the Reply link sets, and the comment form's default id.
 REPLY_TO_PARAM: Final = "reply_to"
 DEFAULT_FORM_ID: Final = "comment-form"
 _ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
-_CACHE_ATTRIBUTE: Final = "_relaybridge_reply_runs"
+_CACHE_KEY: Final = "relaybridge.reply_runs"
 
 
 def feedback_url(run: AgentRun) -> str:
@@ -64,16 +66,10 @@ def reply_prefill(request: HttpRequest | None) -> str:
 class _ThreadReplies:
     """One thread's replied runs, by reply comment, with their vote counts."""
 
-    def __init__(self, thread_key: str) -> None:
-        runs = list(
-            AgentRun.objects.filter(
-                thread_key=thread_key,
-                status=AgentRun.Status.REPLIED,
-                reply_comment__isnull=False,
-            )
-        )
-        self.by_reply = {str(run.reply_comment_id): run for run in runs}
-        self.counts = counts([run.pk for run in runs]) if runs else {}
+    def __init__(self, runs: ThreadRuns) -> None:
+        self.by_reply = runs.replied  # from the page's one query for the thread's runs
+        replied = list(self.by_reply.values())
+        self.counts = counts([run.pk for run in replied]) if replied else {}
         self.mine: dict[int, str] | None = None
 
     def votes_of(self, user: Any) -> dict[int, str]:
@@ -82,22 +78,10 @@ class _ThreadReplies:
         return self.mine
 
 
-def _request(context: Context) -> Any:
-    return getattr(context, "request", None) or context.get("request")
-
-
 def _thread_replies(context: Context, thread_key: str) -> _ThreadReplies:
-    request = _request(context)
-    holder: Any = request if request is not None else context.render_context.dicts[0]
-    if request is not None:
-        cache = getattr(holder, _CACHE_ATTRIBUTE, None)
-        if cache is None:
-            cache = {}
-            setattr(holder, _CACHE_ATTRIBUTE, cache)
-    else:
-        cache = holder.setdefault(_CACHE_ATTRIBUTE, {})
+    cache = page_dict(context, _CACHE_KEY)
     if thread_key not in cache:
-        cache[thread_key] = _ThreadReplies(thread_key)
+        cache[thread_key] = _ThreadReplies(thread_runs(context, thread_key))
     found: _ThreadReplies = cache[thread_key]
     return found
 
@@ -106,6 +90,11 @@ def reply_actions_context(
     context: Context, comment: Any, form_id: str = DEFAULT_FORM_ID
 ) -> dict[str, Any]:
     """The context of ``relaybridge/reply_actions.html`` for an agent's reply ``comment``."""
+    with page_values(context):
+        return _reply_actions(context, comment, form_id)
+
+
+def _reply_actions(context: Context, comment: Any, form_id: str) -> dict[str, Any]:
     adapter = get_adapter()
     agent_id = adapter.is_agent_comment(comment) or getattr(comment, "relaybridge_agent_id", "")
     replies = _thread_replies(context, adapter.comment_thread_key(comment))
@@ -115,7 +104,7 @@ def reply_actions_context(
     if not agent_id:
         return {"show": False}
     up, down = replies.counts.get(run.pk, (0, 0)) if run is not None else (0, 0)
-    request = _request(context)
+    request = context_request(context)
     user = getattr(request, "user", None)
     mine = replies.votes_of(user).get(run.pk, "") if run is not None else ""
     return {

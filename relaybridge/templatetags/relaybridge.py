@@ -22,16 +22,17 @@ Stop and Retry are drawn only for a viewer the adapter's ``can_control`` allows
 gets buttons): in the runs' forms and in the stream area's JSON alike.
 
 All run queries of one page share one query per thread: the runs are loaded once
-(cached on the request, else on the render context) and indexed by comment, so a
-page of 200 comments costs what a page of 5 does. The same goes for the replies'
-HTML: rendered once when each reply was saved, and loaded with one query per
-thread (:mod:`relaybridge.rendered`); ``relaybridge_markdown`` renders its text
+(cached on the request, else on the render context; :mod:`relaybridge.page_cache`)
+and indexed by comment, so a page of 200 comments costs what a page of 5 does. The
+replies' HTML, rendered once when each reply was saved, comes with the same query
+(:mod:`relaybridge.rendered`); ``relaybridge_markdown`` renders its text
 on every call, so agents' replies are best shown through ``{% relaybridge_reply %}``
 (``body_html`` in ``relaybridge/reply.html``).
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +40,6 @@ from django import template
 from django.template import Engine
 from django.template.context import Context
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
@@ -61,6 +61,7 @@ from ..fragments import (
     run_view,
 )
 from ..models import AgentRun
+from ..page_cache import context_request, page_values, thread_runs
 from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
 from ..revisions import EDITED_CODE, ThreadRevisions, ask_again_offers
@@ -81,8 +82,6 @@ __all__ = [
     "visible_runs",
 ]
 
-_CACHE_KEY: Final = "relaybridge.visible_runs"
-_REPLIES_KEY: Final = "relaybridge.stored_replies"
 #: Beside GIVEN_RUNS: the reply comment's "ask again" offers, from relaybridge_reply.
 GIVEN_OFFERS: Final = "relaybridge_given_offers"
 
@@ -90,10 +89,6 @@ GIVEN_OFFERS: Final = "relaybridge_given_offers"
 def visible_runs(thread: Any) -> list[AgentRun]:
     """The thread's runs a page shows, oldest first."""
     return _visible_runs_by_key(get_adapter().thread_key(thread))
-
-
-def _visible(run: AgentRun) -> bool:
-    return run.status in VISIBLE_STATUSES and run.error_code != EDITED_CODE
 
 
 def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
@@ -108,43 +103,8 @@ def _visible_runs_by_key(thread_key: str) -> list[AgentRun]:
     )
 
 
-class _ThreadRuns:
-    """One thread's runs, loaded once: the visible ones indexed by comment, and the
-    revisions the Regenerate buttons and "ask again" offers need."""
-
-    def __init__(self, thread_key: str) -> None:
-        every = list(
-            AgentRun.objects.filter(thread_key=thread_key, comment__isnull=False)
-            .defer("payload", "reply_html")
-            .order_by("queued_at", "id")
-        )
-        self.runs = [run for run in every if _visible(run)]
-        self.by_comment: dict[str, list[AgentRun]] = {}
-        for run in self.runs:
-            self.by_comment.setdefault(str(run.comment_id), []).append(run)
-        self.revisions = ThreadRevisions(thread_key, every)
-
-
-def _page_cache(context: Context, name: str = _CACHE_KEY) -> dict[str, Any]:
-    # On the request when there is one: a page drawn by several templates (the
-    # comments from their own, as django-contrib-comments does) still loads each
-    # thread's runs once. Else on the render context (one template render).
-    request = getattr(context, "request", None) or context.get("request")
-    if request is not None:
-        attribute = "_" + name.replace(".", "_")
-        cache: dict[str, Any] | None = getattr(request, attribute, None)
-        if cache is None:
-            cache = {}
-            setattr(request, attribute, cache)
-        return cache
-    # The render context's bottom layer: every {% include %} gets a layer of its own.
-    shared: Any = context.render_context.dicts[0]
-    found: dict[str, Any] = shared.setdefault(name, {})
-    return found
-
-
 def _viewer(context: Context) -> Any:
-    request = getattr(context, "request", None) or context.get("request")
+    request = context_request(context)
     user = getattr(request, "user", None) if request is not None else None
     return user if user is not None else context.get("user")
 
@@ -162,27 +122,14 @@ def _view(context: Context, run: AgentRun) -> dict[str, Any]:
     return run_view(run, controls=_controls(context, run))
 
 
-def _cached_runs(context: Context, thread_key: str) -> _ThreadRuns:
-    # One query per thread and page, however many comments ask.
-    cache = _page_cache(context)
-    if thread_key not in cache:
-        cache[thread_key] = _ThreadRuns(thread_key)
-    found: _ThreadRuns = cache[thread_key]
-    return found
-
-
 def _cached_replies(context: Context, thread_key: str) -> StoredReplies:
-    # The stored HTML of the thread's replies: one query per thread and page too.
-    cache = _page_cache(context, _REPLIES_KEY)
-    if thread_key not in cache:
-        cache[thread_key] = StoredReplies(thread_key)
-    found: StoredReplies = cache[thread_key]
-    return found
+    # The stored HTML of the thread's replies: from the page's one query for its runs.
+    return thread_runs(context, thread_key).replies
 
 
 def _cached_revisions(context: Context, thread_key: str) -> ThreadRevisions:
     # Regenerate buttons and "ask again" offers: from the same query as the runs.
-    return _cached_runs(context, thread_key).revisions
+    return thread_runs(context, thread_key).revisions
 
 
 def _may_press(context: Context, revisions: ThreadRevisions, run_id: str) -> bool:
@@ -200,12 +147,17 @@ def _offers(context: Context, comment: Any, revisions: ThreadRevisions) -> list[
 @register.inclusion_tag("relaybridge/stream.html", takes_context=True)
 def relaybridge_stream(context: Context, thread: Any, ws_path: str = "") -> dict[str, Any]:
     """The stream area of ``thread``'s page (once per page, anywhere on it)."""
+    with page_values(context):
+        return _stream_values(context, thread, ws_path)
+
+
+def _stream_values(context: Context, thread: Any, ws_path: str) -> dict[str, Any]:
     thread_key = get_adapter().thread_key(thread)
     # Without their texts: a run's text is in its markup ({% relaybridge_runs %}),
     # where the script reads it, so the page carries it once.
     states = [
         run_state(run, embed_text=False, controls=_controls(context, run))
-        for run in _cached_runs(context, thread_key).runs
+        for run in thread_runs(context, thread_key).runs
     ]
     dom_id = f"relaybridge-{slugify(thread_key.replace('.', '-'))}"
     return {
@@ -265,15 +217,18 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
         offers = context.get(GIVEN_OFFERS) or []
     else:
-        thread = _cached_runs(context, get_adapter().comment_thread_key(comment))
-        views = [_view(context, run) for run in thread.by_comment.get(comment_id, ())]
-        # An offer follows an edit of an answered question: a comment without runs
-        # has none (this tag is drawn under every comment of a long thread).
+        thread = thread_runs(context, get_adapter().comment_thread_key(comment))
+        views = []
+        # Only a comment with runs has runs to show or an offer (which follows an edit of
+        # an answered question): the others, most of a long thread's, skip the lookups.
         if comment_id in thread.revisions.latest:
-            offers = _offers(context, comment, thread.revisions)
+            with page_values(context):
+                views = [_view(context, run) for run in thread.by_comment.get(comment_id, ())]
+                offers = _offers(context, comment, thread.revisions)
     loaded, stock = _runs_template(context)
     if not views and not offers and stock:
-        return format_html(_EMPTY_RUNS, comment_id)
+        # What format_html() makes of it, without its lazy-text checks (200 calls a page).
+        return SafeString(_EMPTY_RUNS.format(html.escape(comment_id)))
     values = {
         "comment_id": comment_id,
         "runs": views,
@@ -287,7 +242,7 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
 
 def _comment_runs(context: Context, comment: Any) -> list[AgentRun]:
     thread_key = get_adapter().comment_thread_key(comment)
-    return _cached_runs(context, thread_key).by_comment.get(str(comment.pk), [])
+    return thread_runs(context, thread_key).by_comment.get(str(comment.pk), [])
 
 
 @register.inclusion_tag(REPLY_TEMPLATE, takes_context=True)
@@ -297,6 +252,11 @@ def relaybridge_reply(context: Context, comment: Any) -> dict[str, Any]:
     The stream's ``run.reply`` carries the same template's rendering, so a reply
     looks the same inserted live and after a reload.
     """
+    with page_values(context):
+        return _reply_values(context, comment)
+
+
+def _reply_values(context: Context, comment: Any) -> dict[str, Any]:
     thread_key = get_adapter().comment_thread_key(comment)
     body_html = reply_html(comment, _cached_replies(context, thread_key))
     revisions = _cached_revisions(context, thread_key)
@@ -328,11 +288,13 @@ def relaybridge_mention_hint(
     available to you"; with ``thread``, the preview also checks that thread's quotas.
     """
     adapter = get_adapter()
-    request = getattr(context, "request", None) or context.get("request")
+    request = context_request(context)
     user = getattr(request, "user", None)
     person = user if getattr(user, "is_authenticated", False) else None
     agents: list[dict[str, Any]] = []
-    for info in mentionable_agents():
+    with page_values(context):
+        infos = mentionable_agents()
+    for info in infos:
         agent = dict(info)
         agent["not_permitted"] = not adapter.can_mention(person, str(info["agent_id"]), thread)
         agents.append(agent)
