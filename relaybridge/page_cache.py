@@ -83,7 +83,7 @@ class ThreadRuns:
             self.by_comment.setdefault(str(run.comment_id), []).append(run)
         asked = [run for run in every if run.comment_id is not None]
         self.revisions = ThreadRevisions(thread_key, asked)
-        self.replies = StoredReplies(thread_key, every)
+        self.replies = StoredReplies(every)
         self.replied = {
             str(run.reply_comment_id): run
             for run in every

@@ -38,25 +38,14 @@ def store_reply_html(run_pk: int, comment: Any) -> str:
 
 
 class StoredReplies:
-    """The stored reply copies of one thread, by reply comment pk.
+    """The stored reply copies of one thread, by reply comment pk, from its runs (the
+    page's one query for them, :class:`relaybridge.page_cache.ThreadRuns`)."""
 
-    From ``runs`` when the page loaded the thread's runs already, else one query.
-    """
-
-    def __init__(self, thread_key: str, runs: Iterable[AgentRun] | None = None) -> None:
-        rows: Iterable[tuple[int, Any, str, str]]
-        if runs is not None:
-            rows = [
-                (run.pk, run.reply_comment_id, run.reply_html, run.reply_digest)
-                for run in runs
-                if run.reply_comment_id is not None
-            ]
-        else:
-            rows = AgentRun.objects.filter(
-                thread_key=thread_key, reply_comment__isnull=False
-            ).values_list("pk", "reply_comment_id", "reply_html", "reply_digest")
+    def __init__(self, runs: Iterable[AgentRun]) -> None:
         self.by_comment = {
-            str(comment_pk): StoredReply(pk, html, digest) for pk, comment_pk, html, digest in rows
+            str(run.reply_comment_id): StoredReply(run.pk, run.reply_html, run.reply_digest)
+            for run in runs
+            if run.reply_comment_id is not None
         }
 
     def get(self, comment: Any) -> StoredReply | None:
