@@ -23,6 +23,16 @@ R = TypeVar("R")
 Send = Callable[[list[T]], Awaitable[list[R | Exception]]]
 
 
+async def wait_event(event: asyncio.Event, seconds: float | None) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True if it was set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 class RoundTrips(Generic[T, R]):
     def __init__(self, send: Send[T, R], *, gather: float = 0.0) -> None:
         if gather < 0:
@@ -48,12 +58,8 @@ class RoundTrips(Generic[T, R]):
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._waiting:
-                if self._gather and not self._hurry.is_set():
-                    try:
-                        async with asyncio.timeout(self._gather):
-                            await self._hurry.wait()
-                    except TimeoutError:
-                        pass
+                if self._gather:
+                    await wait_event(self._hurry, self._gather)
                 self._hurry.clear()
                 batch, self._waiting = self._waiting, []
                 try:

@@ -31,11 +31,12 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from .. import agents, streams
+from ..batching import wait_event
 from ..conf import loggable
 from ..protocol import STARTER, AgentInfo, RelaySession
 from ..protocol.pacing import HOUR_S
 from .connection import TEARDOWN_TIMEOUT_S, RelayConnection
-from .database import in_thread, recent_send_times, wait_event
+from .database import in_thread, recent_send_times
 from .handshake import redacted
 from .intake import RunIntake
 from .leader import Leadership, keep_lock, try_acquire

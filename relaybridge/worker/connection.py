@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..batching import wait_event
 from ..conf import loggable
 from ..protocol import (
     AgentInfo,
@@ -38,7 +39,7 @@ from ..protocol import (
     parse,
     serialize,
 )
-from .database import in_thread, mark_sent, run_for_event, wait_event
+from .database import in_thread, mark_sent, run_for_event
 from .handshake import (
     AUTH_CLOSE_CODE,
     AuthenticationFailed,

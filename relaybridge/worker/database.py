@@ -13,7 +13,8 @@ Two library behaviours would otherwise let a cancelled worker loop keep running,
 so that shutdown and reconnects hang:
 
 * Python 3.11's ``asyncio.wait_for`` can swallow a ``cancel()`` that arrives just as
-  the awaited event is set; :func:`wait_event` uses ``asyncio.timeout`` instead.
+  the awaited event is set; :func:`~relaybridge.batching.wait_event` uses
+  ``asyncio.timeout`` instead.
 * asgiref's ``sync_to_async``, cancelled mid-call, waits for the thread to finish
   and then returns normally; :func:`in_thread` re-raises the cancellation.
 
@@ -78,16 +79,6 @@ def _executor() -> ThreadPoolExecutor | None:
             pool = ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="relaybridge-db")
             _executors.append(pool)
     return _executors[0]
-
-
-async def wait_event(event: asyncio.Event, seconds: float | None) -> bool:
-    """Wait until ``event`` is set or ``seconds`` pass; True if it was set."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:

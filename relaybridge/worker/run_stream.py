@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .. import agents, services, streams
+from ..batching import wait_event
 from ..buffers import StreamGap
 from ..conf import app_token, loggable
 from ..models import AgentRun
@@ -51,7 +52,6 @@ from .database import (
     run_facts,
     saved_reply,
     status_now,
-    wait_event,
 )
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from relaybridge import services
+from relaybridge import batching, services
 from relaybridge.models import AgentRun
 from relaybridge.testing import running_emulator
 from relaybridge.worker import bridge, database, intake
@@ -128,7 +128,7 @@ async def test_a_status_record_task_that_dies_is_restarted(
 ) -> None:
     from relaybridge.worker.status import read_status
 
-    real_wait = database.wait_event  # what bridge imported, and calls by that name
+    real_wait = batching.wait_event  # what bridge imported, and calls by that name
     calls = 0
 
     async def fails_once(event: Any, seconds: float | None) -> bool:
