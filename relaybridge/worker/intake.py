@@ -150,6 +150,11 @@ class RunIntake:
         for run_id in stalled:
             if run_id in unheard or run_id in self._to_resend:
                 continue
+            # The ledger's progress trails the stream (its writes are gathered, and
+            # wait behind the worker's other queries): a run whose tokens still come
+            # only looks stalled there.
+            if self.streams.heard_within(run_id, stall_timeout):
+                continue
             if self._resent_at.get(run_id, -math.inf) >= looked_at:
                 continue
             self.connection.abandon(run_id)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -71,6 +72,10 @@ class RunStream:
         self._jobs: deque[Job | str] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: When the run's last token arrived (the event loop's clock). The watchdog
+        #: asks this first: the progress writes it would otherwise go by land later,
+        #: gathered and behind the worker's other queries.
+        self.heard_at = -math.inf
         #: True while the task waits for the flush deadline with text pending.
         self._awaiting_deadline = False
         self._reset()
@@ -98,7 +103,7 @@ class RunStream:
 
     def add_token(self, text: str) -> None:
         """A delta of the run's answer arrived from Relay."""
-        self._owner.token_arrived()
+        self.heard_at = self._owner.token_arrived()
         text = self._redactor.feed(text)
         if not text:
             return

@@ -218,9 +218,18 @@ class RunStreams:
         """A write made beside the streams (progress, first tokens), never in their way."""
         return self.track(write, "relay-write")
 
-    def token_arrived(self) -> None:
-        """A token of some run arrived: the pause :meth:`lull` waits for starts again."""
-        self._last_token_at = asyncio.get_running_loop().time()
+    def token_arrived(self) -> float:
+        """A token of some run arrived: the pause :meth:`lull` waits for starts again.
+        Returns the time (the event loop's clock)."""
+        self._last_token_at = now = asyncio.get_running_loop().time()
+        return now
+
+    def heard_within(self, run_id: str, seconds: float) -> bool:
+        """Whether a token of the run arrived within the last ``seconds``."""
+        stream = self._streams.get(run_id)
+        if stream is None:
+            return False
+        return asyncio.get_running_loop().time() - stream.heard_at < seconds
 
     async def lull(self) -> None:
         """Wait for a pause in every run's tokens (:data:`END_WRITE_LULL_S`), or give up.

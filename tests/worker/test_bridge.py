@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 from django.utils import timezone
 
 from project.tasks.models import Comment
+from relaybridge import services
 from relaybridge.models import AgentRun
 from relaybridge.protocol import PlanLimits
 from relaybridge.worker.status import read_status
@@ -179,6 +181,49 @@ async def test_a_stalled_agent_is_failed_by_the_watchdog_with_its_partial_text(
         assert failed.partial_text == listener.streamed_text(str(run.run_id))
         [error] = listener.events("run.error", str(run.run_id))
         assert error["retry_in"] is None
+
+
+class LockedForAWhile:
+    """Calls through to ``real``, except while ``locked``: then it raises as a
+    database does whose rows another transaction holds past the lock timeout."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.locked, self.refused = real, False, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.locked:
+            self.refused += 1
+            raise OperationalError("database is locked")
+        return self.real(*args, **kwargs)
+
+
+async def test_a_run_still_streaming_is_not_failed_while_its_progress_writes_fail(
+    redis_stack: str, monkeypatch: Any
+) -> None:
+    # The ledger's progress stops moving for several stall timeouts, the tokens do
+    # not: the watchdog must not take the run for a stalled one.
+    touches = LockedForAWhile(services.touch_runs)
+    monkeypatch.setattr(services, "touch_runs", touches)
+    long_message = " ".join(f"word{n}" for n in range(60))
+    slow_athena = {"agent_delay_ms": {"athena": 40.0}}
+    async with relay_stack(redis_stack, emulator=slow_athena, stall_timeout=0.4):
+        comment, listener = await post_watched_mention(f"@athena summarize {long_message}")
+        [run] = await runs_for(comment)
+        run_id = str(run.run_id)
+        await wait_for(lambda: run_status(run.run_id) == Status.STREAMING, what="streaming")
+        touches.locked = True
+        streamed_before = len(listener.streamed_text(run_id))
+        # Four refused writes: over a second (three stall timeouts) without progress.
+        await wait_for(
+            lambda: touches.refused >= 4 or run_status(run.run_id) != Status.STREAMING,
+            what="progress writes refused",
+        )
+        touches.locked = False
+        assert len(listener.streamed_text(run_id)) > streamed_before  # the tokens went on
+        await wait_for(_status_is(run, Status.REPLIED, Status.FAILED), within=20, what="the end")
+        done = await sync_to_async(_fresh)(run)
+        assert (done.status, done.error_code) == (Status.REPLIED, "")
+        assert done.reply_comment is not None and long_message in done.reply_comment.body
 
 
 async def test_a_dropped_connection_is_reconnected_and_every_run_ends(redis_stack: str) -> None:
