@@ -12,7 +12,8 @@ worker and the Retry/Stop views push to the group (DESIGN §3).
 Stop and Retry are offered per socket: a pushed ``run.status`` carries the run's
 markup without the buttons (``html``) and with them (``control_html``), and this
 socket sends the latter only when the adapter's ``can_control`` allows its user
-that run (asked once per run and socket; the snapshot asks for its runs). The
+that run (asked once per run and socket, and the sockets of a process that ask at
+the same moment are answered from one query; the snapshot asks for its runs). The
 views check again; this decides only what the page shows.
 
 Nothing is lost or doubled for a page that joins mid-stream: the worker appends a
@@ -45,6 +46,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
+import weakref
 from typing import Any, Final
 
 from channels.consumer import get_handler_name
@@ -53,6 +56,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import feedback, services, socket_guard, streams
 from .adapters import get_adapter
+from .batching import RoundTrips
 from .conf import relay_settings
 from .fragments import has_controls
 from .models import ACTIVE_STATUSES, AgentRun
@@ -113,9 +117,45 @@ def _may_control(user: Any, run: AgentRun | None) -> bool:
         return False
 
 
-def _control_of(user: Any, run_id: str, thread_key: str) -> bool:
-    run = AgentRun.objects.filter(run_id=run_id, thread_key=thread_key).first()
-    return _may_control(user, run)
+#: One socket's question: may this user press Stop and Retry on (run id, thread key)?
+ControlQuestion = tuple[Any, str, str]
+
+
+def _controls(questions: list[ControlQuestion]) -> list[bool | Exception]:
+    """``can_control`` for many sockets at once, their runs read in one query."""
+    run_ids: set[uuid.UUID] = set()
+    for _user, run_id, _thread_key in questions:
+        with contextlib.suppress(ValueError):
+            run_ids.add(uuid.UUID(run_id))
+    runs = {
+        (str(run.run_id), run.thread_key): run
+        for run in AgentRun.objects.filter(run_id__in=run_ids)
+    }
+    return [
+        _may_control(user, runs.get((run_id, thread_key))) for user, run_id, thread_key in questions
+    ]
+
+
+async def _send_control_questions(questions: list[ControlQuestion]) -> list[bool | Exception]:
+    answers: list[bool | Exception] = await database_sync_to_async(_controls)(questions)
+    return answers
+
+
+#: Per event loop (one per server process). A new run's first status reaches every
+#: page of its thread at once: five hundred pages asking one by one were five
+#: hundred queries in a row on Channels' one database thread, ahead of the answer's
+#: first tokens; asked together, those that wait go in one query.
+_control_trips: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, RoundTrips[ControlQuestion, bool]
+] = weakref.WeakKeyDictionary()
+
+
+def _control_questions() -> RoundTrips[ControlQuestion, bool]:
+    loop = asyncio.get_running_loop()
+    trips = _control_trips.get(loop)
+    if trips is None:
+        trips = _control_trips[loop] = RoundTrips(_send_control_questions)
+    return trips
 
 
 def _states(
@@ -262,9 +302,8 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if "control_html" in event:
             run_id = event["run"]
             if run_id not in self.control:
-                self.control[run_id] = await database_sync_to_async(_control_of)(
-                    self.scope.get("user"), run_id, self.thread_key
-                )
+                question = (self.scope.get("user"), run_id, self.thread_key)
+                self.control[run_id] = await _control_questions()(question)
             event = streams.for_viewer(event, self.control[run_id])
         await self._send_parts(event)
 
