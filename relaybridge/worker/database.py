@@ -138,6 +138,12 @@ def run_facts(run: AgentRun) -> RunFacts:
     )
 
 
+def run_with_facts(run_id: str) -> tuple[AgentRun, RunFacts] | None:
+    """The run and its stream's facts, in one trip to the database thread."""
+    run = services.get_run(run_id)
+    return None if run is None else (run, run_facts(run))
+
+
 def facts_of(run_id: str) -> RunFacts | None:
     run = services.get_run(run_id)
     return None if run is None else run_facts(run)

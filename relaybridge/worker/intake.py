@@ -38,6 +38,7 @@ from .database import (
     in_thread,
     overdue_run_ids,
     overlong_run_ids,
+    run_with_facts,
     sending_run_ids,
     stalled_run_ids,
 )
@@ -101,10 +102,14 @@ class RunIntake:
         """Queue a ``sending`` run for Relay (idempotent)."""
         if self.connection.carries(run_id):
             return False
-        run = await in_thread(services.get_run)(run_id)
-        if run is None or run.status != AgentRun.Status.SENDING or not run.payload:
+        # The run and its stream's facts in one trip: every mention waits for it.
+        found = await in_thread(run_with_facts)(run_id)
+        if found is None:
             return False
-        await self.streams.open(run)
+        run, facts = found
+        if run.status != AgentRun.Status.SENDING or not run.payload:
+            return False
+        await self.streams.open(run, facts)
         # Whose turn the run waits for: the person at the start of an agent-hop chain
         # is looked up; anyone else's key is on the run already (no query).
         if run.requested_by_id is None and run.hop_depth > 0:

@@ -132,9 +132,10 @@ class RunStream:
         """Whether the stream's task is at work (or waiting for its flush deadline)."""
         return self._task is not None
 
-    async def open(self, run: AgentRun) -> None:
-        """Read what the stream needs to know about ``run``."""
-        facts = await in_thread(run_facts)(run)
+    async def open(self, run: AgentRun, facts: RunFacts | None = None) -> None:
+        """Read what the stream needs to know about ``run`` (unless given ``facts``)."""
+        if facts is None:
+            facts = await in_thread(run_facts)(run)
         self.facts, self._streaming, self.stopped = facts, facts.streaming, facts.stopped
         if run.status in (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING):
             # Streamed by an earlier connection or worker: continue its numbering, or

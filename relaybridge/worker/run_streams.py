@@ -32,7 +32,13 @@ from ..protocol.outcomes import (
     TokenReceived,
     UnknownEvent,
 )
-from .database import first_token_writes, in_thread, progress_writes, run_for_event
+from .database import (
+    RunFacts,
+    first_token_writes,
+    in_thread,
+    progress_writes,
+    run_for_event,
+)
 from .group_pushes import GroupPushes
 from .run_stream import Job, RunStream
 
@@ -110,10 +116,10 @@ class RunStreams:
             stream = self._streams[run_id] = RunStream(run_id, self)
         return stream
 
-    async def open(self, run: AgentRun) -> RunStream:
+    async def open(self, run: AgentRun, facts: RunFacts | None = None) -> RunStream:
         """The run is about to be sent, or was found streaming: know it."""
         stream = self.stream(str(run.run_id))
-        await stream.open(run)
+        await stream.open(run, facts)
         return stream
 
     def on_outcome(self, outcome: Outcome) -> bool:
