@@ -315,6 +315,10 @@ class PushProbe:
         return taken
 
 
+#: How many of a round's slowest deltas the results name.
+SLOWEST_SHOWN = 5
+
+
 def fanout_round(pushed: dict[tuple[str, int], int], pages: list[dict[str, Any]]) -> dict[str, Any]:
     """Per delta: push -> the last page that got it; and push -> every page."""
     arrivals: dict[tuple[str, int], list[int]] = {}
@@ -324,6 +328,7 @@ def fanout_round(pushed: dict[tuple[str, int], int], pages: list[dict[str, Any]]
                 arrivals.setdefault((run, int(seq)), []).append(int(at))
     to_last: list[float] = []
     to_each: list[float] = []
+    by_seq: list[tuple[int, float]] = []
     missing = 0
     for key, push in pushed.items():
         got = arrivals.get(key, [])
@@ -331,9 +336,13 @@ def fanout_round(pushed: dict[tuple[str, int], int], pages: list[dict[str, Any]]
         if got:
             to_last.append((max(got) - push) / 1e6)
             to_each += [(at - push) / 1e6 for at in got]
+            by_seq.append((key[1], round(to_last[-1], 2)))
+    slowest = sorted(by_seq, key=lambda pair: pair[1], reverse=True)[:SLOWEST_SHOWN]
     return {
         "deltas_pushed": len(pushed),
         "push_to_last_page_ms": distribution(to_last),
+        # Where in the answer the p99 comes from: [seq, push -> last page ms], slowest first.
+        "slowest_deltas": [list(pair) for pair in slowest],
         "push_to_each_page_ms": distribution(to_each),
         # A delta a page did not get on its own came in a status's text instead.
         "deliveries_missing": missing,

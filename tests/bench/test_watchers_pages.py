@@ -60,6 +60,7 @@ def test_a_delta_counts_from_its_push_to_the_last_page_that_got_it() -> None:
     # The second page got delta 2 in a status's text instead.
     assert found["deliveries_missing"] == 1
     assert found["p99_ms"] == 5.0
+    assert found["slowest_deltas"] == [[1, 5.0], [2, 1.0]]
     assert spread([3.0, 1.0, 2.0]) == [1.0, 3.0]
     assert spread([]) == []
 
