@@ -213,7 +213,8 @@ async def test_a_run_still_streaming_is_not_failed_while_its_progress_writes_fai
         await wait_for(lambda: run_status(run.run_id) == Status.STREAMING, what="streaming")
         touches.locked = True
         streamed_before = len(listener.streamed_text(run_id))
-        # Four refused writes: over a second (three stall timeouts) without progress.
+        # Four refused writes, gathered a quarter second apart: the ledger shows no
+        # progress for well over the 0.4 s stall timeout.
         await wait_for(
             lambda: touches.refused >= 4 or run_status(run.run_id) != Status.STREAMING,
             what="progress writes refused",
