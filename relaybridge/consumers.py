@@ -7,7 +7,9 @@ before any lookup (close code 4400 when it does not match, see
 when refused, 4004 for a thread that does not exist), joins the thread's group, sends a
 ``snapshot`` of the active runs with their text so far, and then forwards the
 ``run.status`` / ``run.delta`` / ``run.reply`` / ``run.error`` messages the relay
-worker and the Retry/Stop views push to the group (DESIGN §3).
+worker and the Retry/Stop views push to the group (DESIGN §3). A server process is a
+member of a thread's group once, however many of its pages watch the thread: it
+receives each push once and hands it to each of them (:mod:`relaybridge.page_fanout`).
 
 Stop and Retry are offered per socket: a pushed ``run.status`` carries the run's
 markup without the buttons (``html``) and with them (``control_html``), and this
@@ -48,13 +50,14 @@ import json
 import logging
 import uuid
 import weakref
+from collections import deque
 from typing import Any, Final
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import feedback, services, socket_guard, streams
+from . import feedback, page_fanout, services, socket_guard, streams
 from .adapters import get_adapter
 from .batching import RoundTrips
 from .conf import relay_settings
@@ -210,6 +213,10 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.slot: socket_guard.SocketSlot | None = None
         self.user_group = ""
         self.watch: asyncio.Task[None] | None = None
+        # The thread's pushes this socket cannot send at once, in order (None: none
+        # wait), and the task that works through them (see relaybridge.page_fanout).
+        self.queued: deque[page_fanout.Push] | None = None
+        self.queue_task: asyncio.Task[None] | None = None
         self.value = str(self.scope["url_route"]["kwargs"].get("thread", ""))
         user = self.scope.get("user")
         if not socket_guard.origin_allowed(self.scope):
@@ -237,11 +244,13 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.group = streams.group_name_for_thread(thread_key)
         self.user_group = socket_guard.user_group_name(user.pk)
         # Join before reading the buffer (see the module docstring). Pushes that
-        # arrive meanwhile wait in our channel until connect() returns.
+        # arrive meanwhile wait in the queue until the snapshot is sent.
         await self.channel_layer.group_add(self.user_group, self.channel_name)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.queued = deque()
+        await page_fanout.listeners(self.channel_layer).join(self.group, self)
         await self.accept()
         await self._send_parts(await self._snapshot())
+        self._work_through_queue()
         self.watch = asyncio.create_task(self._recheck_periodically())
 
     def _recheck(self) -> int:
@@ -276,7 +285,7 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         group, self.group = self.group, ""
         user_group, self.user_group = self.user_group, ""
         if group:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            self._stop_taking(group)
         if user_group:
             await self.channel_layer.group_discard(user_group, self.channel_name)
         slot, self.slot = getattr(self, "slot", None), None
@@ -337,6 +346,62 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if event is not None:
             await self._send_status(event)
         return True
+
+    # --- the thread's pushes, handed over by relaybridge.page_fanout ------------------
+
+    async def take(self, push: page_fanout.Push) -> None:
+        """Send ``push`` at once if nothing needs asking first, else queue it."""
+        if self.queued is not None:
+            self.queued.append(push)  # behind what waits, or the snapshot
+            return
+        message = push.message
+        kind = message.get("type")
+        if kind == "relaybridge.run.delta":
+            event = message["event"]
+            last = self.runs.get(event["run"], -1)
+            if last is None or (last >= 0 and event["seq"] <= last):
+                return  # stopped (Relay cannot cancel, tokens keep coming) or already sent
+            if last >= 0 and event["seq"] == last + 1:
+                self.runs[event["run"]] = event["seq"]
+                await self.send(text_data=push.text)
+                return
+        elif kind in {"relaybridge.run.reply", "relaybridge.run.error"}:
+            await self.dispatch(message)  # sends, and asks nothing
+            return
+        self.queued = deque([push])
+        self._work_through_queue()
+
+    def _stop_taking(self, group: str) -> None:
+        page_fanout.listeners(self.channel_layer).leave(group, self)
+        self.queued = None
+        queue_task, self.queue_task = self.queue_task, None
+        if queue_task is not None and queue_task is not asyncio.current_task():
+            queue_task.cancel()
+
+    def _work_through_queue(self) -> None:
+        """Send what waits in the queue, in order, on a task of this socket's own."""
+        if self.queued:
+            self.queue_task = asyncio.create_task(self._send_queued())
+        else:
+            self.queued = None
+
+    async def _send_queued(self) -> None:
+        while self.queued:
+            push = self.queued.popleft()
+            try:
+                await self.dispatch(push.message)
+            except Exception:
+                logger.exception("could not send a pushed %s", push.message.get("type"))
+        self.queued = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the socket ends (a connect or a handler that raised too), the
+            # process's listener must stop handing it the thread's pushes.
+            if self.group:
+                self._stop_taking(self.group)
 
     async def disconnect(self, code: int) -> None:
         watch = getattr(self, "watch", None)

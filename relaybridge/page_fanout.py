@@ -1,0 +1,148 @@
+"""One listener per thread and server process, handing each push to the thread's pages.
+
+Every page socket of a thread used to be a member of the thread's group on the
+stream layer. A delta pushed to a thread with 500 pages open in one Daphne process
+was then received 500 times: each socket decoded the message, woke its own task
+(Channels' receive loop makes a task and a wait per message) and encoded the same
+JSON. At 20 tokens a second that is most of what the process does, and its garbage
+wakes the collector for pauses of tens of milliseconds.
+
+Here the process joins the thread's group once, with a channel of its own, while
+at least one of its pages watches the thread. Each message is received, and its
+JSON encoded, once; each page then takes it in turn (:class:`Page`). A page takes
+what it can answer at once (the next delta of a run, a reply) straight onto its
+socket; anything that needs a query or a read first goes to a queue of the page's
+own, worked through by a task of its own, so one page waiting on the database never
+holds up the others, and the page's messages stay in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+logger = logging.getLogger("relaybridge")
+
+
+class Push:
+    """One group message, as every page of the process gets it."""
+
+    __slots__ = ("_text", "message")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's ``event`` as the JSON a page is sent, encoded once."""
+        if self._text is None:
+            self._text = json.dumps(self.message["event"])
+        return self._text
+
+
+class Page(Protocol):
+    """What the listener needs of a page socket."""
+
+    async def take(self, push: Push) -> None:
+        """Send ``push`` on, or queue it; must not wait on anything but the socket."""
+
+
+class _Listener:
+    """The process's membership of one group, and the pages it hands messages to."""
+
+    def __init__(self) -> None:
+        self.pages: dict[Page, None] = {}  # insertion-ordered set
+        self.ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+
+class Listeners:
+    """The groups one event loop (one server process) listens to on one layer."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self._groups: dict[str, _Listener] = {}
+
+    def pages(self, group: str) -> Iterable[Page]:
+        listener = self._groups.get(group)
+        return tuple(listener.pages) if listener is not None else ()
+
+    async def join(self, group: str, page: Page) -> None:
+        """Hand ``page`` the group's messages from the moment this returns."""
+        listener = self._groups.get(group)
+        if listener is None:
+            listener = self._groups[group] = _Listener()
+            listener.task = asyncio.create_task(self._listen(group, listener))
+        listener.pages[page] = None
+        try:
+            # Shielded: a page whose connect is cancelled must not cancel the
+            # subscription the other pages of the thread wait for.
+            await asyncio.shield(listener.ready)
+        except BaseException:
+            self.leave(group, page)
+            raise
+
+    def leave(self, group: str, page: Page) -> asyncio.Task[None] | None:
+        """Hand ``page`` nothing more. The last page of a group ends the listening:
+        then the task that leaves the group on the layer, else None."""
+        listener = self._groups.get(group)
+        if listener is None or page not in listener.pages:
+            return None
+        del listener.pages[page]
+        if listener.pages:
+            return None
+        # The last page of the thread here: a page joining from now on starts anew.
+        del self._groups[group]
+        if listener.task is not None:
+            listener.task.cancel()  # its own finally leaves the group
+        return listener.task
+
+    async def _listen(self, group: str, listener: _Listener) -> None:
+        try:
+            channel = await self.layer.new_channel()
+            await self.layer.group_add(group, channel)
+        except asyncio.CancelledError:
+            listener.ready.cancel()
+            raise
+        except Exception as error:
+            # Every page waiting to join learns why (its connect fails, as it would
+            # have without the listener); a later page tries again.
+            if self._groups.get(group) is listener:
+                del self._groups[group]
+            listener.ready.set_exception(error)
+            logger.exception("could not listen to %s for this process's pages", group)
+            return
+        listener.ready.set_result(channel)
+        try:
+            while True:
+                push = Push(await self.layer.receive(channel))
+                for page in tuple(listener.pages):
+                    try:
+                        await page.take(push)
+                    except Exception:
+                        # One broken page must not keep the message from the others.
+                        logger.exception("a page of %s could not take a pushed message", group)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.layer.group_discard(group, channel))
+
+
+#: Per event loop and layer object: Daphne runs one loop per process.
+_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Listeners]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def listeners(layer: Any) -> Listeners:
+    """This event loop's :class:`Listeners` on ``layer``."""
+    per_layer = _listeners.setdefault(asyncio.get_running_loop(), {})
+    found = per_layer.get(id(layer))
+    if found is None or found.layer is not layer:
+        found = per_layer[id(layer)] = Listeners(layer)
+    return found

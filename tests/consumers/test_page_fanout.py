@@ -1,0 +1,288 @@
+"""One membership per thread and process: each push is received once and handed to
+every page of the thread there (:mod:`relaybridge.page_fanout`), on the layers a
+deployment uses: Redis Pub/Sub (the example project's stream layer), the list-based
+Redis layer and the in-memory one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.contrib.auth import get_user_model
+
+from project.tasks.models import Task
+from relaybridge import page_fanout, streams
+from relaybridge.adapters import get_adapter
+from relaybridge.consumers import ThreadStreamConsumer
+from relaybridge.models import AgentRun
+
+from .conftest import create_run
+
+DEADLINE = 5.0
+
+
+class RecordingPage:
+    """A page that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.pushes: list[page_fanout.Push] = []
+        self.arrived = asyncio.Event()
+
+    async def take(self, push: page_fanout.Push) -> None:
+        self.pushes.append(push)
+        self.arrived.set()
+
+    async def wait_for(self, count: int) -> list[dict[str, Any]]:
+        async with asyncio.timeout(DEADLINE):
+            while len(self.pushes) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return [push.message for push in self.pushes]
+
+
+class BrokenPage(RecordingPage):
+    async def take(self, push: page_fanout.Push) -> None:
+        await super().take(push)
+        raise RuntimeError("this page's socket broke")
+
+
+def layers(redis_url: str) -> dict[str, Callable[[], BaseChannelLayer]]:
+    config = {
+        "hosts": [{"address": redis_url, "socket_timeout": 30}],
+        "prefix": f"relaybridge-test-{uuid.uuid4().hex}",
+    }
+    return {
+        "pubsub": lambda: RedisPubSubChannelLayer(**config),
+        "redis": lambda: RedisChannelLayer(**config),
+        "memory": InMemoryChannelLayer,
+    }
+
+
+@pytest.fixture(params=["pubsub", "redis", "memory"])
+def make_layer(request: Any, redis_url: str) -> Callable[[], BaseChannelLayer]:
+    return layers(redis_url)[request.param]
+
+
+def message(n: int) -> dict[str, Any]:
+    return {"type": "relaybridge.run.error", "event": {"type": "run.error", "n": n}}
+
+
+async def close(layer: BaseChannelLayer) -> None:
+    closing = getattr(layer, "close_pools", None) or getattr(layer, "flush", None)
+    if isinstance(layer, RedisPubSubChannelLayer):
+        await layer.flush()
+    elif closing is not None and not isinstance(layer, InMemoryChannelLayer):
+        await closing()
+
+
+def test_every_page_gets_each_push_once_in_order_from_one_membership(
+    make_layer: Callable[[], BaseChannelLayer],
+) -> None:
+    async def scenario() -> None:
+        layer = make_layer()
+        joined = page_fanout.listeners(layer)
+        pages = [RecordingPage() for _ in range(5)]
+        for page in pages:
+            await joined.join("relaybridge.thread.t1", page)
+        for n in range(3):
+            await layer.group_send("relaybridge.thread.t1", message(n))
+        received = [await page.wait_for(3) for page in pages]
+        assert received == [[message(0), message(1), message(2)]] * 5
+        # One receive per push: every page is handed the same object, its JSON
+        # encoded once.
+        for n in range(3):
+            assert len({id(page.pushes[n]) for page in pages}) == 1
+        assert pages[0].pushes[2].text == '{"type": "run.error", "n": 2}'
+        assert page_fanout.listeners(layer) is joined
+        for page in pages:
+            joined.leave("relaybridge.thread.t1", page)
+        await close(layer)
+
+    async_to_sync(scenario)()
+
+
+def test_a_page_that_raises_does_not_keep_the_push_from_the_others(
+    make_layer: Callable[[], BaseChannelLayer], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        layer = make_layer()
+        joined = page_fanout.listeners(layer)
+        first, broken, last = RecordingPage(), BrokenPage(), RecordingPage()
+        for page in (first, broken, last):
+            await joined.join("relaybridge.thread.t2", page)
+        await layer.group_send("relaybridge.thread.t2", message(1))
+        await layer.group_send("relaybridge.thread.t2", message(2))
+        assert await last.wait_for(2) == [message(1), message(2)]
+        assert await first.wait_for(2) == [message(1), message(2)]
+        assert await broken.wait_for(2) == [message(1), message(2)]
+        for page in (first, broken, last):
+            joined.leave("relaybridge.thread.t2", page)
+        await close(layer)
+
+    with caplog.at_level(logging.ERROR, logger="relaybridge"):
+        async_to_sync(scenario)()
+    failures = [r for r in caplog.records if "could not take a pushed message" in r.getMessage()]
+    assert len(failures) == 2
+    assert all("this page's socket broke" in str(r.exc_info[1]) for r in failures if r.exc_info)
+
+
+def test_pages_joining_together_all_wait_for_the_membership_and_share_it(
+    make_layer: Callable[[], BaseChannelLayer],
+) -> None:
+    async def scenario() -> None:
+        layer = make_layer()
+        joined = page_fanout.listeners(layer)
+        pages = [RecordingPage() for _ in range(4)]
+        await asyncio.gather(*(joined.join("relaybridge.thread.t3", page) for page in pages))
+        # Whatever is pushed once every join has returned reaches every page.
+        await layer.group_send("relaybridge.thread.t3", message(7))
+        assert [await page.wait_for(1) for page in pages] == [[message(7)]] * 4
+        assert list(joined.pages("relaybridge.thread.t3")) == pages
+        for page in pages:
+            joined.leave("relaybridge.thread.t3", page)
+        await close(layer)
+
+    async_to_sync(scenario)()
+
+
+def test_the_last_page_to_leave_ends_the_membership_and_a_new_page_starts_anew(
+    redis_url: str,
+) -> None:
+    async def scenario() -> None:
+        layer = layers(redis_url)["pubsub"]()
+        joined = page_fanout.listeners(layer)
+        first, second = RecordingPage(), RecordingPage()
+        await joined.join("relaybridge.thread.t4", first)
+        await joined.join("relaybridge.thread.t4", second)
+        # The Pub/Sub layer's members of the group on this loop.
+        loop_layer = layer._get_layer()
+        members = loop_layer.groups[loop_layer._get_group_channel_name("relaybridge.thread.t4")]
+        [channel] = members
+        assert joined.leave("relaybridge.thread.t4", first) is None
+        assert members == {channel}  # second still watches
+        ending = joined.leave("relaybridge.thread.t4", second)
+        assert ending is not None
+        assert list(joined.pages("relaybridge.thread.t4")) == []
+        async with asyncio.timeout(DEADLINE):
+            await asyncio.wait([ending])
+        assert members == set()  # the process left the group on the layer
+        third = RecordingPage()
+        await joined.join("relaybridge.thread.t4", third)
+        await layer.group_send("relaybridge.thread.t4", message(9))
+        assert await third.wait_for(1) == [message(9)]
+        # Nothing pushed after they left reached the pages that left.
+        assert first.pushes == [] and second.pushes == []
+        joined.leave("relaybridge.thread.t4", third)
+        await close(layer)
+
+    async_to_sync(scenario)()
+
+
+class RefusingLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """An in-memory layer whose first group_add fails, as Redis down would."""
+
+    refusals = 1
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionError("the layer is down")
+        await super().group_add(group, channel)
+
+
+def test_a_failed_membership_fails_the_joins_waiting_and_a_later_join_tries_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        layer = RefusingLayer()
+        joined = page_fanout.listeners(layer)
+        early, also_early = RecordingPage(), RecordingPage()
+        results = await asyncio.gather(
+            joined.join("relaybridge.thread.t5", early),
+            joined.join("relaybridge.thread.t5", also_early),
+            return_exceptions=True,
+        )
+        assert [type(result) for result in results] == [ConnectionError, ConnectionError]
+        assert list(joined.pages("relaybridge.thread.t5")) == []
+        later = RecordingPage()
+        await joined.join("relaybridge.thread.t5", later)
+        await layer.group_send("relaybridge.thread.t5", message(3))
+        assert await later.wait_for(1) == [message(3)]
+        assert early.pushes == [] and also_early.pushes == []
+        joined.leave("relaybridge.thread.t5", later)
+
+    with caplog.at_level(logging.ERROR, logger="relaybridge"):
+        async_to_sync(scenario)()
+    assert any(
+        "could not listen to relaybridge.thread.t5" in r.getMessage() for r in caplog.records
+    )
+
+
+# -- the consumer's side: what it sends at once, and what waits in its own queue ----------
+
+
+def page_of(task: Task, user: Any) -> tuple[ThreadStreamConsumer, list[dict[str, Any]]]:
+    """A consumer watching ``task`` that records what it sends (no socket)."""
+    consumer = ThreadStreamConsumer()
+    consumer.runs, consumer.control = {}, {}
+    consumer.queued, consumer.queue_task = None, None
+    consumer.thread_key = get_adapter().thread_key(task)
+    consumer.scope = {"user": user}
+    sent: list[dict[str, Any]] = []
+
+    async def send_json(content: dict[str, Any], close: bool = False) -> None:
+        sent.append(content)
+
+    async def send(text_data: str | None = None, **kwargs: Any) -> None:
+        sent.append(json.loads(text_data or "null"))
+
+    consumer.send_json = send_json
+    consumer.send = send
+    return consumer, sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_that_must_ask_the_database_first_holds_up_no_other_page(
+    embedded: None,
+) -> None:
+    viewer = get_user_model().objects.create_user("viewer")
+    task = Task.objects.create(title="Streaming")
+    run = create_run(task, AgentRun.Status.STREAMING)
+    run_id = str(run.run_id)
+    deltas = [streams.delta_event(run_id, seq, f"t{seq} ") for seq in (6, 7)]
+    pushes = [page_fanout.Push(dict(streams.group_message(delta))) for delta in deltas]
+
+    async def scenario() -> None:
+        knows, knows_sent = page_of(task, viewer)
+        knows.runs[run_id] = 5  # from its snapshot
+        new, new_sent = page_of(task, viewer)  # has not seen the run: asks first
+        for push in pushes:
+            await knows.take(push)
+            await new.take(push)
+        # Sent at once by the page that knew the run; the other's wait in order.
+        assert knows_sent == deltas
+        assert new_sent == []
+        assert new.queued is not None and [p.message["event"] for p in new.queued] == deltas
+        assert new.queue_task is not None
+        async with asyncio.timeout(DEADLINE):
+            await new.queue_task
+        assert new_sent == deltas
+        assert new.queued is None and new.runs[run_id] == 7
+        # A delta already sent, and one of a run the page saw end, are dropped.
+        await knows.take(pushes[0])
+        knows.runs[run_id] = None
+        await knows.take(
+            page_fanout.Push(dict(streams.group_message(streams.delta_event(run_id, 8, "x"))))
+        )
+        assert knows_sent == deltas
+
+    async_to_sync(scenario)()
