@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -24,8 +24,9 @@ from relaybridge import page_fanout, streams
 from relaybridge.adapters import get_adapter
 from relaybridge.consumers import ThreadStreamConsumer
 from relaybridge.models import AgentRun
+from tests.stacks import stream_layer
 
-from .conftest import create_run
+from .conftest import cookie_for, create_run, socket
 
 DEADLINE = 5.0
 
@@ -286,3 +287,50 @@ def test_a_page_that_must_ask_the_database_first_holds_up_no_other_page(
         assert knows_sent == deltas
 
     async_to_sync(scenario)()
+
+
+# -- real sockets through the ASGI application ---------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_the_sockets_of_a_thread_share_one_membership_and_leave_it_however_they_end(
+    redis_stack: str,
+    task: Task,
+    make_user: Callable[..., Any],
+    make_run: Callable[..., AgentRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = await sync_to_async(make_run)(AgentRun.Status.STREAMING)
+    group = streams.group_name_for_thread(run.thread_key)
+    cookie = await cookie_for(make_user)
+    pages = [socket(task.pk, cookie) for _ in range(3)]
+    for page in pages:
+        assert (await page.connect())[0]
+        assert (await page.receive_json_from(timeout=DEADLINE))["type"] == "snapshot"
+    joined = page_fanout.listeners(stream_layer())
+    assert len(list(joined.pages(group))) == 3
+    loop_layer = stream_layer()._get_layer()
+    assert len(loop_layer.groups[loop_layer._get_group_channel_name(group)]) == 1
+
+    ended = streams.error_event(str(run.run_id), "AGENT_ERROR", "It broke.", None)
+    await stream_layer().group_send(group, streams.group_message(ended))
+    for page in pages:
+        assert await page.receive_json_from(timeout=DEADLINE) == ended
+
+    # A socket that closes, and one whose connect fails after it joined (the
+    # database is down when it reads the runs), are handed nothing more.
+    await pages[0].disconnect()
+
+    def database_down(thread_key: str) -> list[AgentRun]:
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr("relaybridge.consumers._active_runs", database_down)
+    failing = socket(task.pk, cookie)
+    assert (await failing.connect(timeout=DEADLINE))[0]  # accepted, then the snapshot fails
+    with pytest.raises(RuntimeError, match="the database is down"):
+        await failing.wait(DEADLINE)
+    assert len(list(joined.pages(group))) == 2
+    for page in pages[1:]:
+        await page.disconnect()
+    assert list(joined.pages(group)) == []
