@@ -82,6 +82,8 @@ CLOSE_BAD_ORIGIN: Final = 4403
 CLOSE_TOO_MANY_SOCKETS: Final = 4429
 #: Longer messages from a page are not even parsed: the page sends only pings.
 MAX_CLIENT_MESSAGE_CHARS: Final = 4096
+#: Pushes a page's queue holds before its deltas are thinned (see ``take``).
+MAX_QUEUED_PUSHES: Final = 1000
 #: The group messages this consumer forwards (``relaybridge.run.delta`` and the like).
 GROUP_MESSAGE_PREFIX: Final = "relaybridge."
 
@@ -191,6 +193,23 @@ def _active_status(
         run_id=run_id, thread_key=thread_key, status__in=ACTIVE_STATUSES
     ).first()
     return None if run is None else streams.status_event(run, text, seq)
+
+
+def _thinned(queued: deque[page_fanout.Push]) -> deque[page_fanout.Push]:
+    """``queued`` with only the last delta of each run. A page stuck behind a slow
+    query must not hold a fast answer's every token: the delta kept does not follow
+    the last one the page was sent, so it gets the run's whole text so far from the
+    buffer in its place (``_catch_up``), and nothing is lost."""
+    last: dict[str, int] = {}
+    for index, push in enumerate(queued):
+        if push.message.get("type") == "relaybridge.run.delta":
+            last[push.message["event"]["run"]] = index
+    return deque(
+        push
+        for index, push in enumerate(queued)
+        if push.message.get("type") != "relaybridge.run.delta"
+        or last[push.message["event"]["run"]] == index
+    )
 
 
 class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
@@ -353,6 +372,8 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         """Send ``push`` at once if nothing needs asking first, else queue it."""
         if self.queued is not None:
             self.queued.append(push)  # behind what waits, or the snapshot
+            if len(self.queued) > MAX_QUEUED_PUSHES:
+                self.queued = _thinned(self.queued)
             return
         message = push.message
         kind = message.get("type")

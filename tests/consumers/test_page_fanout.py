@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from django.contrib.auth import get_user_model
 from project.tasks.models import Task
 from relaybridge import page_fanout, streams
 from relaybridge.adapters import get_adapter
-from relaybridge.consumers import ThreadStreamConsumer
+from relaybridge.consumers import MAX_QUEUED_PUSHES, ThreadStreamConsumer
 from relaybridge.models import AgentRun
 from tests.stacks import stream_layer
 
@@ -334,3 +335,48 @@ async def test_the_sockets_of_a_thread_share_one_membership_and_leave_it_however
     for page in pages[1:]:
         await page.disconnect()
     assert list(joined.pages(group)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_stuck_behind_a_long_queue_keeps_each_runs_last_delta_and_loses_no_text(
+    embedded: None,
+) -> None:
+    viewer = get_user_model().objects.create_user("viewer")
+    task = Task.objects.create(title="A fast answer")
+    run = create_run(task, AgentRun.Status.STREAMING)
+    run_id = str(run.run_id)
+    tokens = MAX_QUEUED_PUSHES + 500
+    whole = "".join(f"t{seq} " for seq in range(1, tokens + 1))
+    status = streams.status_event(run)
+    pushes = [page_fanout.Push(dict(streams.group_message(status)))] + [
+        page_fanout.Push(dict(streams.group_message(streams.delta_event(run_id, seq, f"t{seq} "))))
+        for seq in range(1, tokens + 1)
+    ]
+
+    async def scenario() -> None:
+        await streams.get_stream_buffer().replace(run_id, whole, tokens)
+        page, sent = page_of(task, viewer)
+        page.queued = deque()  # as while its snapshot is read
+        for push in pushes:
+            await page.take(push)
+        assert page.queued is not None and len(page.queued) <= MAX_QUEUED_PUSHES
+        kinds = [push.message["type"] for push in page.queued]
+        assert kinds[0] == "relaybridge.run.status"  # what is not a delta is kept
+        assert page.queued[-1] is pushes[-1]  # and the run's last delta
+        page.runs[run_id] = 0  # the snapshot had the run with no text yet
+        page._work_through_queue()
+        assert page.queue_task is not None
+        async with asyncio.timeout(DEADLINE):
+            await page.queue_task
+        # The page's text ends whole: the deltas it sent and the text it was sent in
+        # place of the one that did not follow.
+        text, seq = "", 0
+        for message in sent:
+            if message["type"] == "run.delta" and message["seq"] == seq + 1:
+                text, seq = text + message["text"], message["seq"]
+            elif message["type"] == "run.status" and message.get("seq", 0) >= seq:
+                text, seq = message.get("text", text), message.get("seq", seq)
+        assert (text, seq) == (whole, tokens)
+        assert page.runs[run_id] == tokens
+
+    async_to_sync(scenario)()
