@@ -25,7 +25,9 @@ arrives on the socket afterwards, or both; "both" is dropped here by sequence
 number, so each delta reaches the page exactly once. A delta that does not follow
 the last one the socket sent (the buffer was being written back after Redis lost it
 when the snapshot was read, or a push was lost) is not sent on its own, as if it
-followed: the page gets the run's whole text so far from the buffer instead.
+followed: the page gets the run's whole text so far from the buffer instead. The same
+keeps a page stuck behind a slow query in bounds: past ``MAX_QUEUED_PUSHES`` waiting
+pushes, only each run's last delta is kept.
 
 No frame to the page is larger than a safe fraction of Daphne's 1 MiB limit: a
 snapshot or status whose text is long is sent as the message and its ``run.text``
