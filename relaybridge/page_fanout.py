@@ -119,9 +119,19 @@ class Listeners:
             logger.exception("could not listen to %s for this process's pages", group)
             return
         listener.ready.set_result(channel)
+        renewing = asyncio.create_task(self._renew(group, channel))
         try:
             while True:
-                push = Push(await self.layer.receive(channel))
+                try:
+                    message = await self.layer.receive(channel)
+                except Exception:
+                    # Redis gone for a moment: the pages stay, and so does the listening.
+                    logger.exception(
+                        "could not receive %s's pushes; trying again in %s s", group, RETRY_SECONDS
+                    )
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                push = Push(message)
                 for page in tuple(listener.pages):
                     try:
                         await page.take(push)
@@ -129,8 +139,35 @@ class Listeners:
                         # One broken page must not keep the message from the others.
                         logger.exception("a page of %s could not take a pushed message", group)
         finally:
+            renewing.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.layer.group_discard(group, channel))
+
+    async def _renew(self, group: str, channel: str) -> None:
+        """Join the group again now and then: a layer forgets a member after its
+        ``group_expiry`` (a day in channels_redis and the in-memory layer), and a
+        popular thread has a page open in this process for longer than that."""
+        every = renew_interval(self.layer)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.layer.group_add(group, channel)
+            except Exception:
+                logger.exception("could not renew this process's membership of %s", group)
+
+
+#: After a failed receive, the listener tries again this many seconds later.
+RETRY_SECONDS = 1.0
+#: The longest time between two renewals of a membership.
+RENEW_SECONDS = 3600.0
+
+
+def renew_interval(layer: Any) -> float:
+    """Seconds between renewals: an hour, or a quarter of a shorter ``group_expiry``."""
+    expiry = getattr(layer, "group_expiry", None)
+    if isinstance(expiry, int | float) and expiry > 0:
+        return min(RENEW_SECONDS, expiry / 4)
+    return RENEW_SECONDS
 
 
 #: Per event loop and layer object: Daphne runs one loop per process.

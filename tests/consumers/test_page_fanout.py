@@ -229,6 +229,59 @@ def test_a_failed_membership_fails_the_joins_waiting_and_a_later_join_tries_agai
     )
 
 
+def test_a_membership_outlives_the_layers_group_expiry() -> None:
+    # A layer forgets a group's members after group_expiry (a day by default); a
+    # thread with a page always open here must not stop hearing its pushes.
+    async def scenario() -> None:
+        layer = InMemoryChannelLayer(group_expiry=1)
+        assert page_fanout.renew_interval(layer) == 0.25
+        joined = page_fanout.listeners(layer)
+        page = RecordingPage()
+        await joined.join("relaybridge.thread.t6", page)
+        # Past the expiry, several times over: the membership was renewed meanwhile.
+        await asyncio.sleep(2.5)
+        await layer.group_send("relaybridge.thread.t6", message(4))
+        assert await page.wait_for(1) == [message(4)]
+        joined.leave("relaybridge.thread.t6", page)
+
+    async_to_sync(scenario)()
+
+
+class FailingOnceLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """An in-memory layer whose first receive fails, as a dropped Redis connection does."""
+
+    failures = 1
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the connection to the layer dropped")
+        message: dict[str, Any] = await super().receive(channel)
+        return message
+
+
+def test_a_failed_receive_is_logged_and_the_pages_keep_listening(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(page_fanout, "RETRY_SECONDS", 0.01)
+
+    async def scenario() -> None:
+        layer = FailingOnceLayer()
+        joined = page_fanout.listeners(layer)
+        page = RecordingPage()
+        await joined.join("relaybridge.thread.t7", page)
+        await layer.group_send("relaybridge.thread.t7", message(5))
+        assert await page.wait_for(1) == [message(5)]
+        assert layer.failures == 0
+        joined.leave("relaybridge.thread.t7", page)
+
+    with caplog.at_level(logging.ERROR, logger="relaybridge"):
+        async_to_sync(scenario)()
+    assert any(
+        "could not receive relaybridge.thread.t7's pushes" in r.getMessage() for r in caplog.records
+    )
+
+
 # -- the consumer's side: what it sends at once, and what waits in its own queue ----------
 
 
