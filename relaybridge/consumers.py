@@ -201,7 +201,8 @@ def _thinned(queued: deque[page_fanout.Push]) -> deque[page_fanout.Push]:
     """``queued`` with only the last delta of each run. A page stuck behind a slow
     query must not hold a fast answer's every token: the delta kept does not follow
     the last one the page was sent, so it gets the run's whole text so far from the
-    buffer in its place (``_catch_up``), and nothing is lost."""
+    buffer in its place (``_catch_up``). Only if the buffer cannot be read either does
+    the page show a gap in the text, until the run's reply replaces it."""
     last: dict[str, int] = {}
     for index, push in enumerate(queued):
         if push.message.get("type") == "relaybridge.run.delta":
@@ -422,9 +423,13 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await super().__call__(scope, receive, send)
         finally:
             # However the socket ends (a connect or a handler that raised too), the
-            # process's listener must stop handing it the thread's pushes.
-            if self.group:
-                self._stop_taking(self.group)
+            # process's listener must stop handing it the thread's pushes, and the
+            # person's socket slot must be freed rather than renewed by a dead socket.
+            watch = getattr(self, "watch", None)
+            if watch is not None:
+                watch.cancel()
+            with contextlib.suppress(Exception):
+                await self._leave()  # stops the taking first; a no-op after a disconnect
 
     async def disconnect(self, code: int) -> None:
         watch = getattr(self, "watch", None)

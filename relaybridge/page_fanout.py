@@ -79,6 +79,7 @@ class Listeners:
         if listener is None:
             listener = self._groups[group] = _Listener()
             listener.task = asyncio.create_task(self._listen(group, listener))
+            listener.task.add_done_callback(lambda _task: self._forget(group, listener))
         listener.pages[page] = None
         try:
             # Shielded: a page whose connect is cancelled must not cancel the
@@ -103,14 +104,26 @@ class Listeners:
             listener.task.cancel()  # its own finally leaves the group
         return listener.task
 
+    def _forget(self, group: str, listener: _Listener) -> None:
+        # However the listening ended, a page joining later must start it anew
+        # rather than wait on one that hears nothing.
+        if self._groups.get(group) is listener:
+            del self._groups[group]
+
     async def _listen(self, group: str, listener: _Listener) -> None:
+        channel = ""
         try:
             channel = await self.layer.new_channel()
             await self.layer.group_add(group, channel)
-        except asyncio.CancelledError:
-            listener.ready.cancel()
-            raise
-        except Exception as error:
+        except BaseException as error:
+            if channel:
+                # The Pub/Sub layer counts the channel a member before it subscribes:
+                # left there, it would gather every later push of the thread.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.layer.group_discard(group, channel))
+            if not isinstance(error, Exception):  # cancelled
+                listener.ready.cancel()
+                raise
             # Every page waiting to join learns why (its connect fails, as it would
             # have without the listener); a later page tries again.
             if self._groups.get(group) is listener:
@@ -133,6 +146,8 @@ class Listeners:
                     continue
                 push = Push(message)
                 for page in tuple(listener.pages):
+                    if page not in listener.pages:
+                        continue  # left while an earlier page took the push
                     try:
                         await page.take(push)
                     except Exception:

@@ -74,6 +74,13 @@ def make_layer(request: Any, redis_url: str) -> Callable[[], BaseChannelLayer]:
     return layers(redis_url)[request.param]
 
 
+async def ended(task: asyncio.Task[None] | None) -> None:
+    """Wait for the listening a last page's leave ended (its group left on the layer)."""
+    assert task is not None
+    async with asyncio.timeout(DEADLINE):
+        await asyncio.wait([task])
+
+
 def message(n: int) -> dict[str, Any]:
     return {"type": "relaybridge.run.error", "event": {"type": "run.error", "n": n}}
 
@@ -105,8 +112,7 @@ def test_every_page_gets_each_push_once_in_order_from_one_membership(
             assert len({id(page.pushes[n]) for page in pages}) == 1
         assert pages[0].pushes[2].text == '{"type": "run.error", "n": 2}'
         assert page_fanout.listeners(layer) is joined
-        for page in pages:
-            joined.leave("relaybridge.thread.t1", page)
+        await ended([joined.leave("relaybridge.thread.t1", page) for page in pages][-1])
         await close(layer)
 
     async_to_sync(scenario)()
@@ -126,8 +132,9 @@ def test_a_page_that_raises_does_not_keep_the_push_from_the_others(
         assert await last.wait_for(2) == [message(1), message(2)]
         assert await first.wait_for(2) == [message(1), message(2)]
         assert await broken.wait_for(2) == [message(1), message(2)]
-        for page in (first, broken, last):
-            joined.leave("relaybridge.thread.t2", page)
+        await ended(
+            [joined.leave("relaybridge.thread.t2", page) for page in (first, broken, last)][-1]
+        )
         await close(layer)
 
     with caplog.at_level(logging.ERROR, logger="relaybridge"):
@@ -149,8 +156,7 @@ def test_pages_joining_together_all_wait_for_the_membership_and_share_it(
         await layer.group_send("relaybridge.thread.t3", message(7))
         assert [await page.wait_for(1) for page in pages] == [[message(7)]] * 4
         assert list(joined.pages("relaybridge.thread.t3")) == pages
-        for page in pages:
-            joined.leave("relaybridge.thread.t3", page)
+        await ended([joined.leave("relaybridge.thread.t3", page) for page in pages][-1])
         await close(layer)
 
     async_to_sync(scenario)()
@@ -183,7 +189,7 @@ def test_the_last_page_to_leave_ends_the_membership_and_a_new_page_starts_anew(
         assert await third.wait_for(1) == [message(9)]
         # Nothing pushed after they left reached the pages that left.
         assert first.pushes == [] and second.pushes == []
-        joined.leave("relaybridge.thread.t4", third)
+        await ended(joined.leave("relaybridge.thread.t4", third))
         await close(layer)
 
     async_to_sync(scenario)()
@@ -220,13 +226,44 @@ def test_a_failed_membership_fails_the_joins_waiting_and_a_later_join_tries_agai
         await layer.group_send("relaybridge.thread.t5", message(3))
         assert await later.wait_for(1) == [message(3)]
         assert early.pushes == [] and also_early.pushes == []
-        joined.leave("relaybridge.thread.t5", later)
+        await ended(joined.leave("relaybridge.thread.t5", later))
 
     with caplog.at_level(logging.ERROR, logger="relaybridge"):
         async_to_sync(scenario)()
     assert any(
         "could not listen to relaybridge.thread.t5" in r.getMessage() for r in caplog.records
     )
+
+
+class AddsThenFailsLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """Counts the channel a member, then fails to subscribe, as the Pub/Sub layer
+    does when Redis drops the connection mid-join."""
+
+    failures = 1
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await super().group_add(group, channel)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("could not subscribe")
+
+
+def test_a_membership_half_made_is_undone_so_it_gathers_no_pushes() -> None:
+    async def scenario() -> None:
+        layer = AddsThenFailsLayer()
+        joined = page_fanout.listeners(layer)
+        with pytest.raises(ConnectionError):
+            await joined.join("relaybridge.thread.t8", RecordingPage())
+        assert layer.groups.get("relaybridge.thread.t8", {}) == {}
+        page = RecordingPage()
+        await joined.join("relaybridge.thread.t8", page)
+        assert len(layer.groups["relaybridge.thread.t8"]) == 1
+        await layer.group_send("relaybridge.thread.t8", message(8))
+        assert await page.wait_for(1) == [message(8)]
+        await ended(joined.leave("relaybridge.thread.t8", page))
+        assert layer.groups.get("relaybridge.thread.t8", {}) == {}
+
+    async_to_sync(scenario)()
 
 
 def test_a_membership_outlives_the_layers_group_expiry() -> None:
@@ -242,7 +279,7 @@ def test_a_membership_outlives_the_layers_group_expiry() -> None:
         await asyncio.sleep(2.5)
         await layer.group_send("relaybridge.thread.t6", message(4))
         assert await page.wait_for(1) == [message(4)]
-        joined.leave("relaybridge.thread.t6", page)
+        await ended(joined.leave("relaybridge.thread.t6", page))
 
     async_to_sync(scenario)()
 
@@ -273,7 +310,7 @@ def test_a_failed_receive_is_logged_and_the_pages_keep_listening(
         await layer.group_send("relaybridge.thread.t7", message(5))
         assert await page.wait_for(1) == [message(5)]
         assert layer.failures == 0
-        joined.leave("relaybridge.thread.t7", page)
+        await ended(joined.leave("relaybridge.thread.t7", page))
 
     with caplog.at_level(logging.ERROR, logger="relaybridge"):
         async_to_sync(scenario)()
