@@ -382,10 +382,10 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         kind = message.get("type")
         if kind == "relaybridge.run.delta":
             event = message["event"]
-            last = self.runs.get(event["run"], -1)
-            if last is None or (last >= 0 and event["seq"] <= last):
-                return  # stopped (Relay cannot cancel, tokens keep coming) or already sent
-            if last >= 0 and event["seq"] == last + 1:
+            follows = self._delta_follows(event)
+            if follows is False:
+                return
+            if follows:
                 self.runs[event["run"]] = event["seq"]
                 await self.send(text_data=push.text)
                 return
@@ -394,6 +394,17 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         self.queued = deque([push])
         self._work_through_queue()
+
+    def _delta_follows(self, event: streams.RunDeltaMessage) -> bool | None:
+        """True if ``event`` is the next delta of a run this socket knows; False if it
+        is to be dropped (the run stopped: Relay cannot cancel, tokens keep coming; or
+        already sent); None if something must be asked first (a run never seen, a gap)."""
+        last = self.runs.get(event["run"], -1)  # -1: never seen
+        if last is None or (last >= 0 and event["seq"] <= last):
+            return False
+        if last >= 0 and event["seq"] == last + 1:
+            return True
+        return None
 
     def _stop_taking(self, group: str) -> None:
         page_fanout.listeners(self.channel_layer).leave(group, self)
@@ -488,10 +499,10 @@ class ThreadStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             # A run that started, or ended, while this socket was not watching.
             active = await database_sync_to_async(_is_active)(run_id, self.thread_key)
             self.runs[run_id] = 0 if active else None
-        last = self.runs[run_id]
-        if last is None or event["seq"] <= last:
-            return  # stopped (Relay cannot cancel, tokens keep coming) or already sent
-        if event["seq"] > last + 1 and await self._catch_up(run_id, event["seq"]):
+        follows = self._delta_follows(event)
+        if follows is False:
+            return
+        if follows is None and await self._catch_up(run_id, event["seq"]):
             return
         self.runs[run_id] = event["seq"]
         await self.send_json(event)

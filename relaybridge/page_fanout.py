@@ -126,8 +126,7 @@ class Listeners:
                 raise
             # Every page waiting to join learns why (its connect fails, as it would
             # have without the listener); a later page tries again.
-            if self._groups.get(group) is listener:
-                del self._groups[group]
+            self._forget(group, listener)
             listener.ready.set_exception(error)
             logger.exception("could not listen to %s for this process's pages", group)
             return
