@@ -21,6 +21,7 @@ from project.asgi import application
 from project.tasks.models import Comment, Task
 from relaybridge import streams
 from relaybridge.adapters import _load_adapter, get_adapter
+from relaybridge.consumers import ThreadStreamConsumer
 from relaybridge.models import AgentRun
 from tests.stacks import eager_celery, stream_layer, use_embedded_default, use_redis_stack
 
@@ -130,3 +131,18 @@ async def received_before_marker(
     while (message := await communicator.receive_json_from(timeout=5)) != marker:
         received.append(message)
     return received
+
+
+def watching(task: Task, user: Any) -> tuple[ThreadStreamConsumer, list[dict[str, Any]]]:
+    """A socket's consumer watching ``task`` for ``user``, and what it sends."""
+    consumer = ThreadStreamConsumer()
+    consumer.runs, consumer.control = {}, {}
+    consumer.thread_key = get_adapter().thread_key(task)
+    consumer.scope = {"user": user}
+    sent: list[dict[str, Any]] = []
+
+    async def send_json(content: dict[str, Any], close: bool = False) -> None:
+        sent.append(content)
+
+    consumer.send_json = send_json
+    return consumer, sent

@@ -4,7 +4,6 @@ viewer may press Stop and Retry is answered for all of them from one query."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -14,28 +13,11 @@ from django.test.utils import CaptureQueriesContext
 
 from project.tasks.models import Task
 from relaybridge import streams
-from relaybridge.adapters import get_adapter
-from relaybridge.consumers import ThreadStreamConsumer
 from relaybridge.models import AgentRun
 
-from .conftest import create_run
+from .conftest import create_run, watching
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def watching(task: Task, user: Any) -> tuple[ThreadStreamConsumer, list[dict[str, Any]]]:
-    """A socket's consumer watching ``task`` for ``user``, and what it sends."""
-    consumer = ThreadStreamConsumer()
-    consumer.runs, consumer.control = {}, {}
-    consumer.thread_key = get_adapter().thread_key(task)
-    consumer.scope = {"user": user}
-    sent: list[dict[str, Any]] = []
-
-    async def send_json(content: dict[str, Any], close: bool = False) -> None:
-        sent.append(content)
-
-    consumer.send_json = send_json
-    return consumer, sent
 
 
 def test_pages_told_of_a_new_run_together_ask_whether_they_may_stop_it_in_one_query(

@@ -22,12 +22,11 @@ from django.contrib.auth import get_user_model
 
 from project.tasks.models import Task
 from relaybridge import page_fanout, streams
-from relaybridge.adapters import get_adapter
 from relaybridge.consumers import MAX_QUEUED_PUSHES, ThreadStreamConsumer
 from relaybridge.models import AgentRun
 from tests.stacks import stream_layer
 
-from .conftest import cookie_for, create_run, socket
+from .conftest import cookie_for, create_run, socket, watching
 
 DEADLINE = 5.0
 
@@ -323,35 +322,38 @@ def test_a_failed_receive_is_logged_and_the_pages_keep_listening(
 
 
 def page_of(task: Task, user: Any) -> tuple[ThreadStreamConsumer, list[dict[str, Any]]]:
-    """A consumer watching ``task`` that records what it sends (no socket)."""
-    consumer = ThreadStreamConsumer()
-    consumer.runs, consumer.control = {}, {}
+    """A consumer watching ``task`` that records what it sends, whether as JSON or as
+    text encoded once for every page (no socket)."""
+    consumer, sent = watching(task, user)
     consumer.queued, consumer.queue_task = None, None
-    consumer.thread_key = get_adapter().thread_key(task)
-    consumer.scope = {"user": user}
-    sent: list[dict[str, Any]] = []
-
-    async def send_json(content: dict[str, Any], close: bool = False) -> None:
-        sent.append(content)
 
     async def send(text_data: str | None = None, **kwargs: Any) -> None:
         sent.append(json.loads(text_data or "null"))
 
-    consumer.send_json = send_json
     consumer.send = send
     return consumer, sent
+
+
+def push_of(event: streams.BrowserMessage) -> page_fanout.Push:
+    """``event`` as the listener hands it to the pages."""
+    return page_fanout.Push(dict(streams.group_message(event)))
+
+
+def streaming_run(title: str) -> tuple[Any, Task, AgentRun]:
+    """A viewer, and a task of that title with a streaming run."""
+    viewer = get_user_model().objects.create_user("viewer")
+    task = Task.objects.create(title=title)
+    return viewer, task, create_run(task, AgentRun.Status.STREAMING)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_page_that_must_ask_the_database_first_holds_up_no_other_page(
     embedded: None,
 ) -> None:
-    viewer = get_user_model().objects.create_user("viewer")
-    task = Task.objects.create(title="Streaming")
-    run = create_run(task, AgentRun.Status.STREAMING)
+    viewer, task, run = streaming_run("Streaming")
     run_id = str(run.run_id)
     deltas = [streams.delta_event(run_id, seq, f"t{seq} ") for seq in (6, 7)]
-    pushes = [page_fanout.Push(dict(streams.group_message(delta))) for delta in deltas]
+    pushes = [push_of(delta) for delta in deltas]
 
     async def scenario() -> None:
         knows, knows_sent = page_of(task, viewer)
@@ -372,9 +374,7 @@ def test_a_page_that_must_ask_the_database_first_holds_up_no_other_page(
         # A delta already sent, and one of a run the page saw end, are dropped.
         await knows.take(pushes[0])
         knows.runs[run_id] = None
-        await knows.take(
-            page_fanout.Push(dict(streams.group_message(streams.delta_event(run_id, 8, "x"))))
-        )
+        await knows.take(push_of(streams.delta_event(run_id, 8, "x")))
         assert knows_sent == deltas
 
     async_to_sync(scenario)()
@@ -431,16 +431,13 @@ async def test_the_sockets_of_a_thread_share_one_membership_and_leave_it_however
 def test_a_page_stuck_behind_a_long_queue_keeps_each_runs_last_delta_and_loses_no_text(
     embedded: None,
 ) -> None:
-    viewer = get_user_model().objects.create_user("viewer")
-    task = Task.objects.create(title="A fast answer")
-    run = create_run(task, AgentRun.Status.STREAMING)
+    viewer, task, run = streaming_run("A fast answer")
     run_id = str(run.run_id)
     tokens = MAX_QUEUED_PUSHES + 500
     whole = "".join(f"t{seq} " for seq in range(1, tokens + 1))
     status = streams.status_event(run)
-    pushes = [page_fanout.Push(dict(streams.group_message(status)))] + [
-        page_fanout.Push(dict(streams.group_message(streams.delta_event(run_id, seq, f"t{seq} "))))
-        for seq in range(1, tokens + 1)
+    pushes = [push_of(status)] + [
+        push_of(streams.delta_event(run_id, seq, f"t{seq} ")) for seq in range(1, tokens + 1)
     ]
 
     async def scenario() -> None:
