@@ -252,17 +252,36 @@ class DefaultCommentAdapter(CommentAdapter):
         return f"{thread._meta.app_label}.{thread._meta.model_name}.{thread.pk}"
 
     def comment_thread_key(self, comment: Any) -> str:
+        parts = self._thread_key_parts(type(comment), relay_settings.THREAD_FIELD)
+        if parts is None:
+            return super().comment_thread_key(comment)
+        # The key from the foreign key's id: no query for the thread.
+        prefix, attname = parts
+        return f"{prefix}{getattr(comment, attname)}"
+
+    def _thread_key_parts(self, model: type[models.Model], name: str) -> tuple[str, str] | None:
+        """The thread key's prefix and the foreign key's attribute name, or None when
+        the key needs the thread itself; worked out once per comment model and field
+        (a page asks for every comment)."""
+        known: dict[tuple[type[models.Model], str], tuple[str, str] | None]
+        known = self.__dict__.setdefault("_thread_key_parts_known", {})
+        if (model, name) not in known:
+            known[(model, name)] = self._work_out_thread_key_parts(model, name)
+        return known[(model, name)]
+
+    def _work_out_thread_key_parts(
+        self, model: type[models.Model], name: str
+    ) -> tuple[str, str] | None:
         if (
             type(self).thread_for is not DefaultCommentAdapter.thread_for
             or type(self).thread_key is not DefaultCommentAdapter.thread_key
         ):
-            return super().comment_thread_key(comment)
-        field = self._field(type(comment), relay_settings.THREAD_FIELD)
+            return None
+        field = self._field(model, name)
         if not field.target_field.primary_key:
-            return super().comment_thread_key(comment)  # a to_field: the key needs the pk
-        # The key from the foreign key's id: no query for the thread.
+            return None  # a to_field: the key needs the pk
         meta = field.related_model._meta
-        return f"{meta.app_label}.{meta.model_name}.{getattr(comment, field.attname)}"
+        return f"{meta.app_label}.{meta.model_name}.", field.attname
 
     def thread_by_key(self, key: str) -> Any | None:
         model = self.thread_model()

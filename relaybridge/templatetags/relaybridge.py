@@ -61,7 +61,7 @@ from ..fragments import (
     run_view,
 )
 from ..models import AgentRun
-from ..page_cache import context_request, page_values, thread_runs
+from ..page_cache import ThreadRuns, context_request, page_values, thread_runs
 from ..rendered import StoredReplies, reply_html
 from ..rendering import render_agent_markdown
 from ..revisions import EDITED_CODE, ThreadRevisions, ask_again_offers
@@ -183,20 +183,34 @@ _PACKAGE_RUNS_TEMPLATE: Final = (
 _EMPTY_RUNS: Final = (
     '\n<div class="relaybridge-runs" data-relaybridge-comment-runs="{}">\n\n</div>\n\n'
 )
-_RUNS_TEMPLATE_KEY: Final = "relaybridge.runs_template"
+_RUNS_RENDER_KEY: Final = "relaybridge.runs_render"
 
 
-def _runs_template(context: Context) -> tuple[Any, bool]:
-    """``runs.html`` as this page's engine finds it, and whether it is the package's own
-    (looked up once per template render, as an inclusion tag does)."""
-    found: tuple[Any, bool] | None = context.render_context.get(_RUNS_TEMPLATE_KEY)
-    if found is None:
+class _RunsRender:
+    """What every ``{% relaybridge_runs %}`` of one template render shares, looked up
+    once: ``runs.html`` as the page's engine finds it, whether it is the package's own,
+    the adapter and the threads' runs (200 calls on a page of 200 comments)."""
+
+    def __init__(self, context: Context) -> None:
         engine = context.template.engine if context.template is not None else Engine.get_default()
-        loaded = engine.get_template(RUNS_TEMPLATE)
-        origin = getattr(getattr(loaded, "origin", None), "name", None)
-        stock = bool(origin) and Path(str(origin)).resolve() == _PACKAGE_RUNS_TEMPLATE
-        found = (loaded, stock)
-        context.render_context[_RUNS_TEMPLATE_KEY] = found
+        self.template = engine.get_template(RUNS_TEMPLATE)
+        origin = getattr(getattr(self.template, "origin", None), "name", None)
+        self.stock = bool(origin) and Path(str(origin)).resolve() == _PACKAGE_RUNS_TEMPLATE
+        self.adapter = get_adapter()
+        self._threads: dict[str, ThreadRuns] = {}
+
+    def thread(self, context: Context, comment: Any) -> ThreadRuns:
+        thread_key = self.adapter.comment_thread_key(comment)
+        found = self._threads.get(thread_key)
+        if found is None:
+            found = self._threads[thread_key] = thread_runs(context, thread_key)
+        return found
+
+
+def _runs_render(context: Context) -> _RunsRender:
+    found: _RunsRender | None = context.render_context.get(_RUNS_RENDER_KEY)
+    if found is None:
+        found = context.render_context[_RUNS_RENDER_KEY] = _RunsRender(context)
     return found
 
 
@@ -211,13 +225,14 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
     paying for 200 template renders. An overridden ``runs.html`` is always rendered.
     """
     comment_id = str(comment.pk)
+    shared = _runs_render(context)
     given = context.get(GIVEN_RUNS)
     offers: list[dict[str, str]] = []
     if given is not None and given[0] == comment_id:
         views = given[1]  # from relaybridge_reply, or none for a reply rendered live
         offers = context.get(GIVEN_OFFERS) or []
     else:
-        thread = thread_runs(context, get_adapter().comment_thread_key(comment))
+        thread = shared.thread(context, comment)
         views = []
         # Only a comment with runs has runs to show or an offer (which follows an edit of
         # an answered question): the others, most of a long thread's, skip the lookups.
@@ -225,8 +240,7 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
             with page_values(context):
                 views = [_view(context, run) for run in thread.by_comment.get(comment_id, ())]
                 offers = _offers(context, comment, thread.revisions)
-    loaded, stock = _runs_template(context)
-    if not views and not offers and stock:
+    if not views and not offers and shared.stock:
         # What format_html() makes of it, without its lazy-text checks (200 calls a page).
         return SafeString(_EMPTY_RUNS.format(html.escape(comment_id)))
     values = {
@@ -236,7 +250,7 @@ def relaybridge_runs(context: Context, comment: Any) -> SafeString:
         "offers": offers,
         "csrf_token": context.get("csrf_token"),
     }
-    rendered: SafeString = loaded.render(context.new(values))
+    rendered: SafeString = shared.template.render(context.new(values))
     return rendered
 
 

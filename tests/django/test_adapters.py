@@ -45,6 +45,31 @@ def test_default_adapter_answers_for_the_example_project(
     assert adapter.agent_display_name("klyve") == "Klyve"
 
 
+def test_comment_thread_key_comes_from_the_foreign_key_without_a_query(
+    make_comment: Callable[..., Comment], task: Task, django_assert_num_queries: Any
+) -> None:
+    comment = Comment.objects.get(pk=make_comment("hello").pk)  # its task not loaded
+    adapter = get_adapter()
+    with django_assert_num_queries(0):
+        assert adapter.comment_thread_key(comment) == f"tasks.task.{task.pk}"
+        assert adapter.comment_thread_key(comment) == f"tasks.task.{task.pk}"
+
+
+def test_comment_thread_key_follows_an_adapter_that_makes_its_own_thread_keys(
+    make_comment: Callable[..., Comment], task: Task
+) -> None:
+    class SluggedKeys(DefaultCommentAdapter):
+        def thread_key(self, thread: Any) -> str:
+            return f"tasks.task.slug-{thread.pk}"
+
+    comment = make_comment("hello")
+    default, slugged = DefaultCommentAdapter(), SluggedKeys()
+    # Asked in turn: what one adapter worked out for the comment model is not the other's.
+    for _ in range(2):
+        assert default.comment_thread_key(comment) == f"tasks.task.{task.pk}"
+        assert slugged.comment_thread_key(comment) == f"tasks.task.slug-{task.pk}"
+
+
 def test_thread_id_prefix_setting(task: Task, settings: Any) -> None:
     settings.RELAYBRIDGE_THREAD_ID_PREFIX = "ticket"
     assert get_adapter().thread_id(task) == f"ticket-{task.pk}"
