@@ -201,6 +201,8 @@ class _RunsRender:
 
     def thread(self, context: Context, comment: Any) -> ThreadRuns:
         thread_key = self.adapter.comment_thread_key(comment)
+        # Kept here as well as on the request (thread_runs): finding the request's copy
+        # again for each of 200 comments cost 8 % of these tags' time.
         found = self._threads.get(thread_key)
         if found is None:
             found = self._threads[thread_key] = thread_runs(context, thread_key)
