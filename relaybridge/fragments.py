@@ -57,6 +57,9 @@ RUN_TOKEN: Final = "{run}"
 #: A context variable with ``(comment id, run views)``: ``{% relaybridge_runs %}`` of
 #: that comment shows those runs instead of looking them up.
 GIVEN_RUNS: Final = "relaybridge_given_runs"
+#: A context variable with ``(reply comment id, its run)``: the reply's actions take
+#: that run instead of looking up the runs of the reply's whole thread.
+GIVEN_REPLY_RUN: Final = "relaybridge_given_reply_run"
 #: Where a status template puts the live countdown (the script fills it in).
 COUNTDOWN: Final = "{countdown}"
 _ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
@@ -243,7 +246,12 @@ def render_run(run: AgentRun, controls: bool = False) -> str:
 
 
 def reply_context(
-    comment: Any, *, live: bool = False, body_html: str | None = None, revisions: Any = None
+    comment: Any,
+    *,
+    live: bool = False,
+    body_html: str | None = None,
+    revisions: Any = None,
+    run: AgentRun | None = None,
 ) -> dict[str, Any]:
     """The context of ``relaybridge/reply.html`` for an agent's reply ``comment``.
 
@@ -252,9 +260,15 @@ def reply_context(
     ``body_html``: the reply's sanitized HTML when the caller has it; else its
     stored copy (:func:`relaybridge.rendered.reply_html`). ``revisions``: the page's
     :class:`relaybridge.revisions.ThreadRevisions` (else one query for the
-    reply's Regenerate button and label).
+    reply's Regenerate button and label). ``run``: the run that saved the reply,
+    when the caller has it: its buttons, label and votes then come from that run,
+    not from the runs of the whole thread (which a live reply would otherwise load
+    for every reply saved, however long the thread).
     """
-    from .revisions import reply_revision
+    from .revisions import ThreadRevisions, reply_revision
+
+    if run is not None and revisions is None:
+        revisions = ThreadRevisions(run.thread_key, [run])
 
     if body_html is None:
         body_html = reply_html(comment)
@@ -270,11 +284,14 @@ def reply_context(
         "body_html": mark_safe(body_html),
         "created": getattr(comment, created_field, None) if created_field else None,
         **({GIVEN_RUNS: (str(comment.pk), [])} if live else {}),
+        **({GIVEN_REPLY_RUN: (str(comment.pk), run)} if run is not None else {}),
         # "Regenerate" (``regenerate_url``) and "Regenerated answer" (``regenerated``).
         **reply_revision(comment, revisions),
     }
 
 
-def render_reply(comment: Any, body_html: str | None = None) -> str:
-    """``relaybridge/reply.html`` for ``comment``, as ``run.reply`` carries it."""
-    return render_to_string(REPLY_TEMPLATE, reply_context(comment, live=True, body_html=body_html))
+def render_reply(comment: Any, body_html: str | None = None, run: AgentRun | None = None) -> str:
+    """``relaybridge/reply.html`` for ``comment``, as ``run.reply`` carries it;
+    ``run``: the run that saved it (see :func:`reply_context`)."""
+    context = reply_context(comment, live=True, body_html=body_html, run=run)
+    return render_to_string(REPLY_TEMPLATE, context)

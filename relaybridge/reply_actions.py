@@ -27,9 +27,10 @@ from django.urls import NoReverseMatch, reverse
 from .adapters import get_adapter
 from .agents import known_agent_ids
 from .feedback import counts, votes_of
+from .fragments import GIVEN_REPLY_RUN
 from .mentions import is_valid_agent_id
 from .models import FEEDBACK_NOTE_MAX_CHARS, AgentRun
-from .page_cache import ThreadRuns, context_request, page_dict, page_values, thread_runs
+from .page_cache import context_request, page_dict, page_values, thread_runs
 
 #: The query parameter the Reply link sets, and the comment form's default id.
 REPLY_TO_PARAM: Final = "reply_to"
@@ -66,9 +67,9 @@ def reply_prefill(request: HttpRequest | None) -> str:
 class _ThreadReplies:
     """One thread's replied runs, by reply comment, with their vote counts."""
 
-    def __init__(self, runs: ThreadRuns) -> None:
-        self.by_reply = runs.replied  # from the page's one query for the thread's runs
-        replied = list(self.by_reply.values())
+    def __init__(self, by_reply: dict[str, AgentRun]) -> None:
+        self.by_reply = by_reply
+        replied = list(by_reply.values())
         self.counts = counts([run.pk for run in replied]) if replied else {}
         self.mine: dict[int, str] | None = None
 
@@ -81,9 +82,20 @@ class _ThreadReplies:
 def _thread_replies(context: Context, thread_key: str) -> _ThreadReplies:
     cache = page_dict(context, _CACHE_KEY)
     if thread_key not in cache:
-        cache[thread_key] = _ThreadReplies(thread_runs(context, thread_key))
+        # From the page's one query for the thread's runs.
+        cache[thread_key] = _ThreadReplies(thread_runs(context, thread_key).replied)
     found: _ThreadReplies = cache[thread_key]
     return found
+
+
+def _given_reply(context: Context, comment: Any) -> _ThreadReplies | None:
+    """The reply's own run, when the renderer gave it (:data:`GIVEN_REPLY_RUN`)."""
+    given = context.get(GIVEN_REPLY_RUN)
+    if given is None or given[0] != str(comment.pk):
+        return None
+    run: AgentRun = given[1]
+    replied = run.status == AgentRun.Status.REPLIED and str(run.reply_comment_id) == given[0]
+    return _ThreadReplies({given[0]: run} if replied else {})
 
 
 def reply_actions_context(
@@ -97,7 +109,9 @@ def reply_actions_context(
 def _reply_actions(context: Context, comment: Any, form_id: str) -> dict[str, Any]:
     adapter = get_adapter()
     agent_id = adapter.is_agent_comment(comment) or getattr(comment, "relaybridge_agent_id", "")
-    replies = _thread_replies(context, adapter.comment_thread_key(comment))
+    replies = _given_reply(context, comment) or _thread_replies(
+        context, adapter.comment_thread_key(comment)
+    )
     run = replies.by_reply.get(str(comment.pk))
     if not agent_id and run is not None:
         agent_id = run.agent_id

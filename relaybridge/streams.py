@@ -60,7 +60,7 @@ from .fragments import (
 )
 from .fragments import writing_text as writing_line
 from .models import AgentRun
-from .rendered import reply_html
+from .rendered import StoredReplies, reply_html
 
 logger = logging.getLogger("relaybridge")
 
@@ -411,13 +411,16 @@ def reply_event(
 def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage:
     """``run.reply`` for the saved reply ``comment``: its body and its ``reply.html``."""
     name = get_adapter().agent_display_name(agent_id)
-    html = reply_html(comment)  # the copy stored when the reply was saved
+    # The run that saved it, once: it has the copy of the reply stored when it was
+    # saved, and the fragment's buttons and votes are worked out from it alone.
+    run = AgentRun.objects.defer("payload").filter(run_id=run_id).first()
+    html = reply_html(comment, StoredReplies([run]) if run is not None else None)
     return reply_event(
         run_id,
         comment.pk,
         html,
         agent_id,
-        fragment=_rendered(render_reply, comment, html),
+        fragment=_rendered(render_reply, comment, html, run),
         status_text=replied_text(name),
     )
 

@@ -11,7 +11,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models.signals import post_init
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from project.tasks.models import Comment, Task
@@ -265,3 +268,67 @@ def test_the_admin_lists_and_filters_votes(
     assert "clear" in ups and "too long" not in ups
     by_agent = admin_client.get(url, {"run__agent_id": "athena"})
     assert by_agent.status_code == 200
+
+
+# --- The live reply's actions ---------------------------------------------------------------
+
+
+def cost_of_live_reply(run: AgentRun) -> tuple[int, int, str]:
+    """What the relay worker reads to push ``run``'s saved reply: its queries, the runs
+    it loads, and the fragment."""
+    assert run.reply_comment_id is not None
+    reply = Comment.objects.get(pk=run.reply_comment_id)
+    loaded: list[AgentRun] = []
+
+    def count(sender: Any, instance: AgentRun, **kwargs: Any) -> None:
+        loaded.append(instance)
+
+    post_init.connect(count, sender=AgentRun)
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            message = streams.reply_event_for(str(run.run_id), reply, run.agent_id)
+    finally:
+        post_init.disconnect(count, sender=AgentRun)
+    return len(captured), len(loaded), message["fragment"]
+
+
+def test_a_live_reply_costs_the_same_queries_however_long_its_thread(user: Any, bob: Any) -> None:
+    """The worker pushes every reply it saves: the whole thread's runs and votes are not
+    read for it (they were, in a thread of a few hundred answers, most of each save)."""
+    short = Task.objects.create(title="short")
+    long = Task.objects.create(title="long")
+    for n in range(30):
+        earlier = answered(long, user, f"@athena question {n}")
+        feedback.record_vote(earlier, bob, "up")
+    queries, runs, short_fragment = cost_of_live_reply(answered(short, user))
+    assert cost_of_live_reply(answered(long, user, "@athena last"))[:2] == (queries, runs)
+    long_fragment = cost_of_live_reply(answered(long, user, "@athena again"))[2]
+    for fragment in (short_fragment, long_fragment):
+        assert re.search(r'data-relaybridge-feedback-count="up">0<', fragment)
+        assert "/regenerate/" in fragment and "Reply to Athena" in fragment
+
+
+def test_a_live_reply_shows_the_votes_its_run_already_has(task: Task, user: Any, bob: Any) -> None:
+    """Rendered from its own run, the fragment still counts what that run has: a vote cast
+    between the save and the push is not lost from it."""
+    run = answered(task, user)
+    feedback.record_vote(run, bob, "down")
+    fragment = cost_of_live_reply(run)[2]
+    assert f'data-relaybridge-feedback="{run.run_id}"' in fragment
+    assert re.search(r'data-relaybridge-feedback-count="up">0<', fragment)
+    assert re.search(r'data-relaybridge-feedback-count="down">1<', fragment)
+    # Pushed to every page: nobody's own vote is pressed in it.
+    assert 'aria-pressed="true"' not in fragment
+
+
+def test_a_live_reply_whose_run_is_gone_still_goes_out(task: Task, user: Any) -> None:
+    """Its run deleted (an admin's clean-up) between the save and the push: the reply
+    is rendered from its comment alone, without votes to offer."""
+    run = answered(task, user)
+    assert run.reply_comment_id is not None
+    reply = Comment.objects.get(pk=run.reply_comment_id)
+    AgentRun.objects.filter(pk=run.pk).delete()
+    message = streams.reply_event_for(str(run.run_id), reply, "athena")
+    assert message["html"].strip() == "<p>Hi.</p>"
+    assert "Reply to Athena" in message["fragment"]
+    assert "data-relaybridge-feedback=" not in message["fragment"]
