@@ -194,10 +194,12 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def start_celery(self, timeout: float = 30.0) -> ManagedProcess:
+    def start_celery(
+        self, timeout: float = 30.0, *, pool: str = "solo", concurrency: int = 1
+    ) -> ManagedProcess:
         """One Celery worker, waited for until it consumes from the broker."""
         cmd = [sys.executable, "-m", "celery", "-A", self.host.celery_app, "worker"]
-        cmd += ["--pool", "solo", "--concurrency", "1", "-l", "info"]
+        cmd += ["--pool", pool, "--concurrency", str(concurrency), "-l", "info"]
         cmd += ["-n", f"relaybridge-test-{uuid.uuid4().hex[:8]}@%h"]
         # Gossip, mingle and heartbeats only talk to other workers; there are none,
         # and mingle alone waits a second or two for their answers at start-up.

@@ -104,6 +104,24 @@ def test_a_mention_ends_with_exactly_one_reply_comment_by_the_agent(
     )
 
 
+def test_a_prefork_celery_worker_hands_runs_over_from_its_forked_children(
+    deployment: Deployment,
+) -> None:
+    """Celery's default pool forks its children: each hands its runs to the relay worker
+    on an event loop of its own (relaybridge.sync_sends), none waits for the sweep."""
+    deployment.start_emulator(token_delay_ms=5)
+    celery = deployment.start_celery(pool="prefork", concurrency=2)
+    deployment.start_relay_worker("--lock-ttl", str(LOCK_TTL))
+    mentions = deployment.mention(*[f"{ASK_ATHENA} ({n})" for n in range(6)])
+    runs = deployment.wait_until_ended(mentions, 30)
+    assert [run.status for run in runs] == ["replied"] * 6, [run.brief() for run in runs]
+    handed_over = celery.log_lines("relaybridge.dispatch_run[")
+    sent = [line for line in handed_over if "succeeded" in line and "'sent'" in line]
+    assert len(sent) == 6, celery.log_text()
+    assert all("ForkPoolWorker" in line for line in sent), celery.log_text()
+    assert not celery.log_lines("waits for the sweep"), celery.log_text()
+
+
 def test_each_connection_attempt_is_logged_once(deployment: Deployment) -> None:
     deployment.start_emulator()
     worker = deployment.start_relay_worker("--lock-ttl", str(LOCK_TTL))
