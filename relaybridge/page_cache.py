@@ -16,6 +16,7 @@ else on the render context (one template render).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -64,6 +65,15 @@ def _visible(run: AgentRun) -> bool:
     )
 
 
+def replied_by_reply(runs: Iterable[AgentRun]) -> dict[str, AgentRun]:
+    """The replied runs among ``runs``, by their reply comment's pk (as a string)."""
+    return {
+        str(run.reply_comment_id): run
+        for run in runs
+        if run.status == AgentRun.Status.REPLIED and run.reply_comment_id is not None
+    }
+
+
 class ThreadRuns:
     """One thread's runs, loaded once: the visible ones indexed by comment, the
     revisions the Regenerate buttons and "ask again" offers need, the replies'
@@ -84,11 +94,7 @@ class ThreadRuns:
         asked = [run for run in every if run.comment_id is not None]
         self.revisions = ThreadRevisions(thread_key, asked)
         self.replies = StoredReplies(every)
-        self.replied = {
-            str(run.reply_comment_id): run
-            for run in every
-            if run.status == AgentRun.Status.REPLIED and run.reply_comment_id is not None
-        }
+        self.replied = replied_by_reply(every)
 
 
 def thread_runs(context: Context, thread_key: str) -> ThreadRuns:

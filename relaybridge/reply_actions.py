@@ -30,7 +30,7 @@ from .feedback import counts, votes_of
 from .fragments import GIVEN_REPLY_RUN
 from .mentions import is_valid_agent_id
 from .models import FEEDBACK_NOTE_MAX_CHARS, AgentRun
-from .page_cache import context_request, page_dict, page_values, thread_runs
+from .page_cache import context_request, page_dict, page_values, replied_by_reply, thread_runs
 
 #: The query parameter the Reply link sets, and the comment form's default id.
 REPLY_TO_PARAM: Final = "reply_to"
@@ -93,9 +93,7 @@ def _given_reply(context: Context, comment: Any) -> _ThreadReplies | None:
     given = context.get(GIVEN_REPLY_RUN)
     if given is None or given[0] != str(comment.pk):
         return None
-    run: AgentRun = given[1]
-    replied = run.status == AgentRun.Status.REPLIED and str(run.reply_comment_id) == given[0]
-    return _ThreadReplies({given[0]: run} if replied else {})
+    return _ThreadReplies(replied_by_reply([given[1]]))
 
 
 def reply_actions_context(
