@@ -201,14 +201,28 @@ def run_for_event(event_id: str) -> AgentRun | None:
 def answering_runs() -> list[tuple[str, str]]:
     """(run id, event id) of the runs the ledger has accepted or streaming."""
     active = (AgentRun.Status.ACCEPTED, AgentRun.Status.STREAMING)
-    rows = AgentRun.objects.filter(status__in=active, event_id__isnull=False).values_list(
-        "run_id", "event_id"
+    rows = (
+        AgentRun.objects.filter(status__in=active, event_id__isnull=False)
+        .order_by("queued_at", "id")
+        .values_list("run_id", "event_id")
     )
     return [(str(run_id), str(event_id)) for run_id, event_id in rows[:SWEEP_BATCH]]
 
 
 def sending_run_ids() -> list[str]:
-    runs = AgentRun.objects.filter(status=AgentRun.Status.SENDING).exclude(payload={})
+    """Runs claimed and ready to go to Relay, oldest first.
+
+    Oldest first, not the model's newest-first ordering: the connection sends one
+    thread's runs in the order they are submitted, so a sweep that finds several
+    mentions of one thread (its hand-offs lost, or a worker starting on a backlog)
+    must submit them in the order they were posted, and a backlog longer than
+    :data:`SWEEP_BATCH` must not keep its oldest runs waiting behind newer ones.
+    """
+    runs = (
+        AgentRun.objects.filter(status=AgentRun.Status.SENDING)
+        .exclude(payload={})
+        .order_by("queued_at", "id")
+    )
     return [str(run_id) for run_id in runs.values_list("run_id", flat=True)[:SWEEP_BATCH]]
 
 
