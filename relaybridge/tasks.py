@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
 from celery import shared_task
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
 from django.db import connections
 
 from .conf import relay_settings
 from .services.dispatch import DISPATCH_TASK, prepare_dispatch
 from .services.runs import as_uuid
 from .streams import dispatch_message
+from .sync_sends import LayerMissing, send_from_sync
 
 logger = logging.getLogger("relaybridge")
 
@@ -57,14 +57,16 @@ def _drop_broken_connections() -> None:
 def hand_to_worker(run_id: str) -> bool:
     """Send the run id to the relay worker's intake channel; False if that failed.
 
-    Call it from sync code only (it blocks on the channel layer).
+    Call it from sync code only (it blocks on the channel layer). A process's
+    hand-offs share one Redis connection (:mod:`relaybridge.sync_sends`).
     """
-    layer = get_channel_layer()
-    if layer is None:
+    try:
+        send_from_sync(
+            DEFAULT_CHANNEL_LAYER, relay_settings.OUTBOUND_CHANNEL, dispatch_message(run_id)
+        )
+    except LayerMissing:
         logger.error("no channel layer is configured; run %s waits for the sweep", run_id)
         return False
-    try:
-        async_to_sync(layer.send)(relay_settings.OUTBOUND_CHANNEL, dispatch_message(run_id))
     except Exception:
         logger.exception("the channel layer refused run %s; it waits for the sweep", run_id)
         return False

@@ -106,7 +106,7 @@ def test_a_refused_layer_send_leaves_the_run_for_the_sweep(
         async def send(self, channel: str, message: dict[str, Any]) -> None:
             raise RuntimeError("channel full")
 
-    monkeypatch.setattr("relaybridge.tasks.get_channel_layer", lambda: FullLayer())
+    monkeypatch.setattr("relaybridge.sync_sends.get_channel_layer", lambda alias: FullLayer())
     run = queued_run(make_comment)
     assert dispatch_run(str(run.run_id)) == "pending"
     run.refresh_from_db()
@@ -114,7 +114,7 @@ def test_a_refused_layer_send_leaves_the_run_for_the_sweep(
     assert list(services.runs_to_sweep()) == [run]
     assert "waits for the sweep" in caplog.text
 
-    monkeypatch.setattr("relaybridge.tasks.get_channel_layer", lambda: None)
+    monkeypatch.setattr("relaybridge.sync_sends.get_channel_layer", lambda alias: None)
     other = queued_run(lambda body: make_comment(body.replace("athena", "klyve")))
     assert dispatch_run(str(other.run_id)) == "pending"
 

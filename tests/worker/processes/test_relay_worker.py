@@ -107,8 +107,8 @@ def test_a_mention_ends_with_exactly_one_reply_comment_by_the_agent(
 def test_a_prefork_celery_worker_hands_runs_over_from_its_forked_children(
     deployment: Deployment,
 ) -> None:
-    """Celery's default pool forks its children: each hands its runs to the relay worker,
-    none waiting for the sweep."""
+    """Celery's default pool forks its children: each hands its runs to the relay worker
+    on an event loop of its own (relaybridge.sync_sends), none waits for the sweep."""
     deployment.start_emulator(token_delay_ms=5)
     celery = deployment.start_celery(pool="prefork", concurrency=2)
     deployment.start_relay_worker("--lock-ttl", str(LOCK_TTL))
