@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 from django.core.cache import caches
 
 from .conf import redact, relay_settings
-from .page_memo import remembered
+from .page_memo import forget, remembered
 
 
 class AgentInfo(TypedDict):
@@ -98,12 +98,16 @@ def name_with_id(name: str, agent_id: str) -> str:
     return f"{name} (@{agent_id})"
 
 
+#: The directory's key in a page's (or a worker trip's) memo (:mod:`relaybridge.page_memo`).
+DIRECTORY_MEMO_KEY = "agent_directory"
+
+
 def get_directory() -> AgentDirectory | None:
     """The cached discovery result, or None when discovery has not run yet.
 
     Read once per page while relaybridge's tags draw one (:mod:`relaybridge.page_memo`).
     """
-    return remembered("agent_directory", _read_directory)
+    return remembered(DIRECTORY_MEMO_KEY, _read_directory)
 
 
 def _read_directory() -> AgentDirectory | None:
@@ -128,6 +132,7 @@ def store_directory(
     )
     # No expiry: the list is valid until the next discovery replaces it.
     _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
+    forget(DIRECTORY_MEMO_KEY)
     return directory
 
 
@@ -143,6 +148,7 @@ def mark_unavailable(agent_id: str) -> bool:
             found = True
     if found:
         _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
+        forget(DIRECTORY_MEMO_KEY)
     return found
 
 

@@ -37,6 +37,7 @@ from django.utils import timezone
 from .. import services, streams
 from ..batching import RoundTrips
 from ..models import AgentRun
+from ..page_memo import page_memo
 from ..protocol import ErrorCode
 
 logger = logging.getLogger("relaybridge.worker")
@@ -82,14 +83,23 @@ def _executor() -> ThreadPoolExecutor | None:
 
 
 def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """``sync_to_async(func)`` that honours a cancellation requested during the call."""
+    """``sync_to_async(func)`` that honours a cancellation requested during the call.
+
+    Within one call, values that cannot change meanwhile (the agent directory, from
+    the cache) are read once however often the call needs them
+    (:mod:`relaybridge.page_memo`): the thread is the worker's narrowest path.
+    """
+
+    def memoized(*args: P.args, **kwargs: P.kwargs) -> R:
+        with page_memo({}):
+            return func(*args, **kwargs)
 
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         executor = _executor()
         if executor is None:
-            call = sync_to_async(func)
+            call = sync_to_async(memoized)
         else:
-            call = sync_to_async(func, thread_sensitive=False, executor=executor)
+            call = sync_to_async(memoized, thread_sensitive=False, executor=executor)
         result = await call(*args, **kwargs)
         task = asyncio.current_task()
         if task is not None and task.cancelling():
