@@ -5,7 +5,7 @@ run's Retry/Stop URLs once per run: each agent name was a cache round trip plus
 the parsing of the whole agent directory, each URL a ``reverse()``. Within
 :func:`page_memo` -- which the tags enter with one dict per page (see
 :mod:`relaybridge.page_cache`), and the relay worker with one dict per trip to
-its database thread (a saved reply names its agent five times) -- :func:`remembered`
+its database thread (saving a reply read the directory four times) -- :func:`remembered`
 computes each value once and hands it out again; outside it (views) it computes
 every time.
 
