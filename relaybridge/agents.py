@@ -130,9 +130,7 @@ def store_directory(
     directory = AgentDirectory(
         fetched_at=time.time() if fetched_at is None else fetched_at, agents=infos
     )
-    # No expiry: the list is valid until the next discovery replaces it.
-    _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
-    forget(DIRECTORY_MEMO_KEY)
+    _write_directory(directory)
     return directory
 
 
@@ -147,9 +145,15 @@ def mark_unavailable(agent_id: str) -> bool:
             info["unavailable"] = True
             found = True
     if found:
-        _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
-        forget(DIRECTORY_MEMO_KEY)
+        _write_directory(directory)
     return found
+
+
+def _write_directory(directory: AgentDirectory) -> None:
+    """Store the directory; a memo in force (a page, a worker trip) reads it again."""
+    # No expiry: the list is valid until the next discovery replaces it.
+    _cache().set(relay_settings.AGENTS_CACHE_KEY, directory, None)
+    forget(DIRECTORY_MEMO_KEY)
 
 
 def known_agent_ids() -> list[str]:
