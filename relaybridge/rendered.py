@@ -29,12 +29,13 @@ class StoredReply(NamedTuple):
     digest: str
 
 
-def store_reply_html(run_pk: int, comment: Any) -> str:
-    """Render the reply ``comment`` saved by run ``run_pk`` and keep the HTML on the run."""
+def store_reply_html(run_pk: int, comment: Any) -> tuple[str, str]:
+    """Render the reply ``comment`` saved by run ``run_pk`` and keep the HTML on the
+    run; the HTML and the digest of the text it was made from."""
     text = get_adapter().text(comment)
-    html = render_agent_markdown(text)
-    AgentRun.objects.filter(pk=run_pk).update(reply_html=html, reply_digest=render_digest(text))
-    return html
+    html, digest = render_agent_markdown(text), render_digest(text)
+    AgentRun.objects.filter(pk=run_pk).update(reply_html=html, reply_digest=digest)
+    return html, digest
 
 
 class StoredReplies:

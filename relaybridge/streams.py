@@ -408,18 +408,17 @@ def reply_event(
     }
 
 
-def reply_event_for(run_id: str, comment: Any, agent_id: str) -> RunReplyMessage:
-    """``run.reply`` for the saved reply ``comment``: its body and its ``reply.html``."""
-    name = get_adapter().agent_display_name(agent_id)
-    # The run that saved it, once: it has the copy of the reply stored when it was
-    # saved, and the fragment's buttons and votes are worked out from it alone.
-    run = AgentRun.objects.defer("payload").filter(run_id=run_id).first()
-    html = reply_html(comment, StoredReplies([run]) if run is not None else None)
+def reply_event_for(run: AgentRun, comment: Any) -> RunReplyMessage:
+    """``run.reply`` for the reply ``comment`` that ``run`` has just saved: its body and
+    its ``reply.html``. ``run`` is as saved (:func:`~relaybridge.services.record_reply_and_run`):
+    it has the reply's stored HTML, and the fragment's buttons come from it alone."""
+    name = get_adapter().agent_display_name(run.agent_id)
+    html = reply_html(comment, StoredReplies([run]))
     return reply_event(
-        run_id,
+        str(run.run_id),
         comment.pk,
         html,
-        agent_id,
+        run.agent_id,
         fragment=_rendered(render_reply, comment, html, run),
         status_text=replied_text(name),
     )

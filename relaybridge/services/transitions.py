@@ -289,6 +289,19 @@ def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None =
     redelivery or a second worker finds the run ``replied`` and creates nothing,
     and a failure saving the comment leaves the run as it was.
     """
+    saved = record_reply_and_run(run_id, text, metadata)
+    return None if saved is None else saved[1]
+
+
+def record_reply_and_run(
+    run_id: RunRef, text: str, metadata: Mapping[str, Any] | None = None
+) -> tuple[AgentRun, Any] | None:
+    """:func:`record_reply`, returning the run as saved with the reply comment.
+
+    The run is the row as it stands once the reply is kept (``replied``, its reply
+    comment and the reply's stored HTML), so that whoever announces the reply needs
+    no second read of it.
+    """
     now = timezone.now()
     with transaction.atomic():
         if not _transition(
@@ -314,10 +327,11 @@ def record_reply(run_id: RunRef, text: str, metadata: Mapping[str, Any] | None =
         finally:
             reply_in_progress.reset(token)
         AgentRun.objects.filter(pk=run.pk).update(reply_comment=reply)
+        run.reply_comment = reply
     # Rendered once, here, for every page that will show it (outside the
     # transaction: a copy lost to a crash is made again on the next view).
-    store_reply_html(run.pk, reply)
-    return reply
+    run.reply_html, run.reply_digest = store_reply_html(run.pk, reply)
+    return run, reply
 
 
 def record_error(

@@ -167,18 +167,18 @@ def accepted_status(run_id: str, event_id: str, seq: int) -> streams.RunStatusMe
     return fresh_status(run_id, seq) if services.mark_accepted(run_id, event_id) else None
 
 
-def saved_reply(
-    run_id: str, text: str, metadata: dict[str, Any], agent_id: str
-) -> streams.RunReplyMessage | None:
+def saved_reply(run_id: str, text: str, metadata: dict[str, Any]) -> streams.RunReplyMessage | None:
     """Save the reply and render it for the page, in one trip to the thread.
 
     The ``run.reply`` message, or ``None`` when the run's reply was saved before.
-    It is made from the comment as saved (tokens blanked, see record_reply).
+    It is made from the comment and the run as saved (tokens blanked, see
+    record_reply), without reading either again.
     """
-    comment = services.record_reply(run_id, text, metadata)
-    if comment is None:
+    saved = services.record_reply_and_run(run_id, text, metadata)
+    if saved is None:
         return None
-    return streams.reply_event_for(run_id, comment, agent_id)
+    run, comment = saved
+    return streams.reply_event_for(run, comment)
 
 
 def fresh_status(run_id: str, seq: int) -> streams.RunStatusMessage | None:

@@ -343,7 +343,7 @@ class RunStream:
             "model": reply.metadata.model,
             "latency_ms": reply.metadata.latency_ms,
         }
-        saved = await in_thread(saved_reply)(self.run_id, reply.reply, metadata, facts.agent_id)
+        saved = await in_thread(saved_reply)(self.run_id, reply.reply, metadata)
         if saved is None:
             logger.info("run %s: reply already saved; this one is ignored", self.run_id)
         else:

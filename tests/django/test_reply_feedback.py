@@ -286,7 +286,7 @@ def cost_of_live_reply(run: AgentRun) -> tuple[int, int, str]:
     post_init.connect(count, sender=AgentRun)
     try:
         with CaptureQueriesContext(connection) as captured:
-            message = streams.reply_event_for(str(run.run_id), reply, run.agent_id)
+            message = streams.reply_event_for(run, reply)
     finally:
         post_init.disconnect(count, sender=AgentRun)
     return len(captured), len(loaded), message["fragment"]
@@ -322,13 +322,13 @@ def test_a_live_reply_shows_the_votes_its_run_already_has(task: Task, user: Any,
 
 
 def test_a_live_reply_whose_run_is_gone_still_goes_out(task: Task, user: Any) -> None:
-    """Its run deleted (an admin's clean-up) between the save and the push: the reply
-    is rendered from its comment alone, without votes to offer."""
+    """Its run deleted (an admin's clean-up) between the save and the push: the push is
+    made from the run as saved, and reads neither the run nor its stored HTML again."""
     run = answered(task, user)
     assert run.reply_comment_id is not None
     reply = Comment.objects.get(pk=run.reply_comment_id)
     AgentRun.objects.filter(pk=run.pk).delete()
-    message = streams.reply_event_for(str(run.run_id), reply, "athena")
+    message = streams.reply_event_for(run, reply)
+    assert message["run"] == str(run.run_id) and message["comment_id"] == str(reply.pk)
     assert message["html"].strip() == "<p>Hi.</p>"
     assert "Reply to Athena" in message["fragment"]
-    assert "data-relaybridge-feedback=" not in message["fragment"]

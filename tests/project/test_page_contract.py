@@ -45,9 +45,10 @@ def test_a_reply_inserted_live_is_the_reply_the_page_shows(
     run = AgentRun.objects.get(comment=comment)
     services.claim_for_sending(run.run_id)
     services.mark_accepted(run.run_id, "evt_1")
-    reply = services.record_reply(run.run_id, "Hello **there**", {})
-    assert reply is not None
-    message = streams.reply_event_for(str(run.run_id), reply, "athena")
+    saved = services.record_reply_and_run(run.run_id, "Hello **there**", {})
+    assert saved is not None
+    run, reply = saved
+    message = streams.reply_event_for(run, reply)
     assert message["type"] == "run.reply" and message["comment_id"] == str(reply.pk)
     assert message["html"].strip() == "<p>Hello <strong>there</strong></p>"
     assert message["status_text"] == "Athena replied."
@@ -152,9 +153,9 @@ def test_a_broken_reply_override_leaves_the_page_to_refresh_and_says_so(
     run = AgentRun.objects.get(comment=comment)
     services.claim_for_sending(run.run_id)
     services.mark_accepted(run.run_id, "evt_1")
-    reply = services.record_reply(run.run_id, "Hello", {})
-    assert reply is not None
-    message = streams.reply_event_for(str(run.run_id), reply, "athena")
+    saved = services.record_reply_and_run(run.run_id, "Hello", {})
+    assert saved is not None
+    message = streams.reply_event_for(*saved)
     # The reply still goes out (the page fetches its comment list for the markup).
     assert message["fragment"] == "" and message["html"].strip() == "<p>Hello</p>"
     assert "could not render render_reply" in caplog.text
@@ -185,8 +186,10 @@ def test_a_reply_header_shows_the_id_beside_a_name_that_is_not_it(
     from relaybridge.agents import store_directory
 
     store_directory([{"agent_id": "athena", "name": name}])
-    reply = Comment.objects.create(task=task, agent_id="athena", body="Hello")
-    message = streams.reply_event_for("00000000-0000-0000-0000-000000000000", reply, "athena")
+    mention = Comment.objects.create(task=task, author=user, body="@athena hello")
+    saved = services.record_reply_and_run(AgentRun.objects.get(comment=mention).run_id, "Hello")
+    assert saved is not None
+    message = streams.reply_event_for(*saved)
     header = message["fragment"][: message["fragment"].index("</header>")]
     assert f">{name}</strong>" in header
     assert ('<code class="comment__agent-id">@athena</code>' in header) is shows_id

@@ -110,7 +110,7 @@ def test_a_reply_is_rendered_once_when_saved_and_never_by_page_views(
 def test_the_run_reply_push_reuses_the_stored_copy(task: Task, user: Any, parses: Parses) -> None:
     run, reply = replied(task, user)
     before = parses.calls
-    event = streams.reply_event_for(str(run.run_id), reply, "athena")
+    event = streams.reply_event_for(run, reply)
     assert parses.calls == before
     assert event["html"] == run.reply_html
     assert run.reply_html in event["fragment"]
