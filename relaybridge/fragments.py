@@ -57,8 +57,9 @@ RUN_TOKEN: Final = "{run}"
 #: A context variable with ``(comment id, run views)``: ``{% relaybridge_runs %}`` of
 #: that comment shows those runs instead of looking them up.
 GIVEN_RUNS: Final = "relaybridge_given_runs"
-#: A context variable with ``(reply comment id, its run)``: the reply's actions take
-#: that run instead of looking up the runs of the reply's whole thread.
+#: A context variable with ``(reply comment id, its run, just saved)``: the reply's
+#: actions take that run instead of looking up the runs of the reply's whole thread;
+#: a reply just saved has no votes to count yet.
 GIVEN_REPLY_RUN: Final = "relaybridge_given_reply_run"
 #: Where a status template puts the live countdown (the script fills it in).
 COUNTDOWN: Final = "{countdown}"
@@ -263,7 +264,9 @@ def reply_context(
     reply's Regenerate button and label). ``run``: the run that saved the reply,
     when the caller has it: its buttons, label and votes then come from that run,
     not from the runs of the whole thread (which a live reply would otherwise load
-    for every reply saved, however long the thread).
+    for every reply saved, however long the thread). A ``live`` reply is rendered in
+    the same trip that saved it, before any page has shown it: its votes are not
+    counted, there are none yet.
     """
     from .revisions import ThreadRevisions, reply_revision
 
@@ -284,7 +287,7 @@ def reply_context(
         "body_html": mark_safe(body_html),
         "created": getattr(comment, created_field, None) if created_field else None,
         **({GIVEN_RUNS: (str(comment.pk), [])} if live else {}),
-        **({GIVEN_REPLY_RUN: (str(comment.pk), run)} if run is not None else {}),
+        **({GIVEN_REPLY_RUN: (str(comment.pk), run, live)} if run is not None else {}),
         # "Regenerate" (``regenerate_url``) and "Regenerated answer" (``regenerated``).
         **reply_revision(comment, revisions),
     }

@@ -67,10 +67,12 @@ def reply_prefill(request: HttpRequest | None) -> str:
 class _ThreadReplies:
     """One thread's replied runs, by reply comment, with their vote counts."""
 
-    def __init__(self, by_reply: dict[str, AgentRun]) -> None:
+    def __init__(self, by_reply: dict[str, AgentRun], *, counted: bool = True) -> None:
+        """``counted=False``: the replies were just saved, and no page has shown them
+        yet, so nobody can have voted (no query for their votes)."""
         self.by_reply = by_reply
         replied = list(by_reply.values())
-        self.counts = counts([run.pk for run in replied]) if replied else {}
+        self.counts = counts([run.pk for run in replied]) if replied and counted else {}
         self.mine: dict[int, str] | None = None
 
     def votes_of(self, user: Any) -> dict[int, str]:
@@ -93,7 +95,8 @@ def _given_reply(context: Context, comment: Any) -> _ThreadReplies | None:
     given = context.get(GIVEN_REPLY_RUN)
     if given is None or given[0] != str(comment.pk):
         return None
-    return _ThreadReplies(replied_by_reply([given[1]]))
+    _comment_id, run, just_saved = given
+    return _ThreadReplies(replied_by_reply([run]), counted=not just_saved)
 
 
 def reply_actions_context(

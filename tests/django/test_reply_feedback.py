@@ -308,17 +308,30 @@ def test_a_live_reply_costs_the_same_queries_however_long_its_thread(user: Any, 
         assert "/regenerate/" in fragment and "Reply to Athena" in fragment
 
 
-def test_a_live_reply_shows_the_votes_its_run_already_has(task: Task, user: Any, bob: Any) -> None:
-    """Rendered from its own run, the fragment still counts what that run has: a vote cast
-    between the save and the push is not lost from it."""
+def test_a_live_reply_offers_its_votes_without_counting_them(task: Task, user: Any) -> None:
+    """The push is rendered in the trip that saved the reply, before any page has shown
+    it: nobody can have voted, so its votes are not counted (no query for them)."""
     run = answered(task, user)
-    feedback.record_vote(run, bob, "down")
-    fragment = cost_of_live_reply(run)[2]
+    assert run.reply_comment_id is not None
+    reply = Comment.objects.get(pk=run.reply_comment_id)
+    with CaptureQueriesContext(connection) as captured:
+        fragment = streams.reply_event_for(run, reply)["fragment"]
+    assert not [query for query in captured if "replyfeedback" in query["sql"]]
     assert f'data-relaybridge-feedback="{run.run_id}"' in fragment
     assert re.search(r'data-relaybridge-feedback-count="up">0<', fragment)
-    assert re.search(r'data-relaybridge-feedback-count="down">1<', fragment)
+    assert re.search(r'data-relaybridge-feedback-count="down">0<', fragment)
     # Pushed to every page: nobody's own vote is pressed in it.
     assert 'aria-pressed="true"' not in fragment
+
+
+def test_a_page_counts_the_votes_of_a_reply_the_push_showed_at_zero(
+    task: Task, user: Any, bob: Any
+) -> None:
+    """What a live push leaves uncounted, the next page view counts."""
+    run = answered(task, user)
+    feedback.record_vote(run, bob, "down")
+    body = page(signed_in(user), task)
+    assert re.search(r'data-relaybridge-feedback-count="down">1<', body)
 
 
 def test_a_live_reply_whose_run_is_gone_still_goes_out(task: Task, user: Any) -> None:

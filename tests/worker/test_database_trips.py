@@ -58,6 +58,8 @@ async def test_saving_a_reply_reads_its_run_once() -> None:
     message, queries = await in_thread(save)()
     runs_read = [sql for sql in queries if sql.startswith("SELECT") and "agentrun" in sql]
     assert len(runs_read) == 1, runs_read
+    # Nobody can have voted on a reply no page has shown yet: no count of its votes.
+    assert not [sql for sql in queries if "replyfeedback" in sql]
     saved = await sync_to_async(AgentRun.objects.get)(pk=run.pk)
     assert saved.status == AgentRun.Status.REPLIED and saved.reply_comment_id is not None
     assert message is not None and message["run"] == str(run.run_id)
