@@ -55,6 +55,8 @@ class Parameters:
     mention_steady_count: int = 100
     mention_concurrency: int = 8
     mention_loop_count: int = 200
+    trips_mentions: int = 200
+    trips_rounds: int = 3
     bytes_tokens: int = 2000
     bytes_rate: float = 200.0
     memory_runs: int = 1000
@@ -96,6 +98,7 @@ class Parameters:
             mention_steady_count=10,
             mention_concurrency=2,
             mention_loop_count=10,
+            trips_mentions=3,
             bytes_tokens=200,
             bytes_rate=400.0,
             memory_runs=10,
@@ -128,6 +131,7 @@ def log(message: str) -> None:
 
 SCENARIOS = (
     "mention",
+    "trips",
     "remote",
     "thinking",
     "latency",
@@ -172,6 +176,15 @@ async def run_scenarios(
         )
         scenarios["mention_to_accepted"] = mentions
         figures["mention_to_accepted_p50_ms"] = mentions["steady"]["latency_ms"]["p50"]
+    if "trips" in only:
+        from . import trips
+
+        per_round, rounds = params.trips_mentions, params.trips_rounds
+        log(f"the relay worker's database thread, {rounds} x {per_round} mentions")
+        found = await asyncio.to_thread(trips.in_subprocess, per_round, rounds)
+        scenarios["worker_db_trips"] = found
+        figures["worker_db_ms_per_mention"] = found["wall_ms_per_mention"]
+        spreads["worker_db_ms_per_mention"] = found["wall_ms_per_mention_spread"]
 
     if "remote" in only:
         from . import remote

@@ -33,6 +33,7 @@ FIGURES: list[tuple[str, str, str, str]] = [
     ("throughput_tokens_per_s_coalescing_on", "throughput, coalescing on", "tok/s", ">= 20000"),
     ("throughput_tokens_per_s_coalescing_off", "throughput, coalescing off", "tok/s", ">= 5000"),
     ("mention_to_accepted_p50_ms", "mention -> accepted p50", "ms", "<= 25"),
+    ("worker_db_ms_per_mention", "relay worker DB thread per mention", "ms", ""),
     ("remote_rtt_ms", "remote Relay: RTT through the proxy", "ms", ""),
     ("remote_accepted_p50_ms", "remote: mention -> accepted p50", "ms", "<= RTT + 25, <= 1/3 next"),
     (

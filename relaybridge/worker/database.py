@@ -82,10 +82,10 @@ def _executor() -> ThreadPoolExecutor | None:
     return _executors[0]
 
 
-def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """``sync_to_async(func)`` that honours a cancellation requested during the call.
+def as_one_trip(func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` as one trip to the thread runs it (what :func:`in_thread` runs there).
 
-    Within one call, values that cannot change meanwhile (the agent directory, from
+    Within one trip, values that cannot change meanwhile (the agent directory, from
     the cache) are read once however often the call needs them
     (:mod:`relaybridge.page_memo`): the thread is the worker's narrowest path.
     """
@@ -93,6 +93,14 @@ def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     def memoized(*args: P.args, **kwargs: P.kwargs) -> R:
         with page_memo({}):
             return func(*args, **kwargs)
+
+    return memoized
+
+
+def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``sync_to_async`` of :func:`as_one_trip` that honours a cancellation requested
+    during the call."""
+    memoized = as_one_trip(func)
 
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         executor = _executor()
