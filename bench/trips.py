@@ -123,8 +123,7 @@ def _trips_of(run_id: str) -> Iterator[tuple[str, Callable[[], object]]]:
 
     metadata = {"tokens_used": 120, "model": "bench", "latency_ms": 900}
     yield "intake", lambda: _expect(database.run_with_facts(run_id), "intake")
-    # What database.mark_sent calls, with its count: the run must have been marked.
-    yield "sent", lambda: _expect(services.mark_sent_many([run_id]), "sent")
+    yield "sent", lambda: _expect(database.mark_sent([run_id]), "sent")
     event_id = f"evt_{uuid.uuid4().hex}"
     yield "accepted", lambda: _expect(database.accepted_status(run_id, event_id, 0), "accepted")
     first_token: dict[RunRef, Any] = {run_id: timezone.now()}

@@ -202,8 +202,9 @@ def status_now(run_id: str, text: str, seq: int) -> streams.RunStatusMessage | N
 # --- the sweep, the watchdog and the send loop ---------------------------------------
 
 
-def mark_sent(refs: list[str], windowed: bool = True) -> None:
-    services.mark_sent_many(refs, windowed=windowed)
+def mark_sent(refs: list[str], windowed: bool = True) -> int:
+    """Record that these runs go to Relay now; how many were still ``sending``."""
+    return services.mark_sent_many(refs, windowed=windowed)
 
 
 def recent_send_times(within_s: float) -> list[float]:

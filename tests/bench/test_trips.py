@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
 from bench.trips import TRIPS, table
 from tests.conftest import require_redis_server, require_service
 from tests.deployment.services import POSTGRES_ADMIN_URL, postgres_available
@@ -64,17 +63,3 @@ def test_a_run_of_no_mentions_is_refused() -> None:
     done = trips("--mentions=0")
     assert done.returncode == 2
     assert "--mentions and --rounds must be at least 1" in done.stderr
-
-
-def test_the_figure_is_in_the_table_with_its_spread() -> None:
-    figures = {key: float("nan") for key in report.REQUIRED_KEYS}
-    figures["worker_db_ms_per_mention"] = 21.5
-    result = report.assemble(
-        figures,
-        mode="quick",
-        parameters={},
-        scenarios={},
-        spreads={"worker_db_ms_per_mention": 2.3},
-    )
-    [line] = [row for row in report.table(result).splitlines() if "DB thread per mention" in row]
-    assert "21.5" in line and " 2.3 " in line

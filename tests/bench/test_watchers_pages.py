@@ -78,17 +78,21 @@ def test_the_open_files_limit_is_raised_as_far_as_the_hard_limit_allows() -> Non
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_the_table_prints_a_median_with_its_spread() -> None:
-    figures = {key: float("nan") for key in report.REQUIRED_KEYS}
-    figures["fanout_500_p99_ms"] = 12.0
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [("fanout_500_p99_ms", "500 pages"), ("worker_db_ms_per_mention", "DB thread per mention")],
+)
+def test_the_table_prints_a_median_with_its_spread(key: str, label: str) -> None:
+    figures = {name: float("nan") for name in report.REQUIRED_KEYS}
+    figures[key] = 12.0
     result = report.assemble(
         figures,
         mode="quick",
         parameters={},
         scenarios={},
-        spreads={"fanout_500_p99_ms": 3.75},
+        spreads={key: 3.75},
     )
-    [line] = [row for row in report.table(result).splitlines() if "500 pages" in row]
+    [line] = [row for row in report.table(result).splitlines() if label in row]
     assert "12.0" in line and " 3.8 " in line
     assert set(KEYS) <= set(report.REQUIRED_KEYS)
 
